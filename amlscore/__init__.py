@@ -1,0 +1,1 @@
+"""The `amlscore` console script (thin: parsing and printing only)."""

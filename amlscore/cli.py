@@ -1,0 +1,200 @@
+"""`amlscore` — one console script, thin: it parses, calls the packages, and prints."""
+
+from __future__ import annotations
+
+import datetime as dt
+import sys
+from collections.abc import Callable
+from functools import wraps
+from pathlib import Path
+
+import click
+
+from shared.errors import AmlScoreError, ConfigurationError
+from shared.settings import load_settings
+
+
+def _date(_ctx, _param, value: str | None) -> dt.date | None:
+    if value is None:
+        return None
+    try:
+        return dt.date.fromisoformat(value)
+    except ValueError as exc:
+        raise click.BadParameter(f"{value!r} is not YYYY-MM-DD") from exc
+
+
+network_option = click.option("--network", "networks", multiple=True,
+                              help="Network (repeatable); default: every network present.")
+start_option = click.option("--start", callback=_date, help="First processing date, YYYY-MM-DD.")
+end_option = click.option("--end", callback=_date, help="Last processing date (inclusive).")
+window_option = click.option("--window-days", default=7, show_default=True, type=click.IntRange(1))
+
+
+def friendly_errors(func: Callable) -> Callable:
+    """Errors meant for the operator print as one line and a non-zero exit, not a traceback."""
+    @wraps(func)
+    def wrapper(*args, **kwargs):
+        try:
+            return func(*args, **kwargs)
+        except ConfigurationError as exc:
+            click.echo(f"configuration error: {exc}", err=True)
+            sys.exit(2)
+        except AmlScoreError as exc:
+            click.echo(f"error: {exc}", err=True)
+            sys.exit(1)
+    return wrapper
+
+
+def _context():
+    from shared.context import Context
+    return Context(load_settings())
+
+
+def _resolve_range(ctx, networks, start, end, window_days):
+    networks = tuple(networks) or tuple(ctx.raw.networks())
+    if not networks:
+        raise AmlScoreError("ClickHouse holds no alerts yet; run `amlscore ingest` first")
+    if start is None or end is None:
+        found = ctx.raw.date_range(networks, window_days)
+        if found is None:
+            raise AmlScoreError(f"no alerts for {','.join(networks)} with window {window_days}")
+        start, end = start or found[0], end or found[1]
+    if start > end:
+        raise click.BadParameter("--start is after --end")
+    return networks, start, end
+
+
+@click.group()
+def main() -> None:
+    """amlscore: risk scores for blockchain AML alerts, streaming and batch."""
+
+
+@main.command()
+@click.option("--out", type=click.Path(path_type=Path), required=True)
+@click.option("--network", "networks", multiple=True, default=("ethereum",), show_default=True)
+@click.option("--start", callback=_date, default="2025-01-01", show_default=True)
+@click.option("--days", default=14, show_default=True, type=click.IntRange(1))
+@click.option("--alerts-per-day", default=3000, show_default=True, type=click.IntRange(10))
+@click.option("--window-days", default=7, show_default=True, type=click.IntRange(1))
+@click.option("--seed", default=7, show_default=True, type=int)
+@friendly_errors
+def synth(out, networks, start, days, alerts_per_day, window_days, seed) -> None:
+    """Write synthetic SOT batches (with _truth.parquet beside each)."""
+    from tqdm import tqdm
+
+    from batch.synth import SynthConfig, generate
+    cfg = SynthConfig(out, tuple(networks), start, days, alerts_per_day, window_days, seed)
+    with tqdm(total=days * len(networks), unit="batch", desc="synth") as bar:
+        written = generate(cfg, progress=bar.update)
+    click.echo(f"wrote {len(written)} batches (~{alerts_per_day} alerts/day) under {out}")
+
+
+@main.command()
+@click.option("--source", required=True, help="SOT root: a directory or s3://bucket/prefix")
+@network_option
+@start_option
+@end_option
+@click.option("--window-days", type=click.IntRange(1), default=None, help="Only this window.")
+@click.option("--skip-existing", is_flag=True, help="Leave batches already ingested alone.")
+@friendly_errors
+def ingest(source, networks, start, end, window_days, skip_existing) -> None:
+    """Validate and load SOT batches into ClickHouse (a broken batch is refused whole)."""
+    from tqdm import tqdm
+
+    from batch.ingest import ingest_source
+    from batch.sot_reader import open_source
+    ctx = _context()
+    fs, root = open_source(source, ctx.settings.s3_endpoint, ctx.settings.s3_anonymous)
+    bar = tqdm(unit="batch", desc="ingest")
+    report = ingest_source(ctx.raw, fs, root, networks=set(networks) or None, start=start, end=end,
+                           window_days=window_days, skip_existing=skip_existing,
+                           on_batch=lambda key, status: bar.update(1))
+    bar.close()
+    click.echo(f"ingested {len(report.ingested)} batches ({report.rows} rows), skipped "
+               f"{len(report.skipped)}, labels {report.labels or 'none'} into {ctx.target.describe()}")
+    for batch, problems in report.refused.items():
+        click.echo(f"REFUSED {batch}:", err=True)
+        for problem in problems:
+            click.echo(f"  - {problem}", err=True)
+    if not report.ok:
+        sys.exit(1)
+
+
+@main.command()
+@network_option
+@start_option
+@end_option
+@window_option
+@click.option("--holdout-days", type=click.IntRange(1), default=None,
+              help="Last dates held out for evaluation (default 20%).")
+@click.option("--seed", default=42, show_default=True, type=int)
+@click.option("--no-promote", is_flag=True, help="Register as a candidate; do not promote.")
+@friendly_errors
+def train(networks, start, end, window_days, holdout_days, seed, no_promote) -> None:
+    """Train alert_scorer, alert_ranker and cluster_scorer; write models and a report."""
+    from batch.train import TrainConfig
+    from batch.train import train as run_train
+    ctx = _context()
+    networks, start, end = _resolve_range(ctx, networks, start, end, window_days)
+    cfg = TrainConfig(networks, start, end, window_days, holdout_days, seed,
+                      ctx.settings.train_threads, promote=not no_promote)
+    result = run_train(ctx.raw, ctx.models, cfg, ctx.registry_table)
+    m = result.metrics
+    ranking = m["ranking"]["mean"]
+    click.echo(f"model version {result.version} ({'promoted' if cfg.promote else 'candidate'})")
+    click.echo(f"  alert_scorer   held-out AUC {m['alert_scorer']['auc']}  PR-AUC "
+               f"{m['alert_scorer']['pr_auc']}  Brier {m['alert_scorer']['brier']}")
+    click.echo(f"  alert_ranker   NDCG@10 {ranking['ranker_ndcg@10']} (classifier baseline "
+               f"{ranking['classifier_baseline_ndcg@10']}), precision@50 "
+               f"{ranking['ranker_precision@50']} ({ranking['classifier_baseline_precision@50']})")
+    click.echo(f"  cluster_scorer held-out AUC {m['cluster_scorer']['auc']}  PR-AUC "
+               f"{m['cluster_scorer']['pr_auc']}")
+    click.echo(f"  report: {result.report_dir / 'report.json'} (+ plots)")
+
+
+@main.command()
+@network_option
+@start_option
+@end_option
+@window_option
+@click.option("--chunk-size", default=50_000, show_default=True, type=click.IntRange(1))
+@click.option("--force", is_flag=True, help="Re-score batches already complete for this model.")
+@click.option("--model-version", default=None, help="Default: the promoted version.")
+@friendly_errors
+def backfill(networks, start, end, window_days, chunk_size, force, model_version) -> None:
+    """Score a date range from ClickHouse into alert_scores / cluster_scores."""
+    from tqdm import tqdm
+
+    from batch.backfill import BackfillConfig
+    from batch.backfill import backfill as run_backfill
+    ctx = _context()
+    scoring = ctx.scoring(model_version)
+    networks, start, end = _resolve_range(ctx, networks, start, end, window_days)
+    batches = ctx.raw.batches(networks, start, end, window_days)
+    with tqdm(total=sum(b[3] for b in batches), unit="alert", desc="backfill") as bar:
+        report = run_backfill(ctx.raw, ctx.scores, scoring,
+                              BackfillConfig(networks, start, end, window_days, chunk_size, force),
+                              on_batch=lambda _name, _status, n: bar.update(n))
+    click.echo(f"model {report.model_version}: scored {len(report.scored)} batches "
+               f"({report.alerts} alerts, {report.clusters} clusters) in {report.seconds:.1f}s "
+               f"= {report.alerts_per_second:,.0f} alerts/s; skipped {len(report.skipped)} complete")
+
+
+@main.command()
+@click.option("--out", type=click.Path(path_type=Path), required=True)
+@network_option
+@start_option
+@end_option
+@window_option
+@click.option("--model-version", default=None, help="Default: the promoted version.")
+@friendly_errors
+def export(out, networks, start, end, window_days, model_version) -> None:
+    """Write scores (with rank positions) for a date range to Parquet."""
+    from batch.export import export_scores
+    ctx = _context()
+    networks, start, end = _resolve_range(ctx, networks, start, end, window_days)
+    version = model_version or ctx.models.current_version()
+    if version is None:
+        raise AmlScoreError("no promoted model; pass --model-version or run `amlscore train`")
+    rows = export_scores(ctx.scores, out, networks, start, end, window_days, version)
+    click.echo(f"wrote {rows} scored alerts of model {version} to {out}")

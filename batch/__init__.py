@@ -1,0 +1,1 @@
+"""Batch path: SOT ingest, synthetic data, training, backfill, export, replay."""

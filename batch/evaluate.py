@@ -1,0 +1,41 @@
+"""Held-out evaluation: probabilistic metrics and per-date ranking metrics."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from shared import metrics
+
+
+def _clean(value: float) -> float | None:
+    return None if value is None or np.isnan(value) else round(float(value), 6)
+
+
+def binary_metrics(labels: np.ndarray, scores: np.ndarray) -> dict:
+    return {
+        "n": int(len(labels)),
+        "positives": int(np.sum(labels)),
+        "auc": _clean(metrics.roc_auc(labels, scores)),
+        "pr_auc": _clean(metrics.average_precision(labels, scores)),
+        "brier": _clean(metrics.brier(labels, scores)),
+    }
+
+
+def ranking_metrics(groups: np.ndarray, labels: np.ndarray, scorers: dict[str, np.ndarray],
+                    k_ndcg: int = 10, k_precision: int = 50) -> dict:
+    """NDCG@k and precision@k per query group (network/date) for each scorer, plus means."""
+    per_group = []
+    for group in sorted(set(groups.tolist())):
+        mask = groups == group
+        row = {"group": group, "n": int(mask.sum()), "positives": int(labels[mask].sum())}
+        for name, scores in scorers.items():
+            row[f"{name}_ndcg@{k_ndcg}"] = _clean(metrics.ndcg_at_k(labels[mask], scores[mask], k_ndcg))
+            row[f"{name}_precision@{k_precision}"] = _clean(
+                metrics.precision_at_k(labels[mask], scores[mask], k_precision))
+        per_group.append(row)
+    means = {}
+    for name in scorers:
+        for metric in (f"ndcg@{k_ndcg}", f"precision@{k_precision}"):
+            values = [r[f"{name}_{metric}"] for r in per_group if r[f"{name}_{metric}"] is not None]
+            means[f"{name}_{metric}"] = _clean(float(np.mean(values))) if values else None
+    return {"per_date": per_group, "mean": means}

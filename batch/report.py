@@ -1,0 +1,89 @@
+"""Training report: report.json, held-out predictions and PNG plots (ROC, PR, calibration,
+feature importance)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import orjson  # noqa: E402
+import pyarrow as pa  # noqa: E402
+import pyarrow.parquet as pq  # noqa: E402
+import xgboost as xgb  # noqa: E402
+
+from shared import metrics as m  # noqa: E402
+
+PLOTS = ("roc.png", "pr.png", "calibration.png", "importance.png")
+
+
+def _save(fig, path: Path) -> None:
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def _plot_roc(labels, scores, auc, path: Path) -> None:
+    fpr, tpr, _ = m.roc_curve(labels, scores)
+    fig, ax = plt.subplots(figsize=(5, 5))
+    ax.plot(fpr, tpr, label=f"alert_scorer (AUC {auc:.3f})")
+    ax.plot([0, 1], [0, 1], "--", color="grey", label="chance")
+    ax.set(xlabel="false positive rate", ylabel="true positive rate", title="ROC, held-out dates")
+    ax.legend(loc="lower right")
+    _save(fig, path)
+
+
+def _plot_pr(labels, scores, ap, path: Path) -> None:
+    precision, recall, _ = m.pr_curve(labels, scores)
+    fig, ax = plt.subplots(figsize=(5, 5))
+    ax.step(recall, precision, where="post", label=f"alert_scorer (AP {ap:.3f})")
+    ax.axhline(labels.mean(), ls="--", color="grey", label=f"prevalence {labels.mean():.3f}")
+    ax.set(xlabel="recall", ylabel="precision", title="Precision–recall, held-out dates", ylim=(0, 1.02))
+    ax.legend(loc="upper right")
+    _save(fig, path)
+
+
+def _plot_calibration(labels, scores, brier, path: Path) -> None:
+    bins = m.calibration_bins(labels, scores, bins=10)
+    fig, ax = plt.subplots(figsize=(5, 5))
+    ax.plot([0, 1], [0, 1], "--", color="grey", label="perfect")
+    ax.plot([b[0] for b in bins], [b[1] for b in bins], "o-", label=f"alert_scorer (Brier {brier:.4f})")
+    for mean, rate, count in bins:
+        ax.annotate(str(count), (mean, rate), fontsize=7, xytext=(3, -9), textcoords="offset points")
+    ax.set(xlabel="mean predicted risk", ylabel="observed positive rate", title="Calibration (n per bin)")
+    ax.legend(loc="upper left")
+    _save(fig, path)
+
+
+def _plot_importance(booster: xgb.Booster, path: Path, top: int = 20) -> list[dict]:
+    gain = booster.get_score(importance_type="total_gain")
+    ranked = sorted(gain.items(), key=lambda kv: (-kv[1], kv[0]))[:top]
+    fig, ax = plt.subplots(figsize=(6, 0.3 * len(ranked) + 1.2))
+    ax.barh([k for k, _ in ranked][::-1], [v for _, v in ranked][::-1])
+    ax.set(xlabel="total gain", title="alert_scorer feature importance")
+    _save(fig, path)
+    return [{"feature": k, "total_gain": round(v, 4)} for k, v in ranked]
+
+
+def write_report(directory: Path, version: str, metrics: dict, split: dict, held: dict,
+                 booster: xgb.Booster, names: list[str]) -> Path:
+    directory.mkdir(parents=True, exist_ok=True)
+    labels, scores = held["labels"], held["scores"]
+    scorer = metrics["alert_scorer"]
+    _plot_roc(labels, scores, scorer["auc"], directory / "roc.png")
+    _plot_pr(labels, scores, scorer["pr_auc"], directory / "pr.png")
+    _plot_calibration(labels, scores, scorer["brier"], directory / "calibration.png")
+    importance = _plot_importance(booster, directory / "importance.png")
+    pq.write_table(pa.table({
+        "alert_id": held["alert_ids"].astype(str), "group": held["groups"].astype(str),
+        "label": labels.astype(np.int8), "score": scores, "rank_score": held["rank_scores"],
+    }), directory / "holdout_predictions.parquet")
+    report = {"model_version": version, "split": split, "metrics": metrics,
+              "feature_importance": importance, "n_features": len(names),
+              "plots": list(PLOTS), "holdout_predictions": "holdout_predictions.parquet"}
+    path = directory / "report.json"
+    path.write_bytes(orjson.dumps(report, option=orjson.OPT_INDENT_2))
+    return path

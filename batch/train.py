@@ -1,0 +1,185 @@
+"""Train alert_scorer, alert_ranker and cluster_scorer over a date range.
+
+Temporal split: the last ``holdout_days`` dates are held out and only used for the report; the
+last training date before them is the early-stopping validation slice. Nothing is evaluated on
+data it was trained on.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from batch.dataset import TrainingData, load_training_data
+from batch.evaluate import binary_metrics, ranking_metrics
+from batch.models import FitResult, fit_binary, fit_ranker
+from batch.report import write_report
+from shared.clickhouse.raw_store import RawStore
+from shared.clickhouse.registry_store import RegistryStore
+from shared.cluster_features import build_cluster_matrix, fit_cluster_spec
+from shared.errors import TrainingRefused
+from shared.features import build_alert_matrix, fit_feature_spec
+from shared.registry import DirectoryModelRegistry
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    networks: tuple[str, ...]
+    start: dt.date
+    end: dt.date
+    window_days: int = 7
+    holdout_days: int | None = None
+    seed: int = 42
+    threads: int = 2
+    min_labelled: int = 100
+    min_positives: int = 10
+    promote: bool = True
+
+
+@dataclass
+class TrainResult:
+    version: str
+    metrics: dict
+    report_dir: Path
+    rounds: dict[str, int] = field(default_factory=dict)
+
+
+def split_dates(dates: Sequence[str], holdout_days: int | None) -> tuple[list[str], list[str], list[str]]:
+    """(fit dates, validation dates, held-out dates), in time order."""
+    dates = sorted(set(dates))
+    holdout = holdout_days if holdout_days is not None else max(1, round(0.2 * len(dates)))
+    if len(dates) < holdout + 1:
+        raise TrainingRefused(
+            f"need more than {holdout} dates to hold out {holdout}; the range has {len(dates)}")
+    train, held = dates[:-holdout], dates[-holdout:]
+    if len(train) >= 3:
+        return train[:-1], train[-1:], held
+    return train, [], held
+
+
+def _require(name: str, labels: np.ndarray, cfg: TrainConfig, part: str) -> None:
+    labelled = labels[~np.isnan(labels)]
+    positives = int(labelled.sum())
+    negatives = len(labelled) - positives
+    if part == "training" and len(labelled) < cfg.min_labelled:
+        raise TrainingRefused(
+            f"{name}: only {len(labelled)} labelled rows in the training dates (need "
+            f"{cfg.min_labelled}); widen --start/--end or load more address labels")
+    minimum = cfg.min_positives if part == "training" else 1
+    if positives < minimum or negatives < minimum:
+        raise TrainingRefused(
+            f"{name}: the {part} dates have {positives} positive and {negatives} negative labelled "
+            f"rows (need at least {minimum} of each); a one-class model would be a constant")
+
+
+def _parts(dates: pd.Series, fit_dates: list[str], valid_dates: list[str]) -> np.ndarray:
+    return np.select([dates.isin(fit_dates).to_numpy(), dates.isin(valid_dates).to_numpy()],
+                     ["fit", "valid"], "held")
+
+
+def _fingerprint(*arrays: np.ndarray, names: Sequence[str]) -> str:
+    digest = hashlib.sha256("\x1f".join(names).encode())
+    for array in arrays:
+        digest.update(np.ascontiguousarray(array).tobytes())
+    return digest.hexdigest()
+
+
+def _cluster_matrix(data: TrainingData, spec, alert_matrix: np.ndarray) -> np.ndarray:
+    """Cluster features per batch, so member ids resolve only within their own batch."""
+    width = len(spec.names)
+    out = np.full((len(data.clusters), width), np.nan, dtype=np.float32)
+    alert_groups = data.alerts.groupby(["network", "processing_date"], sort=False).indices
+    for key, rows in data.clusters.groupby(["network", "processing_date"], sort=False).indices.items():
+        members = alert_groups.get(key, np.empty(0, dtype=np.int64))
+        ids = pd.Index(data.alerts["alert_id"].to_numpy()[members].astype(str))
+        out[rows], _ = build_cluster_matrix(spec, data.clusters.iloc[rows], ids, alert_matrix[members])
+    return out
+
+
+def train(store: RawStore, registry: DirectoryModelRegistry, cfg: TrainConfig,
+          registry_table: RegistryStore | None = None) -> TrainResult:
+    data = load_training_data(store, cfg.networks, cfg.start, cfg.end, cfg.window_days)
+    if not len(data.alerts):
+        raise TrainingRefused(
+            f"no alerts for {','.join(cfg.networks)} between {cfg.start} and {cfg.end} "
+            f"(window {cfg.window_days}); run `amlscore ingest` first")
+    fit_dates, valid_dates, held_dates = split_dates(data.alerts["processing_date"], cfg.holdout_days)
+    alerts, clusters = data.alerts, data.clusters
+    part = _parts(alerts["processing_date"], fit_dates, valid_dates)
+    train_rows = part != "held"
+
+    spec = fit_feature_spec(alerts[train_rows], data.features[data.features["processing_date"].isin(fit_dates + valid_dates)])
+    x = build_alert_matrix(spec, alerts, data.features)
+    y = alerts["label"].to_numpy()
+    labelled = ~np.isnan(y)
+    _require("alert_scorer", y[train_rows], cfg, "training")
+    _require("alert_scorer", y[part == "held"], cfg, "held-out")
+    names = list(spec.names)
+
+    fit_mask, valid_mask, held_mask = (labelled & (part == p) for p in ("fit", "valid", "held"))
+    scorer = fit_binary(x[fit_mask], y[fit_mask], x[valid_mask], y[valid_mask], names, cfg.seed, cfg.threads)
+    qid_codes = pd.factorize(alerts["network"] + "|" + alerts["processing_date"])[0]
+    ranker = fit_ranker(x[fit_mask], y[fit_mask], qid_codes[fit_mask], x[valid_mask], y[valid_mask],
+                        qid_codes[valid_mask], names, cfg.seed, cfg.threads)
+
+    cluster_spec = fit_cluster_spec(clusters[clusters["processing_date"].isin(fit_dates + valid_dates)], spec.names)
+    cx = _cluster_matrix(data, cluster_spec, x)
+    cy = clusters["label"].to_numpy()
+    c_part = _parts(clusters["processing_date"], fit_dates, valid_dates)
+    c_labelled = ~np.isnan(cy)
+    _require("cluster_scorer", cy[c_part != "held"], cfg, "training")
+    _require("cluster_scorer", cy[c_part == "held"], cfg, "held-out")
+    c_fit, c_valid, c_held = (c_labelled & (c_part == p) for p in ("fit", "valid", "held"))
+    cluster_model = fit_binary(cx[c_fit], cy[c_fit], cx[c_valid], cy[c_valid],
+                               list(cluster_spec.names), cfg.seed, cfg.threads)
+
+    held_x, held_y = x[held_mask], y[held_mask]
+    held_scores = scorer.booster.inplace_predict(held_x).astype(np.float64)
+    held_rank = ranker.booster.inplace_predict(held_x).astype(np.float64)
+    cluster_scores = cluster_model.booster.inplace_predict(cx[c_held]).astype(np.float64)
+    groups = (alerts["network"] + "/" + alerts["processing_date"]).to_numpy()[held_mask]
+    metrics = {
+        "alert_scorer": binary_metrics(held_y, held_scores),
+        "ranking": ranking_metrics(groups, held_y, {"ranker": held_rank, "classifier_baseline": held_scores}),
+        "cluster_scorer": binary_metrics(cy[c_held], cluster_scores),
+    }
+    fingerprint = _fingerprint(x[labelled & train_rows], y[labelled & train_rows], cx[c_labelled], names=names)
+    version = f"{dt.datetime.now(dt.UTC):%Y%m%dT%H%M%SZ}-{fingerprint[:8]}"
+    split = {"fit_dates": fit_dates, "validation_dates": valid_dates, "holdout_dates": held_dates}
+    common = {
+        "training_range": {"networks": list(cfg.networks), "start": cfg.start.isoformat(),
+                           "end": cfg.end.isoformat(), "window_days": cfg.window_days, **split},
+        "data_fingerprint": fingerprint,
+        "metrics": metrics,
+        "created_at": dt.datetime.now(dt.UTC).isoformat(),
+    }
+    fits: dict[str, tuple[FitResult, list[str], dict]] = {
+        "alert_scorer": (scorer, names, {"feature_spec": spec.to_dict()}),
+        "alert_ranker": (ranker, names, {"feature_spec": spec.to_dict()}),
+        "cluster_scorer": (cluster_model, list(cluster_spec.names), {"cluster_spec": cluster_spec.to_dict()}),
+    }
+    for name, (fit, feature_names, extra) in fits.items():
+        registry.save(version, name, fit.booster, {**common, **extra, "feature_names": feature_names,
+                                                    "params": fit.params, "rounds": fit.rounds})
+    report_dir = registry.version_dir(version) / "report"
+    write_report(report_dir, version, metrics, split, {
+        "alert_ids": alerts["alert_id"].to_numpy()[held_mask], "groups": groups, "labels": held_y,
+        "scores": held_scores, "rank_scores": held_rank,
+    }, scorer.booster, names)
+    if cfg.promote:
+        registry.promote(version)
+    if registry_table is not None:
+        for name, (_fit, feature_names, _) in fits.items():
+            registry_table.register(
+                version=version, name=name, status="promoted" if cfg.promote else "candidate",
+                path=str(registry.version_dir(version) / f"{name}.ubj"), feature_names=feature_names,
+                train_start=cfg.start, train_end=cfg.end, networks=cfg.networks,
+                metrics=metrics.get(name, metrics["ranking"]["mean"]), fingerprint=fingerprint)
+    return TrainResult(version, metrics, report_dir,
+                       {name: fit.rounds for name, (fit, _, _) in fits.items()})

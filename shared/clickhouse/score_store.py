@@ -1,0 +1,91 @@
+"""Score tables: idempotent writes (ReplacingMergeTree keyed by alert and model version), the
+per-batch completion log that makes backfill resumable, and reads for export and checks."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Sequence
+
+import pandas as pd
+import pyarrow as pa
+from clickhouse_connect.driver.client import Client
+
+from shared.clickhouse.connection import check_identifier
+from shared.clickhouse.raw_store import BATCH_FILTER, RANGE_FILTER, batch_params, range_params
+
+_KEY_TYPES = {"network": pa.string(), "processing_date": pa.date32(), "window_days": pa.uint16()}
+
+
+def _arrow(frame: pd.DataFrame, types: dict[str, pa.DataType], source: str,
+           scored_at: dt.datetime) -> pa.Table:
+    columns = {name: pa.array(frame[name].to_numpy(), kind) if name != "processing_date"
+               else pa.array(list(frame[name]), kind) for name, kind in types.items()}
+    n = len(frame)
+    columns["scored_at"] = pa.array([scored_at] * n, pa.timestamp("ms", tz="UTC"))
+    columns["source"] = pa.array([source] * n, pa.string())
+    return pa.table(columns)
+
+
+class ScoreStore:
+    """ClickHouse implementation of :class:`shared.sink.ScoreSink`."""
+
+    def __init__(self, client: Client, database: str) -> None:
+        self.client = client
+        self.db = check_identifier(database, "database")
+
+    def write_alert_scores(self, scores: pd.DataFrame, source: str, scored_at: dt.datetime) -> None:
+        if not len(scores):
+            return
+        types = {**_KEY_TYPES, "alert_id": pa.string(), "address": pa.string(),
+                 "model_version": pa.string(), "score": pa.float64(), "rank_score": pa.float64(),
+                 "risk_level": pa.string(), "explanation": pa.string()}
+        self.client.insert_arrow(f"{self.db}.alert_scores", _arrow(scores, types, source, scored_at))
+
+    def write_cluster_scores(self, scores: pd.DataFrame, source: str, scored_at: dt.datetime) -> None:
+        if not len(scores):
+            return
+        types = {**_KEY_TYPES, "cluster_id": pa.string(), "model_version": pa.string(),
+                 "score": pa.float64(), "risk_level": pa.string(), "n_alerts": pa.uint32(),
+                 "n_alerts_found": pa.uint32()}
+        self.client.insert_arrow(f"{self.db}.cluster_scores", _arrow(scores, types, source, scored_at))
+
+    def mark_complete(self, network: str, processing_date: dt.date, window_days: int,
+                      model_version: str, n_alerts: int, n_clusters: int) -> None:
+        self.client.insert(
+            f"{self.db}.score_runs",
+            [[network, processing_date, window_days, model_version, n_alerts, n_clusters,
+              dt.datetime.now(dt.UTC)]],
+            column_names=["network", "processing_date", "window_days", "model_version",
+                          "n_alerts", "n_clusters", "completed_at"],
+        )
+
+    def completed_alerts(self, network: str, processing_date: dt.date, window_days: int,
+                         model_version: str) -> int | None:
+        """Alerts the last complete run of this model scored for the batch, or None."""
+        rows = self.client.query(
+            f"SELECT n_alerts FROM {self.db}.score_runs FINAL WHERE {BATCH_FILTER} "
+            "AND model_version = {version:String}",
+            parameters={**batch_params(network, processing_date, window_days), "version": model_version},
+        ).result_rows
+        return rows[0][0] if rows else None
+
+    def alert_scores(self, networks: Sequence[str], start: dt.date, end: dt.date, window_days: int,
+                     model_version: str | None = None) -> pd.DataFrame:
+        where, params = RANGE_FILTER, range_params(networks, start, end, window_days)
+        if model_version is not None:
+            where += " AND model_version = {version:String}"
+            params["version"] = model_version
+        return self.client.query_df(
+            f"SELECT network, processing_date, window_days, alert_id, address, model_version, score, "
+            f"rank_score, risk_level, explanation, source FROM {self.db}.alert_scores FINAL "
+            f"WHERE {where} ORDER BY network, processing_date, alert_id, model_version",
+            parameters=params,
+        )
+
+    def rankings_arrow(self, networks: Sequence[str], start: dt.date, end: dt.date,
+                       window_days: int, model_version: str) -> pa.Table:
+        return self.client.query_arrow(
+            f"SELECT * FROM {self.db}.alert_rankings WHERE {RANGE_FILTER} "
+            "AND model_version = {version:String} ORDER BY network, processing_date, rank_position",
+            parameters={**range_params(networks, start, end, window_days), "version": model_version},
+        )

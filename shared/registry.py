@@ -1,0 +1,177 @@
+"""Model artifacts on disk: one directory per model version holding the three models.
+
+Layout: ``{models_dir}/{version}/{name}.ubj`` (XGBoost UBJSON) and ``{name}.json`` (metadata:
+feature names in order, training range, metrics, data fingerprint, the artifact's sha256).
+``{models_dir}/PROMOTED`` names the version that scorers load; it is replaced atomically, so a
+reader sees the old or the new pointer, never half of one.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol
+
+import orjson
+import xgboost as xgb
+
+from shared.cluster_features import ClusterFeatureSpec
+from shared.errors import ModelLoadError
+from shared.features import FeatureSpec
+
+MODEL_NAMES = ("alert_scorer", "alert_ranker", "cluster_scorer")
+PROMOTED_FILE = "PROMOTED"
+_VERSION = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
+
+
+@dataclass(frozen=True)
+class TrainedModel:
+    name: str
+    booster: xgb.Booster
+    metadata: dict
+
+    @property
+    def feature_names(self) -> tuple[str, ...]:
+        return tuple(self.metadata["feature_names"])
+
+
+@dataclass(frozen=True)
+class ModelBundle:
+    """The three models of one version, with the specs their inputs are built by."""
+
+    version: str
+    alert_scorer: TrainedModel
+    alert_ranker: TrainedModel
+    cluster_scorer: TrainedModel
+    feature_spec: FeatureSpec
+    cluster_spec: ClusterFeatureSpec
+
+
+class ModelSource(Protocol):
+    """Where scorers get models from; swappable (directory, object store, …)."""
+
+    def current_version(self) -> str | None: ...
+
+    def load(self, version: str) -> ModelBundle: ...
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _atomic_write(path: Path, data: bytes) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+class DirectoryModelRegistry:
+    """A :class:`ModelSource` backed by a directory (a local disk or a shared volume)."""
+
+    def __init__(self, models_dir: Path) -> None:
+        self.models_dir = Path(models_dir)
+
+    def version_dir(self, version: str) -> Path:
+        if not _VERSION.match(version):
+            raise ModelLoadError(f"invalid model version {version!r}")
+        return self.models_dir / version
+
+    def save(self, version: str, name: str, booster: xgb.Booster, metadata: dict) -> Path:
+        if name not in MODEL_NAMES:
+            raise ValueError(f"unknown model name {name!r}")
+        directory = self.version_dir(version)
+        directory.mkdir(parents=True, exist_ok=True)
+        model_path = directory / f"{name}.ubj"
+        _atomic_write(model_path, bytes(booster.save_raw(raw_format="ubj")))
+        full = {**metadata, "model_name": name, "model_version": version,
+                "artifact": model_path.name, "artifact_sha256": _sha256(model_path),
+                "xgboost_version": xgb.__version__}
+        _atomic_write(directory / f"{name}.json", orjson.dumps(full, option=orjson.OPT_INDENT_2))
+        return model_path
+
+    def promote(self, version: str) -> None:
+        self.load(version)  # refuse to point scorers at something that does not load
+        _atomic_write(self.models_dir / PROMOTED_FILE, orjson.dumps({"model_version": version}))
+
+    def current_version(self) -> str | None:
+        pointer = self.models_dir / PROMOTED_FILE
+        try:
+            return str(orjson.loads(pointer.read_bytes())["model_version"])
+        except FileNotFoundError:
+            return None
+        except (orjson.JSONDecodeError, KeyError, TypeError) as exc:
+            raise ModelLoadError(f"{pointer} is unreadable ({exc}); re-run `amlscore train`") from exc
+
+    def versions(self) -> list[str]:
+        if not self.models_dir.is_dir():
+            return []
+        return sorted(p.name for p in self.models_dir.iterdir()
+                      if p.is_dir() and (p / "alert_scorer.json").exists())
+
+    def load_model(self, version: str, name: str) -> TrainedModel:
+        directory = self.version_dir(version)
+        meta_path, model_path = directory / f"{name}.json", directory / f"{name}.ubj"
+        if not meta_path.exists() or not model_path.exists():
+            raise ModelLoadError(
+                f"model {name} of version {version} not found in {directory}; "
+                "run `amlscore train` or point AMLSCORE_MODELS_DIR at the models"
+            )
+        try:
+            metadata = orjson.loads(meta_path.read_bytes())
+        except orjson.JSONDecodeError as exc:
+            raise ModelLoadError(f"{meta_path} is not valid JSON: {exc}") from exc
+        if metadata.get("artifact_sha256") != _sha256(model_path):
+            raise ModelLoadError(f"{model_path} does not match the checksum in {meta_path.name}")
+        booster = xgb.Booster()
+        try:
+            booster.load_model(bytearray(model_path.read_bytes()))
+        except xgb.core.XGBoostError as exc:
+            raise ModelLoadError(f"{model_path} does not load: {exc}") from exc
+        if booster.num_features() != len(metadata.get("feature_names", [])):
+            raise ModelLoadError(
+                f"{model_path} has {booster.num_features()} features but its metadata lists "
+                f"{len(metadata.get('feature_names', []))}"
+            )
+        return TrainedModel(name, booster, metadata)
+
+    def load(self, version: str) -> ModelBundle:
+        models = {name: self.load_model(version, name) for name in MODEL_NAMES}
+        try:
+            feature_spec = FeatureSpec.from_dict(models["alert_scorer"].metadata["feature_spec"])
+            cluster_spec = ClusterFeatureSpec.from_dict(
+                models["cluster_scorer"].metadata["cluster_spec"]
+            )
+        except (KeyError, ValueError) as exc:
+            raise ModelLoadError(f"model version {version} has an invalid feature spec: {exc}") from exc
+        for name in ("alert_scorer", "alert_ranker"):
+            if models[name].feature_names != feature_spec.names:
+                raise ModelLoadError(f"{name} of {version} was not trained on its feature spec")
+        if models["cluster_scorer"].feature_names != cluster_spec.names:
+            raise ModelLoadError(f"cluster_scorer of {version} was not trained on its cluster spec")
+        return ModelBundle(version, models["alert_scorer"], models["alert_ranker"],
+                           models["cluster_scorer"], feature_spec, cluster_spec)
+
+    def load_current(self) -> ModelBundle:
+        version = self.current_version()
+        if version is None:
+            raise ModelLoadError(
+                f"no promoted model in {self.models_dir}; run `amlscore train` first "
+                "or set AMLSCORE_MODELS_DIR to a directory that holds one"
+            )
+        return self.load(version)

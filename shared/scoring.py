@@ -1,0 +1,165 @@
+"""RiskScoring: the one scoring core that the stream worker and the batch backfill both call.
+
+Every model runs once per batch (vectorised), with a fixed thread count, on a matrix built by the
+shared feature builder, so an alert gets the same score bit for bit whatever batch it arrives in.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import orjson
+import pandas as pd
+import xgboost as xgb
+
+from shared.cluster_features import build_cluster_matrix
+from shared.features import build_alert_matrix
+from shared.registry import ModelBundle
+
+RISK_LEVELS = np.array(["low", "medium", "high", "critical"], dtype=object)
+ALERT_SCORE_COLUMNS = [
+    "network", "processing_date", "window_days", "alert_id", "address", "score", "rank_score",
+    "risk_level", "explanation", "model_version",
+]
+CLUSTER_SCORE_COLUMNS = [
+    "network", "processing_date", "window_days", "cluster_id", "score", "risk_level",
+    "n_alerts", "n_alerts_found", "model_version",
+]
+
+
+@dataclass(frozen=True)
+class ScoringPolicy:
+    risk_bands: tuple[float, float, float] = (0.10, 0.30, 0.60)
+    explain_min_score: float = 0.10
+    explain_top_k: int = 5
+    predict_threads: int = 1
+
+    @classmethod
+    def from_settings(cls, settings) -> ScoringPolicy:  # noqa: ANN001 - avoids an import cycle
+        return cls(tuple(settings.risk_bands), settings.explain_min_score,
+                   settings.explain_top_k, settings.predict_threads)
+
+
+@dataclass(frozen=True)
+class ScoredBatch:
+    alerts: pd.DataFrame
+    clusters: pd.DataFrame
+
+
+def risk_levels(scores: np.ndarray, bands: tuple[float, float, float]) -> np.ndarray:
+    return RISK_LEVELS[np.digitize(scores, np.asarray(bands), right=False)]
+
+
+def _key_frame(frame: pd.DataFrame, id_column: str) -> pd.DataFrame:
+    out = pd.DataFrame(index=range(len(frame)))
+    for column in ("network", "processing_date", "window_days", id_column):
+        out[column] = frame[column].to_numpy() if column in frame else None
+    out["processing_date"] = pd.to_datetime(out["processing_date"]).dt.date
+    out["window_days"] = out["window_days"].astype("int64")
+    return out
+
+
+class RiskScoring:
+    def __init__(self, bundle: ModelBundle, policy: ScoringPolicy | None = None) -> None:
+        self.bundle = bundle
+        self.policy = policy or ScoringPolicy()
+        for model in (bundle.alert_scorer, bundle.alert_ranker, bundle.cluster_scorer):
+            # One thread per predict call by default: determinism and no oversubscription
+            # under a worker that already runs one process per core.
+            model.booster.set_param({"nthread": self.policy.predict_threads})
+
+    @property
+    def model_version(self) -> str:
+        return self.bundle.version
+
+    def _predict(self, booster: xgb.Booster, matrix: np.ndarray) -> np.ndarray:
+        if not len(matrix):
+            return np.empty(0, dtype=np.float64)
+        return booster.inplace_predict(matrix, missing=np.nan).astype(np.float64)
+
+    def explain(self, matrix: np.ndarray) -> list[str]:
+        """Top-k TreeSHAP contributions (log-odds) of the alert scorer, as JSON per row."""
+        if not len(matrix):
+            return []
+        names = self.bundle.feature_spec.names
+        dmatrix = xgb.DMatrix(matrix, missing=np.nan, feature_names=list(names),
+                              nthread=self.policy.predict_threads)
+        contributions = self.bundle.alert_scorer.booster.predict(dmatrix, pred_contribs=True)[:, :-1]
+        k = min(self.policy.explain_top_k, contributions.shape[1])
+        order = np.argsort(-np.abs(contributions), axis=1, kind="stable")[:, :k]
+        out = []
+        for row, top in enumerate(order):
+            items = []
+            for j in top:
+                value = matrix[row, j]
+                items.append({
+                    "feature": names[j],
+                    # The shortest text that reads back as the float32 the model saw.
+                    "value": None if np.isnan(value) else float(str(value)),
+                    "contribution": round(float(contributions[row, j]), 6),
+                })
+            out.append(orjson.dumps(items).decode())
+        return out
+
+    def score_alerts_matrix(
+        self, alerts: pd.DataFrame, address_features: pd.DataFrame | None
+    ) -> tuple[pd.DataFrame, np.ndarray]:
+        matrix = build_alert_matrix(self.bundle.feature_spec, alerts, address_features)
+        scores = self._predict(self.bundle.alert_scorer.booster, matrix)
+        rank_scores = self._predict(self.bundle.alert_ranker.booster, matrix)
+        explanations = np.full(len(alerts), "[]", dtype=object)
+        explain_rows = np.flatnonzero(scores >= self.policy.explain_min_score)
+        if len(explain_rows):
+            explanations[explain_rows] = self.explain(matrix[explain_rows])
+        out = _key_frame(alerts, "alert_id")
+        out["address"] = alerts["address"].astype(str).to_numpy()
+        out["score"] = scores
+        out["rank_score"] = rank_scores
+        out["risk_level"] = risk_levels(scores, self.policy.risk_bands)
+        out["explanation"] = explanations
+        out["model_version"] = self.model_version
+        return out[ALERT_SCORE_COLUMNS], matrix
+
+    def score_alerts(
+        self, alerts: pd.DataFrame, address_features: pd.DataFrame | None
+    ) -> pd.DataFrame:
+        return self.score_alerts_matrix(alerts, address_features)[0]
+
+    def score_clusters(
+        self, clusters: pd.DataFrame, alert_ids: pd.Index, alert_matrix: np.ndarray
+    ) -> pd.DataFrame:
+        matrix, found = build_cluster_matrix(
+            self.bundle.cluster_spec, clusters, alert_ids, alert_matrix
+        )
+        scores = self._predict(self.bundle.cluster_scorer.booster, matrix)
+        out = _key_frame(clusters, "cluster_id")
+        n_alerts = pd.to_numeric(clusters.get("total_alerts", pd.Series(0, index=clusters.index)),
+                                 errors="coerce").fillna(0)
+        out["score"] = scores
+        out["risk_level"] = risk_levels(scores, self.policy.risk_bands)
+        out["n_alerts"] = n_alerts.to_numpy(dtype=np.int64)
+        out["n_alerts_found"] = found
+        out["model_version"] = self.model_version
+        return out[CLUSTER_SCORE_COLUMNS]
+
+    def score_clusters_from_alerts(
+        self, clusters: pd.DataFrame, member_alerts: pd.DataFrame,
+        address_features: pd.DataFrame | None,
+    ) -> pd.DataFrame:
+        """Score clusters whose member alerts (with their address features) are given."""
+        matrix = build_alert_matrix(self.bundle.feature_spec, member_alerts, address_features)
+        return self.score_clusters(clusters, pd.Index(member_alerts["alert_id"].astype(str)), matrix)
+
+    def score_batch(
+        self,
+        alerts: pd.DataFrame,
+        address_features: pd.DataFrame | None,
+        clusters: pd.DataFrame | None = None,
+    ) -> ScoredBatch:
+        """Score alerts and the clusters whose members are among them."""
+        alert_scores, matrix = self.score_alerts_matrix(alerts, address_features)
+        if clusters is None or not len(clusters):
+            return ScoredBatch(alert_scores, pd.DataFrame(columns=CLUSTER_SCORE_COLUMNS))
+        ids = pd.Index(alerts["alert_id"].astype(str))
+        return ScoredBatch(alert_scores, self.score_clusters(clusters, ids, matrix))

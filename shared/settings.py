@@ -1,0 +1,63 @@
+"""Settings from the environment (prefix ``AMLSCORE_``); credentials never come from code."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from shared.errors import ConfigurationError
+
+DEFAULT_HOME = Path("amlscore-data")
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="AMLSCORE_", extra="ignore")
+
+    home: Path = Field(DEFAULT_HOME, description="Working directory for embedded data and models")
+    clickhouse_url: SecretStr | None = Field(
+        None,
+        description="http(s)://user:pass@host:8123/db for a server; chdb:///dir or unset for embedded",
+    )
+    clickhouse_password_file: Path | None = Field(
+        None, description="File holding the ClickHouse password (overrides one in the URL)"
+    )
+    clickhouse_database: str = Field("amlscore", description="Database used when the URL names none")
+    models_dir: Path | None = Field(None, description="Model artifacts; default <home>/models")
+    kafka_bootstrap: str = Field("127.0.0.1:9092", description="Kafka bootstrap servers")
+    s3_endpoint: str | None = Field(None, description="S3-compatible endpoint override for ingest")
+    s3_anonymous: bool = Field(False, description="Read s3:// sources without credentials")
+    predict_threads: int = Field(1, ge=1, description="Threads per XGBoost predict call")
+    train_threads: int = Field(2, ge=1, description="Threads for XGBoost training")
+    explain_min_score: float = Field(
+        0.10, ge=0.0, le=1.0,
+        description="Alerts scoring at least this get a TreeSHAP explanation (0 = all)",
+    )
+    explain_top_k: int = Field(5, ge=1, description="Features per explanation")
+    risk_bands: tuple[float, float, float] = Field(
+        (0.10, 0.30, 0.60), description="Score thresholds for medium, high, critical"
+    )
+
+    @field_validator("risk_bands")
+    @classmethod
+    def _bands_increase(cls, value: tuple[float, float, float]) -> tuple[float, float, float]:
+        if not (0.0 < value[0] < value[1] < value[2] < 1.0):
+            raise ValueError("risk_bands must be three increasing thresholds inside (0, 1)")
+        return value
+
+    @property
+    def resolved_models_dir(self) -> Path:
+        return self.models_dir if self.models_dir is not None else self.home / "models"
+
+    def clickhouse_url_value(self) -> str:
+        if self.clickhouse_url is None or not self.clickhouse_url.get_secret_value():
+            return f"chdb://{(self.home / 'chdb').resolve()}"
+        return self.clickhouse_url.get_secret_value()
+
+
+def load_settings(**overrides: object) -> Settings:
+    try:
+        return Settings(**overrides)  # type: ignore[arg-type]
+    except Exception as exc:  # pydantic's ValidationError names the field
+        raise ConfigurationError(f"invalid AMLSCORE_* setting: {exc}") from exc
