@@ -132,7 +132,7 @@ def _one_hot(values: pd.Series, vocabulary: tuple[str, ...]) -> np.ndarray:
     out = np.zeros((len(values), len(vocabulary)), dtype=np.float32)
     if not vocabulary:
         return out
-    codes = pd.Categorical(values.astype("string"), categories=list(vocabulary)).codes
+    codes = pd.Index(vocabulary).get_indexer(values.astype(object))
     hit = codes >= 0
     out[np.flatnonzero(hit), codes[hit]] = 1.0
     missing = (values.isna() | (values.astype("string") == "")).to_numpy()
@@ -153,7 +153,7 @@ def _indicator_columns(
     count[is_list] = lengths.to_numpy(dtype=np.float32)[is_list]
     if vocabulary and is_list.any():
         exploded = lists.reset_index(drop=True)[is_list].explode().dropna()
-        codes = pd.Categorical(exploded.astype(str), categories=list(vocabulary)).codes
+        codes = pd.Index(vocabulary).get_indexer(exploded.astype(str))
         hit = codes >= 0
         hot[exploded.index.to_numpy()[hit], codes[hit]] = 1.0
     hot[~is_list] = np.nan
