@@ -49,8 +49,8 @@ def pipeline(chdb_client, tmp_path_factory):
     chdb_client.command(f"DROP DATABASE IF EXISTS {db}")
 
 
-def _count(p, sql):
-    return p["client"].query(sql.format(db=p["db"])).result_rows[0]
+def _count(p, sql, **params):
+    return p["client"].query(sql.format(db=p["db"]), parameters=params).result_rows[0]
 
 
 def test_every_alert_scored_exactly_once(pipeline):
@@ -60,7 +60,7 @@ def test_every_alert_scored_exactly_once(pipeline):
     assert total == distinct > 30_000
     version = p["scoring"].model_version
     scored, unique_scored = _count(p, "SELECT count(), uniqExact(alert_id) FROM {db}.alert_scores FINAL "
-                                      f"WHERE model_version = '{version}'")
+                                      "WHERE model_version = {{v:String}}", v=version)
     assert scored == unique_scored == total == p["first"].alerts
     missing = _count(p, "SELECT count() FROM {db}.raw_alerts FINAL WHERE alert_id NOT IN "
                         "(SELECT alert_id FROM {db}.alert_scores)")[0]
