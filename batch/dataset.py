@@ -45,13 +45,15 @@ def label_clusters(clusters: pd.DataFrame, alerts: pd.DataFrame) -> np.ndarray:
     key = alerts["network"] + "|" + alerts["processing_date"] + "|" + alerts["alert_id"].astype(str)
     by_id = pd.Series(alerts["label"].to_numpy(), index=key)
     by_id = by_id[~by_id.index.duplicated(keep="last")]
-    out = np.full(len(clusters), np.nan)
     members = cluster_members(clusters)
-    prefixes = (clusters["network"] + "|" + clusters["processing_date"] + "|").to_numpy()
-    for i, ids in enumerate(members):
-        found = by_id.reindex([prefixes[i] + m for m in ids]).dropna()
-        if len(found):
-            out[i] = float(found.max())
+    prefixes = (clusters["network"] + "|" + clusters["processing_date"] + "|").tolist()
+    owner = np.repeat(np.arange(len(clusters)), [len(m) for m in members])
+    keys = [prefix + m for prefix, ids in zip(prefixes, members, strict=True) for m in ids]
+    member_labels = by_id.reindex(keys).to_numpy(dtype=np.float64)
+    # max() skips NaN: any positive member → 1, else any labelled member → 0, else NaN
+    per_cluster = pd.Series(member_labels).groupby(owner).max()
+    out = np.full(len(clusters), np.nan)
+    out[per_cluster.index.to_numpy()] = per_cluster.to_numpy()
     return out
 
 

@@ -58,14 +58,15 @@ def _listlike(value: object) -> list[str]:
 
 def cluster_members(clusters: pd.DataFrame) -> list[list[str]]:
     """Sorted, de-duplicated member alert ids of each cluster."""
-    related = clusters["related_alert_ids"] if "related_alert_ids" in clusters else None
-    primary = clusters["primary_alert_id"] if "primary_alert_id" in clusters else None
+    n = len(clusters)
+    related = clusters["related_alert_ids"].tolist() if "related_alert_ids" in clusters else [None] * n
+    primary = clusters["primary_alert_id"].tolist() if "primary_alert_id" in clusters else [None] * n
     members = []
-    for i in range(len(clusters)):
-        ids = set(_listlike(related.iat[i])) if related is not None else set()
-        if primary is not None and isinstance(primary.iat[i], str) and primary.iat[i]:
-            ids.add(primary.iat[i])
-        members.append(sorted(ids))
+    for ids, head in zip(related, primary, strict=True):
+        found = set(_listlike(ids))
+        if isinstance(head, str) and head:
+            found.add(head)
+        members.append(sorted(found))
     return members
 
 

@@ -1,0 +1,104 @@
+"""Batch figures: synth, ingest, train (vs bare xgboost.train), backfill (vs bare inplace_predict)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import pyarrow.parquet as pq
+import xgboost as xgb
+
+from batch.backfill import BackfillConfig, backfill
+from batch.dataset import load_training_data
+from batch.ingest import ingest_source
+from batch.sot_reader import open_source
+from batch.synth import SynthConfig, generate
+from batch.train import TrainConfig, train
+from shared import metrics
+from shared.clickhouse import connect, ensure_schema, parse_clickhouse_url
+from shared.clickhouse.raw_store import RawStore
+from shared.clickhouse.score_store import ScoreStore
+from shared.features import build_alert_matrix
+from shared.registry import DirectoryModelRegistry
+from shared.scoring import RiskScoring, ScoringPolicy
+
+START = dt.date(2024, 1, 1)
+
+
+def _timed(func, *args, **kwargs):
+    started = time.perf_counter()
+    result = func(*args, **kwargs)
+    return result, time.perf_counter() - started
+
+
+def run(alerts: int, alerts_per_day: int = 5000, workdir: Path | None = None) -> dict:
+    workdir = workdir or Path(tempfile.mkdtemp(prefix="amlscore-bench-"))
+    days = max(5, alerts // alerts_per_day)
+    end = START + dt.timedelta(days=days - 1)
+    sot = workdir / "sot"
+    _, synth_s = _timed(generate, SynthConfig(out=sot, start=START, days=days,
+                                              alerts_per_day=alerts_per_day, seed=1))
+    client = connect(parse_clickhouse_url(f"chdb://{workdir / 'chdb'}", "bench"))
+    ensure_schema(client, "bench")
+    raw, scores = RawStore(client, "bench"), ScoreStore(client, "bench")
+    fs, root = open_source(str(sot))
+    ingest_report, ingest_s = _timed(ingest_source, raw, fs, root)
+    n = client.query("SELECT count() FROM bench.raw_alerts FINAL").result_rows[0][0]
+
+    registry = DirectoryModelRegistry(workdir / "models")
+    cfg = TrainConfig(("ethereum",), START, end, holdout_days=max(1, days // 10))
+    result, train_s = _timed(train, raw, registry, cfg)
+    bundle = registry.load_current()
+
+    # Bare xgboost.train on the same matrices and rounds (no loading, no eval, no report).
+    data = load_training_data(raw, ["ethereum"], START, end, 7)
+    x = build_alert_matrix(bundle.feature_spec, data.alerts, data.features)
+    y = data.alerts["label"].to_numpy()
+    fit_dates = set(bundle.alert_scorer.metadata["training_range"]["fit_dates"])
+    mask = ~np.isnan(y) & data.alerts["processing_date"].isin(fit_dates).to_numpy()
+    bare_train_s = 0.0
+    for name in ("alert_scorer", "alert_ranker"):
+        model = getattr(bundle, name)
+        params = model.metadata["params"]
+        if name == "alert_ranker":
+            qid = data.alerts["processing_date"].factorize()[0][mask]
+            dmatrix = xgb.DMatrix(x[mask], label=y[mask], qid=qid)
+        else:
+            dmatrix = xgb.DMatrix(x[mask], label=y[mask])
+        _, seconds = _timed(xgb.train, params, dmatrix, model.metadata["rounds"])
+        bare_train_s += seconds
+
+    held = pq.read_table(result.report_dir / "holdout_predictions.parquet").to_pandas()
+    truth = pq.read_table([p for p in sot.glob("ethereum/*/7/_truth.parquet")
+                           if p.parent.parent.name >= min(held["group"]).split("/")[1]]).to_pandas()
+    joined = held.merge(truth, on="alert_id")
+    oracle_auc = metrics.roc_auc(joined["label"], joined["p_illicit"])
+
+    scoring = RiskScoring(bundle, ScoringPolicy())
+    report, backfill_s = _timed(backfill, raw, scores, scoring,
+                                BackfillConfig(("ethereum",), START, end, force=True))
+    booster = bundle.alert_scorer.booster
+    _, predict_s = _timed(booster.inplace_predict, x)
+    no_explain = RiskScoring(bundle, ScoringPolicy(explain_min_score=1.01))
+    report_fast, backfill_fast_s = _timed(backfill, raw, scores, no_explain,
+                                          BackfillConfig(("ethereum",), START, end, force=True))
+    ranking = result.metrics["ranking"]["mean"]
+    return {
+        "alerts": n, "days": days,
+        "synth_s": round(synth_s, 1),
+        "ingest_s": round(ingest_s, 1), "ingest_rows": ingest_report.rows,
+        "train_s": round(train_s, 1), "bare_xgboost_train_s": round(bare_train_s, 1),
+        "train_vs_bare": round(train_s / bare_train_s, 2),
+        "heldout_auc": result.metrics["alert_scorer"]["auc"], "oracle_auc": round(oracle_auc, 6),
+        "auc_vs_oracle": round(result.metrics["alert_scorer"]["auc"] / oracle_auc, 4),
+        "ranker_ndcg@10": ranking["ranker_ndcg@10"],
+        "baseline_ndcg@10": ranking["classifier_baseline_ndcg@10"],
+        "cluster_auc": result.metrics["cluster_scorer"]["auc"],
+        "backfill_alerts_per_s": round(report.alerts / backfill_s),
+        "backfill_no_explain_alerts_per_s": round(report_fast.alerts / backfill_fast_s),
+        "bare_inplace_predict_rows_per_s": round(len(x) / predict_s),
+        "backfill_vs_bare_predict": round((report.alerts / backfill_s) / (len(x) / predict_s), 3),
+    }
