@@ -198,3 +198,60 @@ def export(out, networks, start, end, window_days, model_version) -> None:
         raise AmlScoreError("no promoted model; pass --model-version or run `amlscore train`")
     rows = export_scores(ctx.scores, out, networks, start, end, window_days, version)
     click.echo(f"wrote {rows} scored alerts of model {version} to {out}")
+
+
+@main.command()
+@click.option("--web-port", type=click.IntRange(1, 65535), default=None, help="Default AMLSCORE_WEB_PORT.")
+@click.option("--batch-size", type=click.IntRange(1), default=None, help="Default AMLSCORE_BATCH_SIZE.")
+@friendly_errors
+def worker(web_port, batch_size) -> None:
+    """Run the Faust scoring worker (Kafka → RiskScoring → ClickHouse + aml.alert-scores)."""
+    from stream.worker import run_worker
+    overrides = {k: v for k, v in {"web_port": web_port, "batch_size": batch_size}.items() if v is not None}
+    run_worker(load_settings(**overrides))
+
+
+@main.command()
+@click.option("--source", default=None, help="SOT root (dir or s3://); default: ClickHouse.")
+@network_option
+@start_option
+@end_option
+@window_option
+@click.option("--features", "features_mode", type=click.Choice(["embed", "lookup", "mixed"]),
+              default="embed", show_default=True,
+              help="Embed address features in events, leave them for the worker to look up, or half each.")
+@click.option("--rate", type=float, default=None, help="Alerts per second (default: as fast as possible).")
+@click.option("--no-clusters", is_flag=True, help="Publish alerts only.")
+@friendly_errors
+def replay(source, networks, start, end, window_days, features_mode, rate, no_clusters) -> None:
+    """Publish historical alerts (and clusters) into Kafka with batched produce."""
+    import asyncio
+    import time
+
+    from tqdm import tqdm
+
+    from batch import replay as rp
+    from batch.ingest import select
+    from batch.sot_reader import discover_batches, open_source
+    from stream.kafka_admin import ensure_topics
+    settings = load_settings()
+    if source:
+        fs, root = open_source(source, settings.s3_endpoint, settings.s3_anonymous)
+        keys = select(discover_batches(fs, root), set(networks) or None, start, end, window_days)
+        batches = rp.batches_from_sot(fs, root, keys)
+    else:
+        ctx = _context()
+        networks, start, end = _resolve_range(ctx, networks, start, end, window_days)
+        batches = rp.batches_from_clickhouse(ctx.raw, ctx.raw.batches(networks, start, end, window_days))
+    report = rp.ReplayReport()
+    records = rp.records(batches, settings.alerts_topic, settings.clusters_topic, features_mode,
+                         report, with_clusters=not no_clusters)
+    asyncio.run(ensure_topics(settings.kafka_bootstrap, [settings.alerts_topic, settings.clusters_topic,
+                                                         settings.scores_topic, settings.dlq_topic],
+                              settings.topic_partitions))
+    started = time.monotonic()
+    with tqdm(unit="msg", desc="replay") as bar:
+        sent = asyncio.run(rp.publish(records, settings.kafka_bootstrap, rate, bar.update))
+    seconds = time.monotonic() - started
+    click.echo(f"published {report.alerts} alerts and {report.clusters} clusters ({sent} messages) "
+               f"to {settings.kafka_bootstrap} in {seconds:.1f}s = {sent / max(seconds, 1e-9):,.0f} msg/s")

@@ -14,7 +14,6 @@ from dataclasses import dataclass, field
 
 import orjson
 import pyarrow as pa
-import pyarrow.compute as pc
 import pyarrow.fs as pafs
 
 from batch.sot_reader import BatchKey, SotBatch, discover_batches, read_batch, read_labels
@@ -25,14 +24,10 @@ from shared.clickhouse.ddl import (
     RAW_MONEY_FLOW_COLUMNS,
 )
 from shared.clickhouse.raw_store import RawStore
+from shared.clickhouse.rows import arrow_column, conform, stamp
 from shared.errors import BatchRejected
 from shared.features import KEY_COLUMNS
 
-ARROW_TYPES: dict[str, pa.DataType] = {
-    "String": pa.string(), "LowCardinality(String)": pa.string(), "Float64": pa.float64(),
-    "UInt8": pa.uint8(), "UInt32": pa.uint32(), "UInt64": pa.uint64(), "Int64": pa.int64(),
-    "Array(String)": pa.list_(pa.string()),
-}
 TABLES = {
     "alerts.parquet": ("raw_alerts", RAW_ALERT_COLUMNS),
     "clusters.parquet": ("raw_clusters", RAW_CLUSTER_COLUMNS),
@@ -57,28 +52,6 @@ def new_version() -> int:
     return time.time_ns() // 1000
 
 
-def _column(source: pa.Table, name: str, target: pa.DataType, n: int) -> pa.Array:
-    if name not in source.column_names:
-        if pa.types.is_list(target):
-            return pa.array([[]] * n, target)
-        default = "" if pa.types.is_string(target) else (float("nan") if pa.types.is_floating(target) else 0)
-        return pa.array([default] * n, target)
-    column = source.column(name).combine_chunks()
-    if pa.types.is_dictionary(column.type):
-        column = column.dictionary_decode()
-    column = column.cast(target, safe=False)
-    if column.null_count:
-        if pa.types.is_list(target):
-            column = pc.if_else(pc.is_null(column), pa.scalar([], target), column)
-        elif pa.types.is_string(target):
-            column = column.fill_null("")
-        elif pa.types.is_floating(target):
-            column = column.fill_null(float("nan"))
-        else:
-            column = column.fill_null(0)
-    return column
-
-
 def _keyed(key: BatchKey, n: int) -> dict[str, pa.Array]:
     return {
         "network": pa.array([key.network] * n, pa.string()),
@@ -87,18 +60,9 @@ def _keyed(key: BatchKey, n: int) -> dict[str, pa.Array]:
     }
 
 
-def _stamp(columns: dict, n: int, version: int) -> pa.Table:
-    columns["_version"] = pa.array([version] * n, pa.uint64())
-    columns["_ingested_at"] = pa.array([dt.datetime.now(dt.UTC)] * n, pa.timestamp("ms", tz="UTC"))
-    return pa.table(columns)
-
-
 def to_raw_table(source: pa.Table, spec: dict[str, str], key: BatchKey, version: int) -> pa.Table:
     n = source.num_rows
-    columns = _keyed(key, n)
-    for name, ctype in spec.items():
-        columns[name] = _column(source, name, ARROW_TYPES[ctype], n)
-    return _stamp(columns, n, version)
+    return stamp({**_keyed(key, n), **conform(source, spec)}, n, version)
 
 
 def feature_names(source: pa.Table) -> list[str]:
@@ -116,10 +80,10 @@ def feature_names(source: pa.Table) -> list[str]:
 def to_feature_table(source: pa.Table, key: BatchKey, version: int) -> pa.Table:
     n = source.num_rows
     columns = _keyed(key, n)
-    columns["address"] = _column(source, "address", pa.string(), n)
+    columns["address"] = arrow_column(source, "address", pa.string(), n)
     for name in feature_names(source):
-        columns[name] = _column(source, name, pa.float64(), n)
-    return _stamp(columns, n, version)
+        columns[name] = arrow_column(source, name, pa.float64(), n)
+    return stamp(columns, n, version)
 
 
 def write_batch(store: RawStore, batch: SotBatch, version: int) -> int:
@@ -142,10 +106,8 @@ def write_batch(store: RawStore, batch: SotBatch, version: int) -> int:
 
 def label_table(network: str, source: pa.Table, version: int) -> pa.Table:
     n = source.num_rows
-    columns = {"network": pa.array([network] * n, pa.string())}
-    for name, ctype in RAW_LABEL_COLUMNS.items():
-        columns[name] = _column(source, name, ARROW_TYPES[ctype], n)
-    return _stamp(columns, n, version)
+    columns = {"network": pa.array([network] * n, pa.string()), **conform(source, RAW_LABEL_COLUMNS)}
+    return stamp(columns, n, version)
 
 
 def select(keys: Iterable[BatchKey], networks: set[str] | None, start: dt.date | None,

@@ -95,8 +95,9 @@ class RiskScoring:
                 value = matrix[row, j]
                 items.append({
                     "feature": names[j],
-                    # The shortest text that reads back as the float32 the model saw.
-                    "value": None if np.isnan(value) else float(str(value)),
+                    # Exactly the float32 the model saw (a shorter text would read back
+                    # as another number for large values such as timestamps).
+                    "value": None if np.isnan(value) else float(value),
                     "contribution": round(float(contributions[row, j]), 6),
                 })
             out.append(orjson.dumps(items).decode())

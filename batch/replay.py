@@ -1,0 +1,147 @@
+"""Publish historical alerts (and clusters) into Kafka: from a SOT batch directory or from
+ClickHouse, with batched produce. The way to backfill through the worker fleet."""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+
+import numpy as np
+import orjson
+import pandas as pd
+from aiokafka import AIOKafkaProducer
+
+from shared.features import KEY_COLUMNS
+from shared.schemas import AlertEvent, ClusterEvent
+
+FEATURE_MODES = ("embed", "lookup", "mixed")
+Record = tuple[str, bytes, bytes]  # topic, key, value
+ALERT_FIELDS = [f for f in AlertEvent.model_fields if f not in ("features", "event_time", "schema_version")]
+CLUSTER_FIELDS = [f for f in ClusterEvent.model_fields if f != "schema_version"]
+
+
+@dataclass
+class ReplayReport:
+    alerts: int = 0
+    clusters: int = 0
+    seconds: float = 0.0
+
+
+def _clean(value: object) -> object:
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    if isinstance(value, np.generic):
+        return _clean(value.item())
+    return value
+
+
+def _iso_dates(frame: pd.DataFrame) -> pd.DataFrame:
+    return frame.assign(processing_date=pd.to_datetime(frame["processing_date"]).dt.strftime("%Y-%m-%d"))
+
+
+def embed(alert_id: str, mode: str) -> bool:
+    """'mixed' embeds features in about half the events, the same half on every run."""
+    return mode == "embed" or (mode == "mixed" and int(alert_id.replace("-", "")[-1], 16) % 2 == 0)
+
+
+def alert_records(alerts: pd.DataFrame, features: pd.DataFrame | None, topic: str,
+                  features_mode: str) -> Iterator[Record]:
+    by_address: dict[str, dict] = {}
+    if features is not None and len(features) and features_mode != "lookup":
+        columns = [c for c in features.columns if c not in KEY_COLUMNS and not c.startswith("_")]
+        for address, row in zip(features["address"].astype(str),
+                                features[columns].to_dict("records"), strict=True):
+            by_address[address] = {k: _clean(v) for k, v in row.items()}
+    fields = [f for f in ALERT_FIELDS if f in alerts.columns]
+    for row in _iso_dates(alerts)[fields].to_dict("records"):
+        event = {k: _clean(v) for k, v in row.items()}
+        event["schema_version"] = 1
+        if embed(event["alert_id"], features_mode) and event["address"] in by_address:
+            event["features"] = by_address[event["address"]]
+        yield topic, event["alert_id"].encode(), orjson.dumps(event)
+
+
+def cluster_records(clusters: pd.DataFrame, topic: str) -> Iterator[Record]:
+    fields = [f for f in CLUSTER_FIELDS if f in clusters.columns]
+    for row in _iso_dates(clusters)[fields].to_dict("records"):
+        event = {k: _clean(v) for k, v in row.items()}
+        event["schema_version"] = 1
+        yield topic, event["cluster_id"].encode(), orjson.dumps(event)
+
+
+async def publish(records: Iterator[Record], bootstrap: str, rate: float | None = None,
+                  on_sent: Callable[[int], None] | None = None, window: int = 5000) -> int:
+    """Batched produce (acks=all, idempotence off: the broker here has none); optionally paced
+    to ``rate`` records per second. Returns the number of records delivered."""
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", enable_idempotence=False,
+                                linger_ms=5, max_batch_size=1 << 18)
+    await producer.start()
+    sent = 0
+    try:
+        pending = []
+        started = time.monotonic()
+        for topic, key, value in records:
+            pending.append(await producer.send(topic, value, key=key))
+            sent += 1
+            if rate:
+                ahead = started + sent / rate - time.monotonic()
+                if ahead > 0:
+                    await asyncio.sleep(ahead)
+            if len(pending) >= window:
+                await asyncio.gather(*pending)
+                if on_sent:
+                    on_sent(len(pending))
+                pending.clear()
+        await asyncio.gather(*pending)
+        if on_sent and pending:
+            on_sent(len(pending))
+    finally:
+        await producer.stop()
+    return sent
+
+
+@dataclass(frozen=True)
+class ReplayBatch:
+    alerts: pd.DataFrame
+    features: pd.DataFrame | None
+    clusters: pd.DataFrame | None
+
+
+def _with_key(table, network: str, processing_date, window_days: int) -> pd.DataFrame:  # noqa: ANN001
+    frame = table.to_pandas()
+    frame["network"], frame["processing_date"], frame["window_days"] = network, processing_date, window_days
+    return frame
+
+
+def batches_from_sot(fs, root: str, keys) -> Iterator[ReplayBatch]:  # noqa: ANN001 - pyarrow fs
+    from batch.sot_reader import read_batch
+    for key in keys:
+        batch = read_batch(fs, root, key)  # validated exactly as ingest does
+        args = (key.network, key.processing_date, key.window_days)
+        yield ReplayBatch(_with_key(batch.tables["alerts.parquet"], *args),
+                          _with_key(batch.tables["features.parquet"], *args),
+                          _with_key(batch.tables["clusters.parquet"], *args))
+
+
+def batches_from_clickhouse(raw, batches) -> Iterator[ReplayBatch]:  # noqa: ANN001 - RawStore
+    for network, date, window, _count in batches:
+        yield ReplayBatch(raw.alerts(network, date, window), raw.features(network, date, window),
+                          raw.clusters(network, date, window))
+
+
+def records(batches: Iterator[ReplayBatch], alerts_topic: str, clusters_topic: str,
+            features_mode: str, report: ReplayReport, with_clusters: bool = True) -> Iterator[Record]:
+    """Each batch's alerts, then its clusters (so members tend to be there first)."""
+    for batch in batches:
+        for record in alert_records(batch.alerts, batch.features, alerts_topic, features_mode):
+            report.alerts += 1
+            yield record
+        if with_clusters and batch.clusters is not None:
+            for record in cluster_records(batch.clusters, clusters_topic):
+                report.clusters += 1
+                yield record

@@ -1,0 +1,95 @@
+"""Agents, timers and lifecycle hooks. The commit protocol lives in :func:`checkpoint`."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from typing import TYPE_CHECKING
+
+from stream.messages import Inbound
+from stream.retry import ShutdownRequested, retry_async
+
+if TYPE_CHECKING:
+    from stream.app import Worker
+    from stream.processor import AlertBatchProcessor, ClusterBatchProcessor
+
+log = logging.getLogger(__name__)
+
+
+def _inbound(event) -> Inbound:  # noqa: ANN001 - a faust EventT
+    m = event.message
+    return Inbound(m.key, m.value, m.topic, m.partition, m.offset, m.timestamp)
+
+
+async def checkpoint(worker: Worker, stream, events,  # noqa: ANN001 - faust types
+                     processor: AlertBatchProcessor | ClusterBatchProcessor) -> None:
+    """Process one micro-batch under the at-least-once protocol.
+
+    1. Flush the sink: ``process`` (in a thread, so heartbeats go on) returns only after every
+       score row is durably written; write failures are retried, never skipped.
+    2. Flush the producer: score events and dead letters are delivered (acks=all).
+    3. Only then ack: Faust commits an offset once every event up to it is acked, so no offset is
+       ever committed past an unwritten row. A crash before this point redelivers the batch;
+       idempotent writes (ReplacingMergeTree) absorb the duplicates.
+    """
+    started = time.monotonic()
+    worker.progress.begin()
+    messages = [_inbound(e) for e in events]
+    worker.metrics.events_in.inc(len(messages), topic=messages[0].topic)
+    result = await asyncio.to_thread(processor.process, messages)
+    await retry_async("publish", lambda: worker.publisher.publish(result.outbound), worker.backoff,
+                      worker.stopping, lambda _e: worker.metrics.publish_failures.inc())
+    for event in events:
+        await stream.ack(event)
+    now = time.time()
+    kind = "cluster" if processor is worker.clusters else "alert"
+    worker.metrics.scored.inc(result.scored, kind=kind)
+    for dead in result.dead:
+        worker.metrics.dead_lettered.inc(reason=dead.reason)
+    worker.metrics.batch_seconds.observe(time.monotonic() - started)
+    if kind == "alert":
+        worker.metrics.event_to_score.observe_many(now - m.timestamp for m in messages if m.timestamp)
+    worker.progress.done({(m.topic, m.partition): m.offset for m in messages})
+
+
+def install_agents(worker: Worker) -> None:
+    app, settings = worker.app, worker.settings
+
+    async def consume(stream, processor) -> None:  # noqa: ANN001
+        try:
+            async for events in stream.noack_take(settings.batch_size, within=settings.batch_wait):
+                await checkpoint(worker, stream, events, processor)
+        except ShutdownRequested:
+            log.info("stopping with a batch unacknowledged; it will be redelivered")
+
+    # concurrency=1: with more, Faust can commit past an in-flight message (faust #606).
+    @app.agent(worker.topics["alerts"], name="score_alerts", concurrency=1)
+    async def score_alerts(stream) -> None:  # noqa: ANN001
+        await consume(stream, worker.alerts)
+
+    @app.agent(worker.topics["clusters"], name="score_clusters", concurrency=1)
+    async def score_clusters(stream) -> None:  # noqa: ANN001
+        await consume(stream, worker.clusters)
+
+    @app.task
+    async def declare_output_topics() -> None:
+        for name in ("scores", "dlq"):
+            await worker.topics[name].maybe_declare()
+
+    @app.timer(1.0)
+    async def heartbeat() -> None:
+        worker.progress.tick()
+
+    @app.timer(settings.model_poll_interval)
+    async def reload_model() -> None:
+        failed_before = worker.holder.status.failed
+        version = await asyncio.to_thread(worker.holder.refresh)
+        if version is not None:
+            worker.metrics.model_reloads.inc(result="loaded")
+        elif worker.holder.status.failed > failed_before:
+            worker.metrics.model_reloads.inc(result="refused")
+
+    @app.on_before_shutdown.connect
+    async def stop_retrying(sender, **_kwargs) -> None:  # noqa: ANN001
+        worker.stopping.set()  # retry loops give up; the in-flight batch stays unacknowledged

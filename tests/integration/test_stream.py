@@ -1,0 +1,289 @@
+"""The stream path on a real broker (Tansu) and the embedded ClickHouse engine.
+
+Workers run as processes of their own, exactly as `amlscore worker` runs; the embedded engine
+allows one process per data directory, so ClickHouse is read after a worker stops (through
+tests.chquery) and each test works on a copy of a prepared home.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import os
+import re
+import shutil
+import signal
+import time
+from pathlib import Path
+
+import orjson
+import pytest
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+
+from batch import replay as rp
+from batch.sot_reader import BatchKey, open_source
+from shared.registry import PROMOTED_FILE, DirectoryModelRegistry
+from stream.kafka_admin import ensure_topics
+from stream.local_broker import LocalBroker
+from tests.stream_harness import FAST_GROUP, WorkerProcess, cli, poison_events, query, read_topic
+
+pytestmark = pytest.mark.integration
+START, DAYS = dt.date(2025, 2, 1), 6
+LAST = START + dt.timedelta(days=DAYS - 1)
+TOPICS = ("aml.alerts", "aml.clusters", "aml.alert-scores", "aml.alerts.dlq")
+
+
+def _clean_env(home: Path) -> dict:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AMLSCORE_")}
+    return {**env, "AMLSCORE_HOME": str(home)}
+
+
+@pytest.fixture(scope="module")
+def prepared(tmp_path_factory):
+    """A home with ingested SOT, two trained versions (v1 promoted) and v1's backfill."""
+    root = tmp_path_factory.mktemp("stream")
+    home, sot = root / "home", root / "sot"
+    env = _clean_env(home)
+    cli(env, "synth", "--out", str(sot), "--start", START.isoformat(), "--days", str(DAYS),
+        "--alerts-per-day", "1200", "--seed", "21")
+    cli(env, "ingest", "--source", str(sot))
+    v2 = re.search(r"model version (\S+)", cli(env, "train", "--holdout-days", "2", "--seed", "9",
+                                               "--no-promote").stdout).group(1)
+    v1 = re.search(r"model version (\S+)", cli(env, "train", "--holdout-days", "1").stdout).group(1)
+    assert v1 != v2
+    cli(env, "backfill")
+    day = {"day": LAST.isoformat()}
+    alerts = query(home, "SELECT alert_id, score, rank_score, explanation, model_version FROM "
+                         "amlscore.alert_scores FINAL WHERE processing_date = {day:Date}", **day)
+    clusters = query(home, "SELECT cluster_id, score FROM amlscore.cluster_scores FINAL "
+                           "WHERE processing_date = {day:Date}", **day)
+    return {"home": home, "sot": sot, "v1": v1, "v2": v2,
+            "backfill": {r["alert_id"]: r for r in alerts},
+            "backfill_clusters": {r["cluster_id"]: r["score"] for r in clusters}}
+
+
+@pytest.fixture
+def broker(tmp_path):
+    with LocalBroker(log_path=tmp_path / "tansu.log") as b:
+        asyncio.run(ensure_topics(b.bootstrap, TOPICS, 4))
+        yield b
+
+
+def _home_copy(prepared, dest: Path) -> Path:
+    shutil.copytree(prepared["home"], dest, symlinks=True)  # ClickHouse links metadata → store
+    return dest
+
+
+def _env(home: Path, broker: LocalBroker, **extra: str) -> dict:
+    return {**_clean_env(home), **FAST_GROUP, "AMLSCORE_KAFKA_BOOTSTRAP": broker.bootstrap, **extra}
+
+
+def _records(sot: Path, day: dt.date, features: str = "mixed", clusters: bool = True):
+    fs, root = open_source(str(sot))
+    report = rp.ReplayReport()
+    batches = rp.batches_from_sot(fs, root, [BatchKey("ethereum", day, 7)])
+    return list(rp.records(batches, "aml.alerts", "aml.clusters", features, report, clusters)), report
+
+
+def _produce(bootstrap: str, records) -> list:
+    """Publish (topic, key, value) records; return their RecordMetadata in order."""
+    async def run():
+        producer = AIOKafkaProducer(bootstrap_servers=bootstrap, enable_idempotence=False, acks="all",
+                                    max_request_size=2 << 20)
+        await producer.start()
+        try:
+            futures = [await producer.send(t, v, key=k) for t, k, v in records]
+            return await asyncio.gather(*futures)
+        finally:
+            await producer.stop()
+    return asyncio.run(run())
+
+
+def _committed(bootstrap: str, group: str = "amlscore-worker") -> dict[int, int]:
+    """The group's committed offsets on aml.alerts (read as a non-member: no rebalance)."""
+    async def run():
+        consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=group, enable_auto_commit=False)
+        await consumer.start()
+        try:
+            found = {}
+            for partition in range(4):
+                offset = await consumer.committed(TopicPartition("aml.alerts", partition))
+                if offset is not None:
+                    found[partition] = offset
+            return found
+        finally:
+            await consumer.stop()
+    return asyncio.run(run())
+
+
+def _distinct(records) -> dict[str, dict]:
+    return {r.key.decode(): orjson.loads(r.value) for r in records}
+
+
+def test_day_with_poison_is_scored_exactly_once_and_matches_backfill(prepared, broker, tmp_path):
+    home = _home_copy(prepared, tmp_path / "home")
+    worker = WorkerProcess(_env(home, broker), tmp_path / "worker.log").start()
+    records, report = _records(prepared["sot"], LAST)
+    valid = next(orjson.loads(v) for t, _, v in records if t == "aml.alerts")
+    poison = [p for _ in range(7) for p in poison_events(valid, "ethereum")]
+    poison = [(f"{k.decode()}-{i}".encode(), v, reason) for i, (k, v, reason) in enumerate(poison)]
+    assert 0.04 < len(poison) / report.alerts < 0.07
+    _produce(broker.bootstrap, records + [("aml.alerts", k, v) for k, v, _ in poison])
+
+    scores = read_topic(broker.bootstrap, "aml.alert-scores", expected=report.alerts, timeout=120)
+    dead = read_topic(broker.bootstrap, "aml.alerts.dlq", expected=len(poison), timeout=60)
+    worker.wait_for("amlscore_scored_total", report.alerts + report.clusters)
+    assert worker.metric("amlscore_events_in_total") == report.alerts + report.clusters + len(poison)
+    assert worker.metric("amlscore_dead_lettered_total") == len(poison)
+    assert worker.stop() == 0
+
+    # every poison event is in the DLQ, unchanged, with its reason and origin
+    expected = {k: (v, reason) for k, v, reason in poison}
+    assert len(dead) == len(poison)
+    for record in dead:
+        headers = dict(record.headers)
+        value, reason = expected[record.key]
+        assert record.value == value and headers["dlq.reason"].decode() == reason
+        assert headers["dlq.source_topic"] == b"aml.alerts" and int(headers["dlq.offset"]) >= 0
+        assert headers["dlq.error"]
+
+    # every valid alert scored exactly once, and bit for bit what the backfill gave
+    events = _distinct(scores)
+    assert len(events) == len(scores) == report.alerts
+    backfill = prepared["backfill"]
+    assert set(events) == set(backfill)
+    for alert_id, event in events.items():
+        reference = backfill[alert_id]
+        assert event["model_version"] == reference["model_version"] == prepared["v1"]
+        assert event["score"] == reference["score"] and event["rank_score"] == reference["rank_score"]
+        assert orjson.dumps(event["explanation"]).decode() == reference["explanation"]
+    rows = query(home, "SELECT count() AS n, uniqExact(alert_id) AS u, countIf(source = 'stream') AS s "
+                       "FROM amlscore.alert_scores FINAL WHERE processing_date = {day:Date}", day=str(LAST))[0]
+    assert rows == {"n": report.alerts, "u": report.alerts, "s": report.alerts}
+    clusters = query(home, "SELECT cluster_id, score, source FROM amlscore.cluster_scores FINAL "
+                           "WHERE processing_date = {day:Date}", day=str(LAST))
+    assert len(clusters) == report.clusters == len(prepared["backfill_clusters"])
+    for row in clusters:
+        assert row["source"] == "stream" and row["score"] == prepared["backfill_clusters"][row["cluster_id"]]
+
+
+def test_sigkill_mid_stream_then_restart_loses_and_duplicates_nothing(prepared, broker, tmp_path):
+    home = _home_copy(prepared, tmp_path / "home")
+    days = [LAST - dt.timedelta(days=1), LAST]
+    records = [r for day in days for r in _records(prepared["sot"], day, clusters=False)[0]]
+    ids = {k.decode() for _, k, _ in records}
+    _produce(broker.bootstrap, records)
+    slow = _env(home, broker, AMLSCORE_STREAM_SINK="tests.faults:flaky_sink", AMLSCORE_BATCH_SIZE="100",
+                FLAKY_SINK_FAIL_SECONDS="0", FLAKY_SINK_DELAY_SECONDS="0.15")
+    first = WorkerProcess(slow, tmp_path / "w1.log").start()
+    first.wait_for("amlscore_scored_total", len(ids) // 4)
+    first.stop(signal.SIGKILL)
+    partial = _distinct(read_topic(broker.bootstrap, "aml.alert-scores", idle=2))
+    assert 0 < len(partial) < len(ids)
+
+    second = WorkerProcess(_env(home, broker), tmp_path / "w2.log").start()
+    deadline = time.monotonic() + 120
+    while len(_distinct(read_topic(broker.bootstrap, "aml.alert-scores", idle=1))) < len(ids):
+        assert time.monotonic() < deadline, "alerts missing after restart"
+    assert second.stop() == 0
+    rows = query(home, "SELECT count() AS n, uniqExact(alert_id) AS u FROM amlscore.alert_scores FINAL "
+                       "WHERE source = 'stream'")[0]
+    assert rows == {"n": len(ids), "u": len(ids)}
+
+
+def test_sink_outage_loses_nothing_and_commits_nothing_unwritten(prepared, broker, tmp_path):
+    home = _home_copy(prepared, tmp_path / "home")
+    written_log = tmp_path / "written.txt"
+    records, report = _records(prepared["sot"], LAST, clusters=False)
+    metadata = _produce(broker.bootstrap, records)
+    at = {(m.partition, m.offset): k.decode() for m, (_, k, _) in zip(metadata, records, strict=True)}
+    env = _env(home, broker, AMLSCORE_STREAM_SINK="tests.faults:flaky_sink", AMLSCORE_BATCH_SIZE="200",
+               FLAKY_SINK_FAIL_SECONDS="8", FLAKY_SINK_LOG=str(written_log))
+    worker = WorkerProcess(env, tmp_path / "worker.log").start()
+    worker.wait_for("amlscore_sink_failures_total", 3)
+    checks = 0
+    while True:
+        committed = _committed(broker.bootstrap)
+        written = set(written_log.read_text().split()) if written_log.exists() else set()
+        for partition, offset in committed.items():
+            unwritten = [at[(partition, o)] for o in range(max(offset, 0))
+                         if at[(partition, o)] not in written]
+            assert not unwritten, f"partition {partition} committed to {offset} past unwritten rows"
+        checks += 1
+        if len(written) >= report.alerts:
+            break
+        time.sleep(0.2)
+    assert checks > 5
+    deadline = time.monotonic() + 30
+    while sum(_committed(broker.bootstrap).values()) < report.alerts:  # the reading is real:
+        assert time.monotonic() < deadline, "offsets never committed"      # commits do arrive
+        time.sleep(0.3)
+    status, body = worker.get("/live")
+    assert status == 200, body
+    assert worker.metric("amlscore_sink_failures_total") >= 3
+    assert worker.stop() == 0
+    rows = query(home, "SELECT count() AS n FROM amlscore.alert_scores FINAL WHERE source = 'stream'")
+    assert rows[0]["n"] == report.alerts
+
+
+def test_new_model_mid_stream_is_used_for_later_batches(prepared, broker, tmp_path):
+    home = _home_copy(prepared, tmp_path / "home")
+    worker = WorkerProcess(_env(home, broker), tmp_path / "worker.log").start()
+    first, first_report = _records(prepared["sot"], LAST - dt.timedelta(days=1), clusters=False)
+    _produce(broker.bootstrap, first)
+    worker.wait_for("amlscore_scored_total", first_report.alerts)
+
+    DirectoryModelRegistry(home / "models").promote(prepared["v2"])
+    deadline = time.monotonic() + 30
+    while orjson.loads(worker.get("/ready")[1])["model_version"] != prepared["v2"]:
+        assert time.monotonic() < deadline, "new model not picked up"
+        time.sleep(0.3)
+    second, second_report = _records(prepared["sot"], LAST, clusters=False)
+    _produce(broker.bootstrap, second)
+    worker.wait_for("amlscore_scored_total", first_report.alerts + second_report.alerts)
+
+    # a version that does not load is refused; the worker keeps scoring with the one it has
+    broken = home / "models" / "broken-version"
+    broken.mkdir()
+    (broken / "alert_scorer.json").write_text("{}")
+    (home / "models" / PROMOTED_FILE).write_text('{"model_version": "broken-version"}')
+    worker.wait_for("amlscore_model_reloads_total", 2)  # loaded v2, refused the broken one
+    ready = orjson.loads(worker.get("/ready")[1])
+    assert ready["model_version"] == prepared["v2"] and ready["model_reload_failures"] >= 1
+    third, _ = _records(prepared["sot"], LAST - dt.timedelta(days=2), clusters=False)
+    _produce(broker.bootstrap, third[:100])
+    total = first_report.alerts + second_report.alerts + 100
+    events = read_topic(broker.bootstrap, "aml.alert-scores", expected=total, timeout=60)
+    worker.stop()
+    versions: dict[str, str] = {}
+    for record in events:
+        versions[record.key.decode()] = orjson.loads(record.value)["model_version"]
+    assert len(versions) == total
+    assert {versions[k.decode()] for _, k, _ in first} == {prepared["v1"]}
+    assert {versions[k.decode()] for _, k, _ in second} == {prepared["v2"]}
+    assert {versions[k.decode()] for _, k, _ in third[:100]} == {prepared["v2"]}
+
+
+def test_two_workers_share_four_partitions_and_score_each_alert_once(prepared, broker, tmp_path):
+    # The embedded engine serves one process per directory, so each worker has its own copy;
+    # with a ClickHouse server both would write to one database.
+    homes = [_home_copy(prepared, tmp_path / f"home{i}") for i in (0, 1)]
+    workers = [WorkerProcess(_env(h, broker), tmp_path / f"w{i}.log").start() for i, h in enumerate(homes)]
+    for w in workers:
+        w.wait_for("amlscore_assigned_partitions", 2, timeout=60)
+    deadline = time.monotonic() + 60
+    while sum(w.metric("amlscore_assigned_partitions") for w in workers) != 8:  # 4 alerts + 4 clusters
+        assert time.monotonic() < deadline, "partitions not split between the workers"
+        time.sleep(0.5)
+    records = [r for day in (LAST - dt.timedelta(days=1), LAST)
+               for r in _records(prepared["sot"], day, clusters=False)[0]]
+    _produce(broker.bootstrap, records)
+    events = _distinct(read_topic(broker.bootstrap, "aml.alert-scores", expected=len(records), timeout=120))
+    assert len(events) == len(records)
+    assert all(w.metric("amlscore_scored_total") > 0 for w in workers)
+    for w in workers:
+        assert w.stop() == 0
+    per_worker = [{r["alert_id"] for r in query(h, "SELECT alert_id FROM amlscore.alert_scores FINAL "
+                                                   "WHERE source = 'stream'")} for h in homes]
+    assert not per_worker[0] & per_worker[1]
+    assert per_worker[0] | per_worker[1] == {k.decode() for _, k, _ in records}

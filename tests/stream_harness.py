@@ -1,0 +1,142 @@
+"""Helpers for stream tests: worker processes, topic reads, poison events, ClickHouse queries."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import orjson
+from aiokafka import AIOKafkaConsumer
+
+from stream.local_broker import free_port
+
+PYTHON = sys.executable
+FAST_GROUP = {  # short timeouts: Tansu joins take about rebalance_timeout / 2 (DESIGN §7)
+    "AMLSCORE_SESSION_TIMEOUT": "6", "AMLSCORE_REBALANCE_TIMEOUT": "6",
+    "AMLSCORE_HEARTBEAT_INTERVAL": "1", "AMLSCORE_COMMIT_INTERVAL": "0.5",
+    "AMLSCORE_MODEL_POLL_INTERVAL": "1", "AMLSCORE_BATCH_WAIT": "0.05",
+    "AMLSCORE_RETRY_MAX_DELAY": "1", "AMLSCORE_CLUSTER_MEMBER_WAIT": "2",
+    "AMLSCORE_MAX_MESSAGE_BYTES": "65536",
+}
+
+
+def cli(env: dict, *args: str, timeout: float = 600) -> subprocess.CompletedProcess:
+    done = subprocess.run([PYTHON, "-c", "from amlscore.cli import main; main()", *args],
+                          env=env, capture_output=True, text=True, timeout=timeout)
+    assert done.returncode == 0, f"amlscore {' '.join(args)} failed:\n{done.stdout}\n{done.stderr}"
+    return done
+
+
+def query(home: Path, sql: str, **params) -> list[dict]:
+    done = subprocess.run([PYTHON, "-m", "tests.chquery", str(home), sql, json.dumps(params)],
+                          capture_output=True, text=True, timeout=300, cwd=Path(__file__).parent.parent)
+    assert done.returncode == 0, done.stderr
+    return json.loads(done.stdout)
+
+
+class WorkerProcess:
+    def __init__(self, env: dict, log: Path) -> None:
+        self.port = free_port()
+        self.env = {**env, "AMLSCORE_WEB_PORT": str(self.port)}
+        self.log = log
+        self.process: subprocess.Popen | None = None
+
+    def start(self, ready_timeout: float = 60) -> WorkerProcess:
+        self.process = subprocess.Popen(
+            [PYTHON, "-c", "from amlscore.cli import main; main()", "worker"],
+            env=self.env, stdout=open(self.log, "ab"), stderr=subprocess.STDOUT,  # noqa: SIM115
+            start_new_session=True)
+        deadline = time.monotonic() + ready_timeout
+        while time.monotonic() < deadline:
+            assert self.process.poll() is None, f"worker exited:\n{self.log.read_text()[-3000:]}"
+            try:
+                if self.get("/ready")[0] == 200:
+                    return self
+            except OSError:
+                pass
+            time.sleep(0.3)
+        raise AssertionError(f"worker not ready:\n{self.log.read_text()[-3000:]}")
+
+    def get(self, path: str) -> tuple[int, str]:
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{self.port}{path}", timeout=5) as r:  # noqa: S310
+                return r.status, r.read().decode()
+        except urllib.error.HTTPError as e:
+            return e.code, e.read().decode()
+
+    def metric(self, name: str) -> float:
+        _, text = self.get("/metrics")
+        return sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines()
+                   if line.startswith(name + "{") or line.startswith(name + " "))
+
+    def wait_for(self, name: str, at_least: float, timeout: float = 120) -> float:
+        deadline = time.monotonic() + timeout
+        value = 0.0
+        while time.monotonic() < deadline:
+            value = self.metric(name)
+            if value >= at_least:
+                return value
+            time.sleep(0.3)
+        raise AssertionError(f"{name} reached {value}, expected {at_least}:\n{self.log.read_text()[-3000:]}")
+
+    def stop(self, sig: int = signal.SIGTERM, timeout: float = 30) -> int:
+        if self.process is None or self.process.poll() is not None:
+            return self.process.returncode if self.process else 0
+        os.killpg(self.process.pid, sig)
+        try:
+            return self.process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            os.killpg(self.process.pid, signal.SIGKILL)
+            return self.process.wait(timeout)
+
+
+def read_topic(bootstrap: str, topic: str, expected: int | None = None, timeout: float = 60,
+               idle: float = 3.0) -> list:
+    """Every record of ``topic``; stops at ``expected`` records or after ``idle`` quiet seconds."""
+    async def run() -> list:
+        consumer = AIOKafkaConsumer(topic, bootstrap_servers=bootstrap, auto_offset_reset="earliest",
+                                    enable_auto_commit=False, group_id=None)
+        await consumer.start()
+        records, deadline, quiet_since = [], time.monotonic() + timeout, time.monotonic()
+        try:
+            while time.monotonic() < deadline:
+                batch = await consumer.getmany(timeout_ms=500)
+                got = [r for recs in batch.values() for r in recs]
+                records += got
+                if got:
+                    quiet_since = time.monotonic()
+                if expected is not None and len(records) >= expected:
+                    break
+                if expected is None and time.monotonic() - quiet_since > idle:
+                    break
+        finally:
+            await consumer.stop()
+        return records
+    return asyncio.run(run())
+
+
+def poison_events(valid_event: dict, network: str) -> list[tuple[bytes, bytes, str]]:
+    """(key, value, expected reason) for every kind of bad input the worker must dead-letter."""
+    def variant(i: int, **changes) -> bytes:
+        event = {**valid_event, "alert_id": f"poison-{i}", **changes}
+        return orjson.dumps({k: v for k, v in event.items() if v is not ...})
+
+    nan_text = variant(2).replace(b'"volume_usd":', b'"volume_usd":1e999,"_x":', 1)
+    return [
+        (b"poison-0", b"{not json", "invalid_json"),
+        (b"poison-1", variant(1, alert_id=...), "schema_violation"),
+        (b"poison-2", nan_text, "non_finite_number"),
+        (b"poison-3", variant(3, network="dogecoin-testnet"), "unknown_network"),
+        (b"poison-4", variant(4, description="x" * 70_000), "oversize"),  # limit set to 64 KiB
+        (b"poison-5", variant(5, window_days="seven"), "schema_violation"),
+        (b"poison-6", b"", "empty"),
+        (b"poison-7", variant(7, features={"degree_in": "many"}), "schema_violation"),
+        (b"poison-8", b"[1, 2, 3]", "schema_violation"),
+    ]
