@@ -144,6 +144,9 @@ def train(networks, start, end, window_days, holdout_days, seed, no_promote) -> 
     click.echo(f"model version {result.version} ({'promoted' if cfg.promote else 'candidate'})")
     click.echo(f"  alert_scorer   held-out AUC {m['alert_scorer']['auc']}  PR-AUC "
                f"{m['alert_scorer']['pr_auc']}  Brier {m['alert_scorer']['brier']}")
+    unseen = m["alert_scorer_unseen_addresses"]
+    click.echo(f"                 on addresses unseen in training: AUC {unseen['auc']} "
+               f"({unseen['n']} alerts, {unseen['positives']} positive)")
     click.echo(f"  alert_ranker   NDCG@10 {ranking['ranker_ndcg@10']} (classifier baseline "
                f"{ranking['classifier_baseline_ndcg@10']}), precision@50 "
                f"{ranking['ranker_precision@50']} ({ranking['classifier_baseline_precision@50']})")

@@ -80,6 +80,7 @@ def write_report(directory: Path, version: str, metrics: dict, split: dict, held
     pq.write_table(pa.table({
         "alert_id": held["alert_ids"].astype(str), "group": held["groups"].astype(str),
         "label": labels.astype(np.int8), "score": scores, "rank_score": held["rank_scores"],
+        "seen_address": held["seen_address"],
     }), directory / "holdout_predictions.parquet")
     report = {"model_version": version, "split": split, "metrics": metrics,
               "feature_importance": importance, "n_features": len(names),

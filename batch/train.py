@@ -144,8 +144,15 @@ def train(store: RawStore, registry: DirectoryModelRegistry, cfg: TrainConfig,
     held_rank = ranker.booster.inplace_predict(held_x).astype(np.float64)
     cluster_scores = cluster_model.booster.inplace_predict(cx[c_held]).astype(np.float64)
     groups = (alerts["network"] + "/" + alerts["processing_date"]).to_numpy()[held_mask]
+    # Addresses recur: a held-out alert of an address labelled in training is partly a lookup.
+    # The unseen-address figures say how the model does on addresses it has never been told about.
+    address_key = alerts["network"] + "|" + alerts["address"].astype(str)
+    seen = address_key[labelled & train_rows].unique()
+    held_seen = address_key.isin(seen).to_numpy()[held_mask]
+    unseen = ~held_seen
     metrics = {
         "alert_scorer": binary_metrics(held_y, held_scores),
+        "alert_scorer_unseen_addresses": binary_metrics(held_y[unseen], held_scores[unseen]),
         "ranking": ranking_metrics(groups, held_y, {"ranker": held_rank, "classifier_baseline": held_scores}),
         "cluster_scorer": binary_metrics(cy[c_held], cluster_scores),
     }
@@ -170,7 +177,7 @@ def train(store: RawStore, registry: DirectoryModelRegistry, cfg: TrainConfig,
     report_dir = registry.version_dir(version) / "report"
     write_report(report_dir, version, metrics, split, {
         "alert_ids": alerts["alert_id"].to_numpy()[held_mask], "groups": groups, "labels": held_y,
-        "scores": held_scores, "rank_scores": held_rank,
+        "scores": held_scores, "rank_scores": held_rank, "seen_address": held_seen,
     }, scorer.booster, names)
     if cfg.promote:
         registry.promote(version)

@@ -36,6 +36,16 @@ FORBIDDEN_FEATURES = frozenset(
     }
 )
 MAX_CATEGORIES = 64
+# Absolute times are neither stationary (a temporal split puts every held-out value outside the
+# training range) nor harmless (a per-address constant identifies the address, so trees memorise
+# labelled addresses). Columns named *_timestamp enter as age in days at the processing date.
+TIMESTAMP_SUFFIX = "_timestamp"
+
+
+def address_feature_name(column: str) -> str:
+    if column.endswith(TIMESTAMP_SUFFIX):
+        return column.removesuffix(TIMESTAMP_SUFFIX) + "_age_days"
+    return column
 
 
 @dataclass(frozen=True)
@@ -53,7 +63,9 @@ class FeatureSpec:
             names += [f"{column}={value}" for value in self.categories.get(column, ())]
         names += [f"risk_indicator={value}" for value in self.risk_indicators]
         taken = set(names)
-        names += [f"address.{c}" if c in taken else c for c in self.address_features]
+        for column in self.address_features:
+            name = address_feature_name(column)
+            names.append(f"address.{name}" if name in taken else name)
         object.__setattr__(self, "names", tuple(names))
 
     def to_dict(self) -> dict:
@@ -173,9 +185,19 @@ def align_address_features(
     right = normalise_keys(right).drop_duplicates(keys, keep="last")
     merged = left.merge(right, on=keys, how="left", sort=False, validate="many_to_one")
     block = np.full((len(alerts), len(columns)), np.nan, dtype=np.float32)
+    as_of = None
     for j, name in enumerate(columns):
-        if name in merged:
-            block[:, j] = _as_float(merged[name])
+        if name not in merged:
+            continue
+        values = _as_float(merged[name])
+        if name.endswith(TIMESTAMP_SUFFIX):
+            if "processing_date" not in merged:
+                continue
+            if as_of is None:
+                as_of = pd.to_datetime(merged["processing_date"]).to_numpy("datetime64[s]").astype(np.float64)
+            seconds = np.where(values > 1e11, values / 1000.0, values)  # milliseconds → seconds
+            values = (as_of - seconds) / 86400.0
+        block[:, j] = values
     return block
 
 

@@ -76,6 +76,9 @@ def run(alerts: int, alerts_per_day: int = 5000, workdir: Path | None = None) ->
                            if p.parent.parent.name >= min(held["group"]).split("/")[1]]).to_pandas()
     joined = held.merge(truth, on="alert_id")
     oracle_auc = metrics.roc_auc(joined["label"], joined["p_illicit"])
+    unseen = joined[~joined["seen_address"]]
+    unseen_oracle = metrics.roc_auc(unseen["label"], unseen["p_illicit"])
+    unseen_model = metrics.roc_auc(unseen["label"], unseen["score"])
 
     scoring = RiskScoring(bundle, ScoringPolicy())
     report, backfill_s = _timed(backfill, raw, scores, scoring,
@@ -94,6 +97,9 @@ def run(alerts: int, alerts_per_day: int = 5000, workdir: Path | None = None) ->
         "train_vs_bare": round(train_s / bare_train_s, 2),
         "heldout_auc": result.metrics["alert_scorer"]["auc"], "oracle_auc": round(oracle_auc, 6),
         "auc_vs_oracle": round(result.metrics["alert_scorer"]["auc"] / oracle_auc, 4),
+        "unseen_address_alerts": len(unseen),
+        "unseen_auc": round(unseen_model, 6), "unseen_oracle_auc": round(unseen_oracle, 6),
+        "unseen_auc_vs_oracle": round(unseen_model / unseen_oracle, 4),
         "ranker_ndcg@10": ranking["ranker_ndcg@10"],
         "baseline_ndcg@10": ranking["classifier_baseline_ndcg@10"],
         "cluster_auc": result.metrics["cluster_scorer"]["auc"],

@@ -129,3 +129,14 @@ def test_spec_round_trips_and_detects_tampering(frames):
     data["names"] = data["names"][::-1]
     with pytest.raises(ValueError):
         FeatureSpec.from_dict(data)
+
+
+def test_timestamps_enter_as_age_at_the_processing_date(frames):
+    alerts, features = frames
+    day = pd.Timestamp("2025-01-02", tz="UTC").timestamp()
+    features = features.assign(first_activity_timestamp=[day - 86400 * 10, (day - 86400 * 2) * 1000, np.nan])
+    spec = fit_feature_spec(alerts, features)
+    assert "first_activity_age_days" in spec.names and "first_activity_timestamp" not in spec.names
+    x = build_alert_matrix(spec, alerts, features)
+    ages = x[:, list(spec.names).index("first_activity_age_days")]
+    assert ages[0] == 10.0 and ages[1] == 2.0 and np.isnan(ages[2])
