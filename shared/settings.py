@@ -40,6 +40,8 @@ class Settings(BaseSettings):
     rebalance_timeout: float = Field(10.0, gt=0, description="Kafka rebalance timeout (s)")
     heartbeat_interval: float = Field(2.0, gt=0, description="Kafka heartbeat interval (s)")
     commit_interval: float = Field(1.0, gt=0, description="Seconds between offset commits")
+    fetch_max_wait_ms: int = Field(
+        20, ge=1, description="Longest a consumer fetch waits for data (Faust's fixed 1500 is too long)")
     max_message_bytes: int = Field(1_048_576, ge=1024, description="Larger events are dead-lettered")
     feature_cache_size: int = Field(100_000, ge=0, description="Address feature rows cached")
     feature_cache_ttl: float = Field(600.0, ge=0, description="Seconds a cached feature row is used")

@@ -22,6 +22,7 @@ from stream.progress import Progress
 from stream.publisher import FaustPublisher
 from stream.retry import Backoff
 from stream.sinks import ClickHouseStreamSink, StreamSink, load_sink
+from stream.transport import WorkerApp
 
 
 @dataclass
@@ -42,7 +43,7 @@ class Worker:
 
 def faust_app(settings: Settings) -> faust.App:
     brokers = [f"kafka://{host.strip()}" for host in settings.kafka_bootstrap.split(",") if host.strip()]
-    return faust.App(
+    app = WorkerApp(
         settings.worker_id,
         broker=brokers,
         processing_guarantee="at_least_once",  # the broker here has no transactions (DESIGN §7)
@@ -62,6 +63,8 @@ def faust_app(settings: Settings) -> faust.App:
         producer_acks=-1,
         producer_linger=0.005,
     )
+    app.fetch_max_wait_ms = settings.fetch_max_wait_ms
+    return app
 
 
 def build_worker(settings: Settings, context: Context | None = None) -> Worker:

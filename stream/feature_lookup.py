@@ -63,9 +63,10 @@ class CachedFeatureLookup:
         for (network, date, window), addresses in missing.items():
             frame = self.source.features(network, dt.date.fromisoformat(date), window, sorted(addresses))
             self.queries += 1
+            # An empty result may come back without columns at all: then nothing was found.
+            returned = frame["address"].astype(str).tolist() if "address" in frame else []
             columns = [c for c in frame.columns if c not in KEY_NAMES]
-            values = frame[columns].to_dict("records")
-            returned = frame["address"].astype(str).tolist()
+            values = frame[columns].to_dict("records") if returned else []
             for address, value in zip(returned, values, strict=True):
                 rows[(network, date, window, address)] = value
                 self._put((network, date, window, address), value, now)

@@ -80,6 +80,13 @@ def connect(target: ClickHouseTarget) -> Client:
     """Open a client and make sure the target database exists."""
     if target.interface == "chdb":
         assert target.path is not None
+        try:
+            import chdb  # noqa: F401
+        except ImportError as exc:
+            raise ConfigurationError(
+                "the embedded ClickHouse engine needs `pip install 'amlscore[embedded]'` (package "
+                "chdb); or set AMLSCORE_CLICKHOUSE_URL to a ClickHouse server"
+            ) from exc
         target.path.mkdir(parents=True, exist_ok=True)
         client = clickhouse_connect.get_client(interface="chdb", path=str(target.path))
     else:

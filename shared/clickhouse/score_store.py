@@ -82,6 +82,22 @@ class ScoreStore:
             parameters=params,
         )
 
+    def top_alerts(self, network: str, processing_date: dt.date, window_days: int,
+                   model_version: str, limit: int = 10) -> list[dict]:
+        """The highest-scored alerts of a batch with what an investigator reads first."""
+        result = self.client.query(
+            f"SELECT s.alert_id, s.address, s.score, s.risk_level, s.explanation, s.source, "
+            f"a.typology_type, a.severity, a.volume_usd FROM {self.db}.alert_scores AS s FINAL "
+            f"LEFT JOIN (SELECT alert_id, typology_type, severity, volume_usd FROM {self.db}.raw_alerts "
+            f"FINAL WHERE {BATCH_FILTER}) AS a ON a.alert_id = s.alert_id "
+            f"WHERE s.network = {{network:String}} AND s.processing_date = {{date:Date}} "
+            "AND s.window_days = {window:UInt16} AND s.model_version = {version:String} "
+            "ORDER BY s.score DESC, s.alert_id LIMIT {limit:UInt32}",
+            parameters={**batch_params(network, processing_date, window_days),
+                        "version": model_version, "limit": limit},
+        )
+        return [dict(zip(result.column_names, row, strict=True)) for row in result.result_rows]
+
     def rankings_arrow(self, networks: Sequence[str], start: dt.date, end: dt.date,
                        window_days: int, model_version: str) -> pa.Table:
         return self.client.query_arrow(

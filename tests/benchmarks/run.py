@@ -9,12 +9,21 @@ from pathlib import Path
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("suite", nargs="?", default="batch", choices=["batch"])
-    parser.add_argument("--alerts", type=int, default=1_000_000)
+    parser.add_argument("suite", nargs="?", default="all", choices=["all", "batch", "stream"])
+    parser.add_argument("--alerts", type=int, default=None,
+                        help="default: 1,000,000 for batch, 100,000 for stream")
+    parser.add_argument("--rss-events", type=int, default=0,
+                        help="stream: keep feeding the worker until this many events, then read its RSS")
     parser.add_argument("--json", type=Path, default=Path("bench-results.json"))
     args = parser.parse_args()
-    from tests.benchmarks import batch_bench
-    results = batch_bench.run(args.alerts)
+    results: dict = {}
+    if args.suite in ("all", "stream"):
+        from tests.benchmarks import stream_bench
+        results.update({f"stream.{k}": v for k, v in stream_bench.run(
+            args.alerts or 100_000, rss_events=args.rss_events).items()})
+    if args.suite in ("all", "batch"):
+        from tests.benchmarks import batch_bench
+        results.update({f"batch.{k}": v for k, v in batch_bench.run(args.alerts or 1_000_000).items()})
     width = max(len(k) for k in results)
     for key, value in results.items():
         print(f"{key:<{width}}  {value}")

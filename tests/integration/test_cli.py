@@ -7,8 +7,13 @@ import subprocess
 import sys
 from pathlib import Path
 
+import orjson
 import pyarrow.parquet as pq
 import pytest
+
+from shared.schemas import AlertEvent, ClusterEvent
+from tests.backends import kafka
+from tests.stream_harness import read_topic
 
 pytestmark = pytest.mark.integration
 AMLSCORE = [sys.executable, "-c", "from amlscore.cli import main; main()"]
@@ -53,6 +58,20 @@ def test_synth_ingest_train_backfill_export(env, tmp_path):
     assert done.returncode == 0, done.stderr
     frame = pq.read_table(out).to_pandas()
     assert len(frame) > 900 and frame["rank_position"].min() == 1
+
+    # replay the same date from ClickHouse into Kafka: every alert and cluster, once
+    with kafka(log_path=tmp_path / "tansu.log") as broker:
+        done = run({**env, **broker.env()}, "replay", "--start", "2025-01-08", "--end", "2025-01-08",
+                   "--features", "lookup")
+        assert done.returncode == 0, done.stderr
+        alerts = read_topic(broker.bootstrap, broker.topics["alerts"], idle=2)
+        clusters = read_topic(broker.bootstrap, broker.topics["clusters"], idle=2)
+    assert f"published {len(alerts)} alerts and {len(clusters)} clusters" in done.stdout
+    assert sorted(r.key.decode() for r in alerts) == sorted(frame["alert_id"])
+    event = orjson.loads(alerts[0].value)
+    assert event["processing_date"] == "2025-01-08" and "features" not in event
+    assert AlertEvent.model_validate(event).alert_id == alerts[0].key.decode()
+    assert clusters and all(ClusterEvent.model_validate_json(r.value) for r in clusters)
 
 
 def test_broken_batch_exits_non_zero_with_the_reason(env, tmp_path):

@@ -24,13 +24,12 @@ from batch import replay as rp
 from batch.sot_reader import BatchKey, open_source
 from shared.registry import PROMOTED_FILE, DirectoryModelRegistry
 from stream.kafka_admin import ensure_topics
-from stream.local_broker import LocalBroker
+from tests.backends import KafkaTarget, kafka
 from tests.stream_harness import FAST_GROUP, WorkerProcess, cli, poison_events, query, read_topic
 
 pytestmark = pytest.mark.integration
 START, DAYS = dt.date(2025, 2, 1), 6
 LAST = START + dt.timedelta(days=DAYS - 1)
-TOPICS = ("aml.alerts", "aml.clusters", "aml.alert-scores", "aml.alerts.dlq")
 
 
 def _clean_env(home: Path) -> dict:
@@ -63,10 +62,25 @@ def prepared(tmp_path_factory):
 
 
 @pytest.fixture
+def spawn(tmp_path):
+    """Start workers that are stopped at teardown whatever the test did (no orphans)."""
+    started: list[WorkerProcess] = []
+
+    def start(env: dict, name: str = "worker") -> WorkerProcess:
+        worker = WorkerProcess(env, tmp_path / f"{name}-{len(started)}.log")
+        started.append(worker)
+        return worker.start()
+
+    yield start
+    for worker in started:
+        worker.stop(signal.SIGKILL, timeout=10)
+
+
+@pytest.fixture
 def broker(tmp_path):
-    with LocalBroker(log_path=tmp_path / "tansu.log") as b:
-        asyncio.run(ensure_topics(b.bootstrap, TOPICS, 4))
-        yield b
+    with kafka(log_path=tmp_path / "tansu.log") as target:
+        asyncio.run(ensure_topics(target.bootstrap, target.topics.values(), 4))
+        yield target
 
 
 def _home_copy(prepared, dest: Path) -> Path:
@@ -74,15 +88,16 @@ def _home_copy(prepared, dest: Path) -> Path:
     return dest
 
 
-def _env(home: Path, broker: LocalBroker, **extra: str) -> dict:
-    return {**_clean_env(home), **FAST_GROUP, "AMLSCORE_KAFKA_BOOTSTRAP": broker.bootstrap, **extra}
+def _env(home: Path, broker: KafkaTarget, **extra: str) -> dict:
+    return {**_clean_env(home), **FAST_GROUP, **broker.env(), **extra}
 
 
-def _records(sot: Path, day: dt.date, features: str = "mixed", clusters: bool = True):
+def _records(broker: KafkaTarget, sot: Path, day: dt.date, features: str = "mixed", clusters: bool = True):
     fs, root = open_source(str(sot))
     report = rp.ReplayReport()
     batches = rp.batches_from_sot(fs, root, [BatchKey("ethereum", day, 7)])
-    return list(rp.records(batches, "aml.alerts", "aml.clusters", features, report, clusters)), report
+    records = rp.records(batches, broker.topics["alerts"], broker.topics["clusters"], features, report, clusters)
+    return list(records), report
 
 
 def _produce(bootstrap: str, records) -> list:
@@ -99,15 +114,16 @@ def _produce(bootstrap: str, records) -> list:
     return asyncio.run(run())
 
 
-def _committed(bootstrap: str, group: str = "amlscore-worker") -> dict[int, int]:
+def _committed(broker: KafkaTarget) -> dict[int, int]:
     """The group's committed offsets on aml.alerts (read as a non-member: no rebalance)."""
     async def run():
-        consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=group, enable_auto_commit=False)
+        consumer = AIOKafkaConsumer(bootstrap_servers=broker.bootstrap, group_id=broker.group,
+                                    enable_auto_commit=False)
         await consumer.start()
         try:
             found = {}
             for partition in range(4):
-                offset = await consumer.committed(TopicPartition("aml.alerts", partition))
+                offset = await consumer.committed(TopicPartition(broker.topics["alerts"], partition))
                 if offset is not None:
                     found[partition] = offset
             return found
@@ -120,18 +136,18 @@ def _distinct(records) -> dict[str, dict]:
     return {r.key.decode(): orjson.loads(r.value) for r in records}
 
 
-def test_day_with_poison_is_scored_exactly_once_and_matches_backfill(prepared, broker, tmp_path):
+def test_day_with_poison_is_scored_exactly_once_and_matches_backfill(prepared, broker, spawn, tmp_path):
     home = _home_copy(prepared, tmp_path / "home")
-    worker = WorkerProcess(_env(home, broker), tmp_path / "worker.log").start()
-    records, report = _records(prepared["sot"], LAST)
-    valid = next(orjson.loads(v) for t, _, v in records if t == "aml.alerts")
+    worker = spawn(_env(home, broker))
+    records, report = _records(broker, prepared["sot"], LAST)
+    valid = next(orjson.loads(v) for t, _, v in records if t == broker.topics["alerts"])
     poison = [p for _ in range(7) for p in poison_events(valid, "ethereum")]
     poison = [(f"{k.decode()}-{i}".encode(), v, reason) for i, (k, v, reason) in enumerate(poison)]
     assert 0.04 < len(poison) / report.alerts < 0.07
-    _produce(broker.bootstrap, records + [("aml.alerts", k, v) for k, v, _ in poison])
+    _produce(broker.bootstrap, records + [(broker.topics["alerts"], k, v) for k, v, _ in poison])
 
-    scores = read_topic(broker.bootstrap, "aml.alert-scores", expected=report.alerts, timeout=120)
-    dead = read_topic(broker.bootstrap, "aml.alerts.dlq", expected=len(poison), timeout=60)
+    scores = read_topic(broker.bootstrap, broker.topics["scores"], expected=report.alerts, timeout=120)
+    dead = read_topic(broker.bootstrap, broker.topics["dlq"], expected=len(poison), timeout=60)
     worker.wait_for("amlscore_scored_total", report.alerts + report.clusters)
     assert worker.metric("amlscore_events_in_total") == report.alerts + report.clusters + len(poison)
     assert worker.metric("amlscore_dead_lettered_total") == len(poison)
@@ -144,7 +160,8 @@ def test_day_with_poison_is_scored_exactly_once_and_matches_backfill(prepared, b
         headers = dict(record.headers)
         value, reason = expected[record.key]
         assert record.value == value and headers["dlq.reason"].decode() == reason
-        assert headers["dlq.source_topic"] == b"aml.alerts" and int(headers["dlq.offset"]) >= 0
+        assert headers["dlq.source_topic"] == broker.topics["alerts"].encode()
+        assert int(headers["dlq.offset"]) >= 0 and int(headers["dlq.partition"]) in range(4)
         assert headers["dlq.error"]
 
     # every valid alert scored exactly once, and bit for bit what the backfill gave
@@ -167,23 +184,23 @@ def test_day_with_poison_is_scored_exactly_once_and_matches_backfill(prepared, b
         assert row["source"] == "stream" and row["score"] == prepared["backfill_clusters"][row["cluster_id"]]
 
 
-def test_sigkill_mid_stream_then_restart_loses_and_duplicates_nothing(prepared, broker, tmp_path):
+def test_sigkill_mid_stream_then_restart_loses_and_duplicates_nothing(prepared, broker, spawn, tmp_path):
     home = _home_copy(prepared, tmp_path / "home")
     days = [LAST - dt.timedelta(days=1), LAST]
-    records = [r for day in days for r in _records(prepared["sot"], day, clusters=False)[0]]
+    records = [r for day in days for r in _records(broker, prepared["sot"], day, clusters=False)[0]]
     ids = {k.decode() for _, k, _ in records}
     _produce(broker.bootstrap, records)
     slow = _env(home, broker, AMLSCORE_STREAM_SINK="tests.faults:flaky_sink", AMLSCORE_BATCH_SIZE="100",
                 FLAKY_SINK_FAIL_SECONDS="0", FLAKY_SINK_DELAY_SECONDS="0.15")
-    first = WorkerProcess(slow, tmp_path / "w1.log").start()
+    first = spawn(slow)
     first.wait_for("amlscore_scored_total", len(ids) // 4)
     first.stop(signal.SIGKILL)
-    partial = _distinct(read_topic(broker.bootstrap, "aml.alert-scores", idle=2))
+    partial = _distinct(read_topic(broker.bootstrap, broker.topics["scores"], idle=2))
     assert 0 < len(partial) < len(ids)
 
-    second = WorkerProcess(_env(home, broker), tmp_path / "w2.log").start()
+    second = spawn(_env(home, broker))
     deadline = time.monotonic() + 120
-    while len(_distinct(read_topic(broker.bootstrap, "aml.alert-scores", idle=1))) < len(ids):
+    while len(_distinct(read_topic(broker.bootstrap, broker.topics["scores"], idle=1))) < len(ids):
         assert time.monotonic() < deadline, "alerts missing after restart"
     assert second.stop() == 0
     rows = query(home, "SELECT count() AS n, uniqExact(alert_id) AS u FROM amlscore.alert_scores FINAL "
@@ -191,19 +208,19 @@ def test_sigkill_mid_stream_then_restart_loses_and_duplicates_nothing(prepared, 
     assert rows == {"n": len(ids), "u": len(ids)}
 
 
-def test_sink_outage_loses_nothing_and_commits_nothing_unwritten(prepared, broker, tmp_path):
+def test_sink_outage_loses_nothing_and_commits_nothing_unwritten(prepared, broker, spawn, tmp_path):
     home = _home_copy(prepared, tmp_path / "home")
     written_log = tmp_path / "written.txt"
-    records, report = _records(prepared["sot"], LAST, clusters=False)
+    records, report = _records(broker, prepared["sot"], LAST, clusters=False)
     metadata = _produce(broker.bootstrap, records)
     at = {(m.partition, m.offset): k.decode() for m, (_, k, _) in zip(metadata, records, strict=True)}
     env = _env(home, broker, AMLSCORE_STREAM_SINK="tests.faults:flaky_sink", AMLSCORE_BATCH_SIZE="200",
                FLAKY_SINK_FAIL_SECONDS="8", FLAKY_SINK_LOG=str(written_log))
-    worker = WorkerProcess(env, tmp_path / "worker.log").start()
+    worker = spawn(env)
     worker.wait_for("amlscore_sink_failures_total", 3)
     checks = 0
     while True:
-        committed = _committed(broker.bootstrap)
+        committed = _committed(broker)
         written = set(written_log.read_text().split()) if written_log.exists() else set()
         for partition, offset in committed.items():
             unwritten = [at[(partition, o)] for o in range(max(offset, 0))
@@ -215,7 +232,7 @@ def test_sink_outage_loses_nothing_and_commits_nothing_unwritten(prepared, broke
         time.sleep(0.2)
     assert checks > 5
     deadline = time.monotonic() + 30
-    while sum(_committed(broker.bootstrap).values()) < report.alerts:  # the reading is real:
+    while sum(_committed(broker).values()) < report.alerts:  # the reading is real:
         assert time.monotonic() < deadline, "offsets never committed"      # commits do arrive
         time.sleep(0.3)
     status, body = worker.get("/live")
@@ -226,10 +243,10 @@ def test_sink_outage_loses_nothing_and_commits_nothing_unwritten(prepared, broke
     assert rows[0]["n"] == report.alerts
 
 
-def test_new_model_mid_stream_is_used_for_later_batches(prepared, broker, tmp_path):
+def test_new_model_mid_stream_is_used_for_later_batches(prepared, broker, spawn, tmp_path):
     home = _home_copy(prepared, tmp_path / "home")
-    worker = WorkerProcess(_env(home, broker), tmp_path / "worker.log").start()
-    first, first_report = _records(prepared["sot"], LAST - dt.timedelta(days=1), clusters=False)
+    worker = spawn(_env(home, broker))
+    first, first_report = _records(broker, prepared["sot"], LAST - dt.timedelta(days=1), clusters=False)
     _produce(broker.bootstrap, first)
     worker.wait_for("amlscore_scored_total", first_report.alerts)
 
@@ -238,7 +255,7 @@ def test_new_model_mid_stream_is_used_for_later_batches(prepared, broker, tmp_pa
     while orjson.loads(worker.get("/ready")[1])["model_version"] != prepared["v2"]:
         assert time.monotonic() < deadline, "new model not picked up"
         time.sleep(0.3)
-    second, second_report = _records(prepared["sot"], LAST, clusters=False)
+    second, second_report = _records(broker, prepared["sot"], LAST, clusters=False)
     _produce(broker.bootstrap, second)
     worker.wait_for("amlscore_scored_total", first_report.alerts + second_report.alerts)
 
@@ -250,10 +267,10 @@ def test_new_model_mid_stream_is_used_for_later_batches(prepared, broker, tmp_pa
     worker.wait_for("amlscore_model_reloads_total", 2)  # loaded v2, refused the broken one
     ready = orjson.loads(worker.get("/ready")[1])
     assert ready["model_version"] == prepared["v2"] and ready["model_reload_failures"] >= 1
-    third, _ = _records(prepared["sot"], LAST - dt.timedelta(days=2), clusters=False)
+    third, _ = _records(broker, prepared["sot"], LAST - dt.timedelta(days=2), clusters=False)
     _produce(broker.bootstrap, third[:100])
     total = first_report.alerts + second_report.alerts + 100
-    events = read_topic(broker.bootstrap, "aml.alert-scores", expected=total, timeout=60)
+    events = read_topic(broker.bootstrap, broker.topics["scores"], expected=total, timeout=60)
     worker.stop()
     versions: dict[str, str] = {}
     for record in events:
@@ -264,11 +281,11 @@ def test_new_model_mid_stream_is_used_for_later_batches(prepared, broker, tmp_pa
     assert {versions[k.decode()] for _, k, _ in third[:100]} == {prepared["v2"]}
 
 
-def test_two_workers_share_four_partitions_and_score_each_alert_once(prepared, broker, tmp_path):
+def test_two_workers_share_four_partitions_and_score_each_alert_once(prepared, broker, spawn, tmp_path):
     # The embedded engine serves one process per directory, so each worker has its own copy;
     # with a ClickHouse server both would write to one database.
     homes = [_home_copy(prepared, tmp_path / f"home{i}") for i in (0, 1)]
-    workers = [WorkerProcess(_env(h, broker), tmp_path / f"w{i}.log").start() for i, h in enumerate(homes)]
+    workers = [spawn(_env(h, broker)) for h in homes]
     for w in workers:
         w.wait_for("amlscore_assigned_partitions", 2, timeout=60)
     deadline = time.monotonic() + 60
@@ -276,9 +293,9 @@ def test_two_workers_share_four_partitions_and_score_each_alert_once(prepared, b
         assert time.monotonic() < deadline, "partitions not split between the workers"
         time.sleep(0.5)
     records = [r for day in (LAST - dt.timedelta(days=1), LAST)
-               for r in _records(prepared["sot"], day, clusters=False)[0]]
+               for r in _records(broker, prepared["sot"], day, clusters=False)[0]]
     _produce(broker.bootstrap, records)
-    events = _distinct(read_topic(broker.bootstrap, "aml.alert-scores", expected=len(records), timeout=120))
+    events = _distinct(read_topic(broker.bootstrap, broker.topics["scores"], expected=len(records), timeout=120))
     assert len(events) == len(records)
     assert all(w.metric("amlscore_scored_total") > 0 for w in workers)
     for w in workers:

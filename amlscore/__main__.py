@@ -1,0 +1,3 @@
+from amlscore.cli import main
+
+main()

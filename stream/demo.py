@@ -1,0 +1,249 @@
+"""`amlscore demo`: the whole product on embedded defaults, in one command.
+
+Local Tansu broker + embedded ClickHouse in one directory → synthetic SOT → ingest → train →
+worker → a day of alerts streamed live (plus a few malformed ones) → summary. Each step that
+opens the embedded engine runs in a process of its own (it serves one process per directory);
+every child is stopped on the way out, whatever happens.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import datetime as dt
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import orjson
+from aiokafka import AIOKafkaConsumer
+
+from batch import replay as rp
+from batch.sot_reader import BatchKey, open_source
+from batch.synth import SynthConfig, generate
+from stream.kafka_admin import ensure_topics
+from stream.local_broker import LocalBroker, free_port
+
+Say = Callable[[str], None]
+DEMO_ENV = {"AMLSCORE_SESSION_TIMEOUT": "6", "AMLSCORE_REBALANCE_TIMEOUT": "6",
+            "AMLSCORE_HEARTBEAT_INTERVAL": "1", "AMLSCORE_BATCH_WAIT": "0.05"}
+
+
+@dataclass(frozen=True)
+class DemoConfig:
+    directory: Path
+    days: int = 10
+    alerts_per_day: int = 3000
+    rate: float = 2000.0
+    poison: int = 25
+    seed: int = 7
+
+
+@dataclass
+class DemoSummary:
+    alerts_in: int = 0
+    scored: int = 0
+    dead_lettered: int = 0
+    clusters: int = 0
+    seconds: float = 0.0
+    latencies_ms: list[float] = field(default_factory=list)
+    top: list[dict] = field(default_factory=list)
+    train_output: str = ""
+    report_dir: str = ""
+    model_version: str = ""
+
+
+def _env(cfg: DemoConfig, bootstrap: str = "") -> dict:
+    clean = {k: v for k, v in os.environ.items() if not k.startswith("AMLSCORE_")}
+    env = {**clean, **DEMO_ENV, "AMLSCORE_HOME": str(cfg.directory / "home")}
+    if bootstrap:
+        env["AMLSCORE_KAFKA_BOOTSTRAP"] = bootstrap
+    return env
+
+
+def _amlscore(env: dict, *args: str) -> str:
+    done = subprocess.run([sys.executable, "-m", "amlscore", *args], env=env, capture_output=True,
+                          text=True, timeout=900)
+    if done.returncode != 0:
+        raise RuntimeError(f"`amlscore {' '.join(args)}` failed:\n{done.stderr[-2000:]}")
+    return done.stdout
+
+
+@contextlib.contextmanager
+def _worker(env: dict, log: Path) -> Iterator[tuple[subprocess.Popen, int]]:
+    port = free_port()
+    process = subprocess.Popen([sys.executable, "-m", "amlscore", "worker", "--web-port", str(port)],
+                               env=env, stdout=open(log, "ab"), stderr=subprocess.STDOUT,  # noqa: SIM115
+                               start_new_session=True)
+    try:
+        yield process, port
+    finally:
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGTERM)
+            try:
+                process.wait(30)
+            except subprocess.TimeoutExpired:
+                os.killpg(process.pid, signal.SIGKILL)
+                process.wait(10)
+
+
+def _metrics(port: int) -> dict[str, float]:
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as response:  # noqa: S310
+        text = response.read().decode()
+    out: dict[str, float] = {}
+    for line in text.splitlines():
+        if line and not line.startswith("#"):
+            name, value = line.rsplit(" ", 1)
+            out[name] = float(value)
+    return out
+
+
+def _wait_ready(process: subprocess.Popen, port: int, log: Path, timeout: float = 90) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"the worker exited:\n{log.read_text()[-2000:]}")
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/ready", timeout=2):  # noqa: S310
+                metrics = _metrics(port)
+                if metrics.get('amlscore_assigned_partitions{topic="aml.alerts"}', 0) > 0:
+                    return
+        except OSError:
+            pass
+        time.sleep(0.3)
+    raise RuntimeError(f"the worker was not ready within {timeout}s:\n{log.read_text()[-2000:]}")
+
+
+def _poison(template: dict, count: int) -> list[tuple[str, bytes, bytes]]:
+    """Malformed alerts of four kinds, to show the dead-letter path (labelled as demo poison)."""
+    kinds = [
+        b"{truncated json",
+        orjson.dumps({**template, "alert_id": None}),
+        orjson.dumps({**template, "network": "unknown-chain"}),
+        orjson.dumps(template).replace(b'"volume_usd":', b'"volume_usd":1e999,"_was":', 1),
+    ]
+    return [("aml.alerts", f"demo-poison-{i}".encode(), kinds[i % len(kinds)]) for i in range(count)]
+
+
+async def _latencies(bootstrap: str, keys: set[bytes]) -> list[float]:
+    sent, out = {}, []
+    for topic, store in (("aml.alerts", "in"), ("aml.alert-scores", "out")):
+        consumer = AIOKafkaConsumer(topic, bootstrap_servers=bootstrap, auto_offset_reset="earliest",
+                                    enable_auto_commit=False)
+        await consumer.start()
+        try:
+            seen: set[bytes] = set()
+            idle = time.monotonic()
+            while len(seen) < len(keys) and time.monotonic() - idle < 5:
+                for records in (await consumer.getmany(timeout_ms=500, max_records=10000)).values():
+                    idle = time.monotonic()
+                    for r in records:
+                        if r.key in keys and r.key not in seen:
+                            seen.add(r.key)
+                            if store == "in":
+                                sent[r.key] = r.timestamp
+                            elif r.key in sent:
+                                out.append(float(r.timestamp - sent[r.key]))
+        finally:
+            await consumer.stop()
+    return out
+
+
+def _top_alerts(env: dict, day: dt.date, version: str, limit: int = 10) -> list[dict]:
+    from shared.context import Context
+    from shared.settings import Settings
+
+    context = Context(Settings(home=Path(env["AMLSCORE_HOME"])))
+    return context.scores.top_alerts("ethereum", day, 7, version, limit)
+
+
+def run_demo(cfg: DemoConfig, say: Say, on_progress: Callable[[int, int], None] | None = None) -> DemoSummary:
+    if cfg.directory.exists():
+        shutil.rmtree(cfg.directory)  # every run starts from nothing, so re-running works
+    cfg.directory.mkdir(parents=True)
+    summary = DemoSummary()
+    sot, env = cfg.directory / "sot", _env(cfg)
+    start = dt.date(2025, 1, 1)
+    live_day = start + dt.timedelta(days=cfg.days - 1)
+
+    say(f"[1/5] synthetic SOT: {cfg.days} days × ~{cfg.alerts_per_day} alerts → {sot}")
+    generate(SynthConfig(out=sot, start=start, days=cfg.days, alerts_per_day=cfg.alerts_per_day, seed=cfg.seed))
+    say("[2/5] ingest into the embedded ClickHouse (checksums, columns, types checked first)")
+    say("      " + _amlscore(env, "ingest", "--source", str(sot), "--end", str(live_day - dt.timedelta(days=1))).strip())
+    say("[3/5] train alert_scorer, alert_ranker, cluster_scorer (last 2 days held out)")
+    summary.train_output = _amlscore(env, "train", "--holdout-days", "2")
+    summary.model_version = summary.train_output.split("model version ", 1)[1].split()[0]
+    summary.report_dir = str(cfg.directory / "home" / "models" / summary.model_version / "report")
+
+    fs, root = open_source(str(sot))
+    report = rp.ReplayReport()
+    records = list(rp.records(rp.batches_from_sot(fs, root, [BatchKey("ethereum", live_day, 7)]),
+                              "aml.alerts", "aml.clusters", "mixed", report))
+    template = orjson.loads(next(v for t, _, v in records if t == "aml.alerts"))
+    poison = _poison(template, cfg.poison)
+    step = max(1, len(records) // max(1, len(poison)))
+    mixed: list = []
+    for i, record in enumerate(records):
+        mixed.append(record)
+        if poison and i % step == step - 1:
+            mixed.append(poison.pop())
+    mixed += poison
+    summary.alerts_in = sum(1 for t, _, _ in mixed if t == "aml.alerts")
+
+    with LocalBroker(log_path=cfg.directory / "tansu.log") as broker:
+        env = _env(cfg, broker.bootstrap)
+        asyncio.run(ensure_topics(broker.bootstrap, ["aml.alerts", "aml.clusters", "aml.alert-scores",
+                                                     "aml.alerts.dlq"], 4))
+        say(f"[4/5] local broker on {broker.bootstrap}; starting the worker")
+        log = cfg.directory / "worker.log"
+        with _worker(env, log) as (process, port):
+            _wait_ready(process, port, log)
+            say(f"[5/5] streaming {live_day} live: {report.alerts} alerts + {cfg.poison} malformed "
+                f"+ {report.clusters} clusters at {cfg.rate:.0f} msg/s")
+            errors: list[BaseException] = []
+
+            def publish() -> None:
+                try:
+                    asyncio.run(rp.publish(iter(mixed), broker.bootstrap, cfg.rate))
+                except BaseException as exc:  # noqa: BLE001 - reported below
+                    errors.append(exc)
+
+            import threading
+            publisher = threading.Thread(target=publish, daemon=True)
+            started = time.monotonic()
+            publisher.start()
+            expected_alerts = summary.alerts_in - cfg.poison
+            deadline = started + 300
+            while True:
+                if errors:
+                    raise RuntimeError(f"publishing failed: {errors[0]}")
+                metrics = _metrics(port)
+                scored = int(metrics.get('amlscore_scored_total{kind="alert"}', 0))
+                dead = int(sum(v for k, v in metrics.items() if k.startswith("amlscore_dead_lettered_total")))
+                clusters = int(metrics.get('amlscore_scored_total{kind="cluster"}', 0))
+                if on_progress:
+                    on_progress(scored + dead, summary.alerts_in)
+                if scored >= expected_alerts and dead >= cfg.poison and clusters >= report.clusters:
+                    break
+                if time.monotonic() > deadline or process.poll() is not None:
+                    raise RuntimeError(f"the stream did not complete:\n{log.read_text()[-2000:]}")
+                time.sleep(0.2)
+            summary.seconds = time.monotonic() - started
+            publisher.join(30)
+            summary.scored, summary.dead_lettered, summary.clusters = scored, dead, clusters
+            keys = {k for t, k, _ in records if t == "aml.alerts"}
+            summary.latencies_ms = asyncio.run(_latencies(broker.bootstrap, keys))
+    summary.top = _top_alerts(env, live_day, summary.model_version)
+    return summary
+
+
+def percentile(values: list[float], q: float) -> float:
+    return float(np.percentile(values, q)) if values else float("nan")
