@@ -303,3 +303,28 @@ def demo(directory, alerts_per_day, rate) -> None:
     click.echo(f"\ntraining report and plots: {s.report_dir}/ (report.json, roc.png, pr.png, "
                f"calibration.png, importance.png)")
     click.echo(f"demo finished in {time.monotonic() - started:.0f}s; everything is under {directory}/")
+
+
+@main.command()
+@click.option("--reason", "chosen", multiple=True, help="Only dead letters with this reason (repeatable).")
+@click.option("--redrive", is_flag=True, help="Publish the chosen ones, unchanged, back to the alerts topic.")
+@click.option("--show", default=5, show_default=True, help="Examples to print per reason.")
+@friendly_errors
+def dlq(chosen, redrive, show) -> None:
+    """Summarise the dead-letter topic by reason; optionally re-drive some of it."""
+    import asyncio
+
+    from stream import dlq as dead
+    settings = load_settings()
+    records = asyncio.run(dead.read_dead_letters(settings.kafka_bootstrap, settings.dlq_topic))
+    selected = [r for r in records if not chosen or r.reason in chosen]
+    click.echo(f"{len(records)} dead letters in {settings.dlq_topic}")
+    for reason, count in dead.reasons(records).most_common():
+        click.echo(f"  {count:>7}  {reason}")
+        for record in [r for r in records if r.reason == reason][:show]:
+            key = (record.key or b"").decode("utf-8", "replace")[:40]
+            click.echo(f"           {record.headers.get('dlq.source_topic', '?')}[{record.partition}]@"
+                       f"{record.headers.get('dlq.offset', '?')} key={key} {record.headers.get('dlq.error', '')[:100]}")
+    if redrive:
+        sent = dead.redrive(settings.kafka_bootstrap, selected, settings.alerts_topic)
+        click.echo(f"re-drove {sent} dead letters to {settings.alerts_topic}")

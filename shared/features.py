@@ -11,6 +11,7 @@ Invariants (DESIGN §3):
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
@@ -123,11 +124,17 @@ def fit_feature_spec(alerts: pd.DataFrame, address_features: pd.DataFrame | None
     return FeatureSpec(categories, indicators, tuple(address_columns))
 
 
+def iso_dates(values: pd.Series) -> np.ndarray:
+    """Dates (date objects, datetimes or ISO strings) as 'YYYY-MM-DD' strings, vectorised."""
+    as_days = pd.to_datetime(values).to_numpy("datetime64[ns]").astype("datetime64[D]")
+    return as_days.astype(str)
+
+
 def normalise_keys(frame: pd.DataFrame) -> pd.DataFrame:
     """Key columns in one dtype each, so frames from Parquet, ClickHouse and JSON join alike."""
     out = frame.copy()
     if "processing_date" in out:
-        out["processing_date"] = pd.to_datetime(out["processing_date"]).dt.strftime("%Y-%m-%d")
+        out["processing_date"] = iso_dates(out["processing_date"])
     if "window_days" in out:
         out["window_days"] = out["window_days"].astype("int64")
     for column in ("network", "address"):
@@ -140,15 +147,20 @@ def _as_float(values: pd.Series) -> np.ndarray:
     return pd.to_numeric(values, errors="coerce").to_numpy(dtype=np.float64, na_value=np.nan)
 
 
+@functools.lru_cache(maxsize=256)
+def _index(vocabulary: tuple[str, ...]) -> pd.Index:
+    return pd.Index(vocabulary)
+
+
 def _one_hot(values: pd.Series, vocabulary: tuple[str, ...]) -> np.ndarray:
     out = np.zeros((len(values), len(vocabulary)), dtype=np.float32)
     if not vocabulary:
         return out
-    codes = pd.Index(vocabulary).get_indexer(values.astype(object))
+    array = values.to_numpy(dtype=object, na_value=None)
+    codes = _index(vocabulary).get_indexer(array)
     hit = codes >= 0
     out[np.flatnonzero(hit), codes[hit]] = 1.0
-    missing = (values.isna() | (values.astype("string") == "")).to_numpy()
-    out[missing] = np.nan
+    out[pd.isna(array) | (array == "")] = np.nan
     return out
 
 
@@ -157,47 +169,74 @@ def _indicator_columns(
 ) -> tuple[np.ndarray, np.ndarray]:
     n = len(lists)
     hot = np.zeros((n, len(vocabulary)), dtype=np.float32)
+    values = lists.to_numpy(dtype=object)
+    is_list = np.fromiter((v is not None and not isinstance(v, float | str) for v in values),
+                          dtype=bool, count=n)
     count = np.full(n, np.nan, dtype=np.float32)
-    is_list = lists.map(lambda v: v is not None and not isinstance(v, float | str)).to_numpy(
-        dtype=bool
-    )
-    lengths = lists.map(lambda v: len(v) if v is not None and not isinstance(v, float | str) else 0)
-    count[is_list] = lengths.to_numpy(dtype=np.float32)[is_list]
+    count[is_list] = [len(v) for v in values[is_list]]
     if vocabulary and is_list.any():
         exploded = lists.reset_index(drop=True)[is_list].explode().dropna()
-        codes = pd.Index(vocabulary).get_indexer(exploded.astype(str))
+        codes = _index(vocabulary).get_indexer(exploded.astype(str))
         hit = codes >= 0
         hot[exploded.index.to_numpy()[hit], codes[hit]] = 1.0
     hot[~is_list] = np.nan
     return hot, count
 
 
+def _row_keys(frame: pd.DataFrame, keys: list[str]) -> np.ndarray:
+    """One string per row joining the key columns (dates normalised to ISO)."""
+    parts = []
+    for column in keys:
+        values = frame[column]
+        if column == "processing_date":
+            parts.append(iso_dates(values).astype(object))
+        else:
+            parts.append(values.astype(str).to_numpy(dtype=object))
+    joined = parts[0]
+    for part in parts[1:]:
+        joined = joined + "\x1f" + part
+    return joined
+
+
+def _float_block(frame: pd.DataFrame, columns: list[str]) -> np.ndarray:
+    try:
+        return frame[columns].to_numpy(dtype=np.float64, na_value=np.nan)
+    except (TypeError, ValueError):  # a non-numeric value somewhere: coerce column by column
+        return np.column_stack([_as_float(frame[c]) for c in columns])
+
+
 def align_address_features(
     alerts: pd.DataFrame, address_features: pd.DataFrame | None, columns: Iterable[str]
 ) -> np.ndarray:
-    """The address-feature block for each alert row (NaN where the address has no row/column)."""
+    """The address-feature block for each alert row (NaN where the address has no row/column).
+
+    Rows are matched on the key columns both frames have; when the features frame holds one
+    key twice, its last row wins.
+    """
     columns = list(columns)
-    if address_features is None or not len(address_features) or not columns:
-        return np.full((len(alerts), len(columns)), np.nan, dtype=np.float32)
-    left = normalise_keys(alerts[[c for c in KEY_COLUMNS if c in alerts]])
-    keys = [c for c in KEY_COLUMNS if c in left and c in address_features]
-    right = address_features[keys + [c for c in columns if c in address_features]]
-    right = normalise_keys(right).drop_duplicates(keys, keep="last")
-    merged = left.merge(right, on=keys, how="left", sort=False, validate="many_to_one")
     block = np.full((len(alerts), len(columns)), np.nan, dtype=np.float32)
-    as_of = None
-    for j, name in enumerate(columns):
-        if name not in merged:
-            continue
-        values = _as_float(merged[name])
-        if name.endswith(TIMESTAMP_SUFFIX):
-            if "processing_date" not in merged:
-                continue
-            if as_of is None:
-                as_of = pd.to_datetime(merged["processing_date"]).to_numpy("datetime64[s]").astype(np.float64)
-            seconds = np.where(values > 1e11, values / 1000.0, values)  # milliseconds → seconds
-            values = (as_of - seconds) / 86400.0
-        block[:, j] = values
+    if address_features is None or not len(address_features) or not columns or not len(alerts):
+        return block
+    keys = [c for c in KEY_COLUMNS if c in alerts and c in address_features]
+    right_keys = _row_keys(address_features, keys)
+    last = ~pd.Index(right_keys).duplicated(keep="last")
+    rows = pd.Index(right_keys[last]).get_indexer(_row_keys(alerts, keys))
+    found = rows >= 0
+    present = [j for j, name in enumerate(columns) if name in address_features]
+    if not present or not found.any():
+        return block
+    values = _float_block(address_features.loc[last], [columns[j] for j in present])[rows[found]]
+    timestamp_columns = [k for k, j in enumerate(present) if columns[j].endswith(TIMESTAMP_SUFFIX)]
+    if timestamp_columns and "processing_date" in alerts:
+        as_of = (iso_dates(alerts["processing_date"]).astype("datetime64[s]")
+                 .astype(np.float64)[found])
+        for k in timestamp_columns:
+            seconds = values[:, k]
+            seconds = np.where(seconds > 1e11, seconds / 1000.0, seconds)  # milliseconds → seconds
+            values[:, k] = (as_of - seconds) / 86400.0
+    elif timestamp_columns:
+        values[:, timestamp_columns] = np.nan
+    block[np.ix_(np.flatnonzero(found), present)] = values
     return block
 
 

@@ -23,13 +23,16 @@ def _inbound(event) -> Inbound:  # noqa: ANN001 - a faust EventT
 
 
 async def checkpoint(worker: Worker, stream, events,  # noqa: ANN001 - faust types
-                     processor: AlertBatchProcessor | ClusterBatchProcessor) -> None:
+                     processor: AlertBatchProcessor | ClusterBatchProcessor,
+                     previous: asyncio.Task | None = None) -> None:
     """Process one micro-batch under the at-least-once protocol.
 
     1. Flush the sink: ``process`` (in a thread, so heartbeats go on) returns only after every
        score row is durably written; write failures are retried, never skipped.
-    2. Flush the producer: score events and dead letters are delivered (acks=all).
-    3. Only then ack: Faust commits an offset once every event up to it is acked, so no offset is
+    2. Wait for the previous batch to be published and acked: batches may be *processed*
+       concurrently, but are published and acked strictly in the order they were taken.
+    3. Flush the producer: score events and dead letters are delivered (acks=all).
+    4. Only then ack: Faust commits an offset once every event up to it is acked, so no offset is
        ever committed past an unwritten row. A crash before this point redelivers the batch;
        idempotent writes (ReplacingMergeTree) absorb the duplicates.
     """
@@ -38,6 +41,8 @@ async def checkpoint(worker: Worker, stream, events,  # noqa: ANN001 - faust typ
     messages = [_inbound(e) for e in events]
     worker.metrics.events_in.inc(len(messages), topic=messages[0].topic)
     result = await asyncio.to_thread(processor.process, messages)
+    if previous is not None:
+        await previous  # raises if it failed: then this batch is not acked either
     await retry_async("publish", lambda: worker.publisher.publish(result.outbound), worker.backoff,
                       worker.stopping, lambda _e: worker.metrics.publish_failures.inc())
     for event in events:
@@ -57,11 +62,20 @@ def install_agents(worker: Worker) -> None:
     app, settings = worker.app, worker.settings
 
     async def consume(stream, processor) -> None:  # noqa: ANN001
+        # Two batches in flight: one being processed in a thread while the event loop takes,
+        # publishes and acks the other. More would only queue behind the same two cores.
+        in_flight: list[asyncio.Task] = []
         try:
             async for events in stream.noack_take(settings.batch_size, within=settings.batch_wait):
-                await checkpoint(worker, stream, events, processor)
+                previous = in_flight[-1] if in_flight else None
+                in_flight.append(asyncio.ensure_future(
+                    checkpoint(worker, stream, events, processor, previous)))
+                if len(in_flight) >= settings.batches_in_flight:
+                    await in_flight.pop(0)
+            for task in in_flight:
+                await task
         except ShutdownRequested:
-            log.info("stopping with a batch unacknowledged; it will be redelivered")
+            log.info("stopping with batches unacknowledged; they will be redelivered")
 
     # concurrency=1: with more, Faust can commit past an in-flight message (faust #606).
     @app.agent(worker.topics["alerts"], name="score_alerts", concurrency=1)
@@ -92,4 +106,5 @@ def install_agents(worker: Worker) -> None:
 
     @app.on_before_shutdown.connect
     async def stop_retrying(sender, **_kwargs) -> None:  # noqa: ANN001
-        worker.stopping.set()  # retry loops give up; the in-flight batch stays unacknowledged
+        worker.stopping.set()  # retry loops give up; in-flight batches stay unacknowledged
+        await worker.publisher.stop()

@@ -19,7 +19,7 @@ from stream.metrics import WorkerMetrics
 from stream.model_holder import ModelHolder
 from stream.processor import AlertBatchProcessor, ClusterBatchProcessor, StreamConfig
 from stream.progress import Progress
-from stream.publisher import FaustPublisher
+from stream.publisher import KafkaBatchPublisher
 from stream.retry import Backoff
 from stream.sinks import ClickHouseStreamSink, StreamSink, load_sink
 from stream.transport import WorkerApp
@@ -36,7 +36,7 @@ class Worker:
     stopping: threading.Event
     alerts: AlertBatchProcessor
     clusters: ClusterBatchProcessor
-    publisher: FaustPublisher
+    publisher: KafkaBatchPublisher
     backoff: Backoff
     topics: dict[str, faust.TopicT]
 
@@ -88,7 +88,7 @@ def build_worker(settings: Settings, context: Context | None = None) -> Worker:
         Progress(stall_timeout=settings.stall_timeout), stopping,
         AlertBatchProcessor(holder, lookup, sink, config, metrics, stopping, backoff),
         ClusterBatchProcessor(holder, context.raw, sink, config, metrics, stopping, backoff),
-        FaustPublisher(app), backoff, topics,
+        KafkaBatchPublisher(settings.kafka_bootstrap), backoff, topics,
     )
     from stream.agents import install_agents
     from stream.views import install_views

@@ -59,7 +59,8 @@ class MemberSource(Protocol):
 
 
 def alerts_frame(events: Sequence[AlertEvent]) -> pd.DataFrame:
-    return pd.DataFrame([e.model_dump(include=set(ALERT_FIELDS)) for e in events], columns=ALERT_FIELDS)
+    # Field values straight from each model's __dict__ (model_dump re-validates and copies).
+    return pd.DataFrame({name: [e.__dict__[name] for e in events] for name in ALERT_FIELDS})
 
 
 def raw_alert_rows(alerts: pd.DataFrame, version: int) -> pa.Table:
@@ -73,16 +74,22 @@ def raw_alert_rows(alerts: pd.DataFrame, version: int) -> pa.Table:
     return stamp({**keys, **conform(source, RAW_ALERT_COLUMNS)}, n, version)
 
 
-def score_event(row: dict, scored_at: str) -> bytes:
-    return orjson.dumps({
-        "network": row["network"], "processing_date": row["processing_date"].isoformat(),
-        "window_days": int(row["window_days"]), "alert_id": row["alert_id"],
-        "address": row["address"], "score": float(row["score"]),
-        "rank_score": float(row["rank_score"]), "risk_level": row["risk_level"],
-        "model_version": row["model_version"],
-        "explanation": orjson.Fragment(row["explanation"]),  # already JSON, written by RiskScoring
-        "scored_at": scored_at, "source": "stream",
-    })
+def score_events(scores: pd.DataFrame, topic: str, scored_at: str) -> list[Outbound]:
+    """One ScoreEvent per row, keyed by alert_id (columns read once, not row by row)."""
+    dates = [d.isoformat() for d in scores["processing_date"]]
+    return [
+        Outbound(topic, alert_id.encode(), orjson.dumps({
+            "network": network, "processing_date": date, "window_days": int(window),
+            "alert_id": alert_id, "address": address, "score": float(score),
+            "rank_score": float(rank), "risk_level": level, "model_version": version,
+            "explanation": orjson.Fragment(explanation),  # already JSON, written by RiskScoring
+            "scored_at": scored_at, "source": "stream",
+        }))
+        for network, date, window, alert_id, address, score, rank, level, version, explanation in zip(
+            scores["network"], dates, scores["window_days"], scores["alert_id"], scores["address"],
+            scores["score"].to_numpy(), scores["rank_score"].to_numpy(), scores["risk_level"],
+            scores["model_version"], scores["explanation"], strict=True)
+    ]
 
 
 class AlertBatchProcessor:
@@ -139,11 +146,7 @@ class AlertBatchProcessor:
             raw = raw_alert_rows(alerts, time.time_ns() // 1000)
             retry_blocking("sink write", lambda: self.sink.write_alerts(raw, scores, scored_at),
                            self.backoff, self.stopping, lambda _e: self.metrics.sink_failures.inc(stage="alerts"))
-            stamp_text = scored_at.isoformat()
-            result.outbound = [
-                Outbound(self.config.scores_topic, row["alert_id"].encode(), score_event(row, stamp_text))
-                for row in scores.to_dict("records")
-            ]
+            result.outbound = score_events(scores, self.config.scores_topic, scored_at.isoformat())
             result.scored = len(scores)
         result.dead = dead
         result.outbound += [d.to_outbound(self.config.dlq_topic) for d in dead]

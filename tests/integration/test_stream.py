@@ -304,3 +304,23 @@ def test_two_workers_share_four_partitions_and_score_each_alert_once(prepared, b
                                                    "WHERE source = 'stream'")} for h in homes]
     assert not per_worker[0] & per_worker[1]
     assert per_worker[0] | per_worker[1] == {k.decode() for _, k, _ in records}
+
+
+def test_dead_letters_can_be_read_and_redriven_after_a_fix(prepared, broker, spawn, tmp_path):
+    home = _home_copy(prepared, tmp_path / "home")
+    records, _ = _records(broker, prepared["sot"], LAST, clusters=False)
+    foreign = [(t, k, orjson.dumps({**orjson.loads(v), "network": "polygon"})) for t, k, v in records[:30]]
+    first = spawn(_env(home, broker))
+    _produce(broker.bootstrap, foreign)
+    first.wait_for("amlscore_dead_lettered_total", 30)
+    first.stop()
+    summary = cli(_env(home, broker), "dlq", "--show", "1").stdout
+    assert "30 dead letters" in summary and "30  unknown_network" in summary
+    # the fix: this deployment now accepts polygon; re-drive exactly those dead letters
+    second = spawn(_env(home, broker, AMLSCORE_NETWORKS='["ethereum", "polygon"]'))
+    done = cli(_env(home, broker), "dlq", "--reason", "unknown_network", "--redrive")
+    assert "re-drove 30 dead letters" in done.stdout
+    second.wait_for('amlscore_scored_total{kind="alert"}', 30)
+    events = _distinct(read_topic(broker.bootstrap, broker.topics["scores"], expected=30))
+    assert set(events) == {k.decode() for _, k, _ in foreign}
+    assert {e["network"] for e in events.values()} == {"polygon"}

@@ -140,3 +140,16 @@ def test_timestamps_enter_as_age_at_the_processing_date(frames):
     x = build_alert_matrix(spec, alerts, features)
     ages = x[:, list(spec.names).index("first_activity_age_days")]
     assert ages[0] == 10.0 and ages[1] == 2.0 and np.isnan(ages[2])
+
+
+def test_duplicate_feature_rows_last_wins_and_text_values_are_missing(frames):
+    alerts, features = frames
+    spec = fit_feature_spec(alerts, features)
+    names = list(spec.names)
+    newer = features.iloc[[0]].assign(degree_in=99)
+    x = build_alert_matrix(spec, alerts, pd.concat([features, newer], ignore_index=True))
+    assert x[0, names.index("degree_in")] == 99.0 and x[1, names.index("degree_in")] == 10.0
+    texty = features.astype({"degree_in": object})
+    texty.loc[1, "degree_in"] = "n/a"
+    y = build_alert_matrix(spec, alerts, texty)
+    assert np.isnan(y[1, names.index("degree_in")]) and y[0, names.index("degree_in")] == 3.0

@@ -35,7 +35,7 @@ class MemorySink:
 
 
 class FrameSource:
-    """Features and member alerts from the SOT frames, as ClickHouse would return them."""
+    """Features and member alerts from the SOT frames, shaped like the store's answers."""
 
     def __init__(self, alerts, features):
         self.alerts, self.frame = alerts, features
@@ -122,19 +122,29 @@ def test_shutdown_during_an_outage_returns_nothing_to_publish(holder, sot_frames
         _processor(holder, sot_frames, MemorySink(failures=10**6), stopping).process(_events(alerts, features, 5))
 
 
-def test_a_row_that_cannot_be_scored_is_dead_lettered_alone(holder, sot_frames, monkeypatch):
-    alerts, features, _, _ = sot_frames
-    scoring = holder.scoring
-    original = scoring.score_alerts
+class FragileScoring:
+    """The real scorer, except that it cannot score one given alert."""
 
-    def fragile(frame, feats):
-        if (frame["alert_id"] == alerts.alert_id.iloc[3]).any():
+    def __init__(self, scoring, bad_alert_id):
+        self.scoring, self.bad = scoring, bad_alert_id
+        self.model_version = scoring.model_version
+
+    def score_alerts(self, frame, features):
+        if (frame["alert_id"] == self.bad).any():
             raise ValueError("cannot score this one")
-        return original(frame, feats)
+        return self.scoring.score_alerts(frame, features)
 
-    monkeypatch.setattr(scoring, "score_alerts", fragile)
+
+class FixedHolder:
+    def __init__(self, scoring, networks):
+        self.scoring, self.networks = scoring, networks
+
+
+def test_a_row_that_cannot_be_scored_is_dead_lettered_alone(holder, sot_frames):
+    alerts, features, _, _ = sot_frames
+    fragile = FixedHolder(FragileScoring(holder.scoring, alerts.alert_id.iloc[3]), holder.networks)
     sink = MemorySink()
-    result = _processor(holder, sot_frames, sink).process(_events(alerts, features, 8))
+    result = _processor(fragile, sot_frames, sink).process(_events(alerts, features, 8))
     assert result.scored == 7 and [d.reason for d in result.dead] == ["scoring_error"]
     assert sink.alert_writes[0][0].num_rows == 7
 
