@@ -13,10 +13,15 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
+import pandas as pd
+
+from batch.dataset import ALERT_TRAINING_COLUMNS
 from shared.clickhouse.raw_store import RawStore
 from shared.clickhouse.score_store import ScoreStore
 from shared.cluster_features import cluster_members
 from shared.scoring import RiskScoring
+
+SCORING_COLUMNS = ALERT_TRAINING_COLUMNS  # what RiskScoring reads; descriptions stay in ClickHouse
 
 
 @dataclass(frozen=True)
@@ -47,19 +52,26 @@ def score_one_batch(raw: RawStore, sink: ScoreStore, scoring: RiskScoring, netwo
                     date: dt.date, window: int, chunk_size: int) -> tuple[int, int]:
     scored_at = dt.datetime.now(dt.UTC)
     features = raw.features(network, date, window)
-    n_alerts, after = 0, ""
+    n_alerts, after, chunks = 0, "", []
     while True:
-        chunk = raw.alerts(network, date, window, after_id=after, limit=chunk_size)
+        chunk = raw.alerts(network, date, window, after_id=after, limit=chunk_size,
+                           columns=SCORING_COLUMNS)
         if not len(chunk):
             break
-        sink.write_alert_scores(scoring.score_alerts(chunk, features), "backfill", scored_at)
+        scores, matrix = scoring.score_alerts_matrix(chunk, features)
+        sink.write_alert_scores(scores, "backfill", scored_at)
+        chunks.append((chunk, matrix))
         n_alerts += len(chunk)
         after = str(chunk["alert_id"].iloc[-1])
     clusters = raw.clusters(network, date, window)
     if len(clusters):
-        member_ids = sorted({m for ids in cluster_members(clusters) for m in ids})
-        members = raw.alerts_by_id(network, date, window, member_ids)
-        scores = scoring.score_clusters_from_alerts(clusters, members, features)
+        if len(chunks) == 1:  # the whole batch is at hand: reuse its feature matrix
+            chunk, matrix = chunks[0]
+            scores = scoring.score_clusters(clusters, pd.Index(chunk["alert_id"].astype(str)), matrix)
+        else:
+            member_ids = sorted({m for ids in cluster_members(clusters) for m in ids})
+            members = raw.alerts_by_id(network, date, window, member_ids, columns=SCORING_COLUMNS)
+            scores = scoring.score_clusters_from_alerts(clusters, members, features)
         sink.write_cluster_scores(scores, "backfill", scored_at)
     return n_alerts, len(clusters)
 

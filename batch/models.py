@@ -29,8 +29,9 @@ RANKER_PATIENCE = 150
 @dataclass(frozen=True)
 class FitResult:
     booster: xgb.Booster
-    rounds: int
+    rounds: int       # kept (the best iteration)
     params: dict
+    rounds_run: int   # trained, including the early-stopping patience
 
 
 def _train(params: dict, train: xgb.DMatrix, valid: xgb.DMatrix | None, patience: int) -> FitResult:
@@ -39,10 +40,11 @@ def _train(params: dict, train: xgb.DMatrix, valid: xgb.DMatrix | None, patience
         params, train, num_boost_round=MAX_ROUNDS, evals=evals,
         early_stopping_rounds=patience if valid is not None else None, verbose_eval=False,
     )
-    rounds = booster.best_iteration + 1 if valid is not None else MAX_ROUNDS
-    if valid is not None and rounds < booster.num_boosted_rounds():
+    rounds_run = booster.num_boosted_rounds()
+    rounds = booster.best_iteration + 1 if valid is not None else rounds_run
+    if rounds < rounds_run:
         booster = booster[:rounds]  # keep the best iteration only, so predict needs no range
-    return FitResult(booster, rounds, params)
+    return FitResult(booster, rounds, params, rounds_run)
 
 
 def fit_binary(x_train: np.ndarray, y_train: np.ndarray, x_valid: np.ndarray | None,

@@ -95,9 +95,10 @@ def _cluster_matrix(data: TrainingData, spec, alert_matrix: np.ndarray) -> np.nd
     width = len(spec.names)
     out = np.full((len(data.clusters), width), np.nan, dtype=np.float32)
     alert_groups = data.alerts.groupby(["network", "processing_date"], sort=False).indices
+    alert_ids = data.alerts["alert_id"].to_numpy(dtype=object)  # once, not once per batch
     for key, rows in data.clusters.groupby(["network", "processing_date"], sort=False).indices.items():
         members = alert_groups.get(key, np.empty(0, dtype=np.int64))
-        ids = pd.Index(data.alerts["alert_id"].to_numpy()[members].astype(str))
+        ids = pd.Index(alert_ids[members])
         out[rows], _ = build_cluster_matrix(spec, data.clusters.iloc[rows], ids, alert_matrix[members])
     return out
 
@@ -173,7 +174,8 @@ def train(store: RawStore, registry: DirectoryModelRegistry, cfg: TrainConfig,
     }
     for name, (fit, feature_names, extra) in fits.items():
         registry.save(version, name, fit.booster, {**common, **extra, "feature_names": feature_names,
-                                                    "params": fit.params, "rounds": fit.rounds})
+                                                    "params": fit.params, "rounds": fit.rounds,
+                                                    "rounds_run": fit.rounds_run})
     report_dir = registry.version_dir(version) / "report"
     write_report(report_dir, version, metrics, split, {
         "alert_ids": alerts["alert_id"].to_numpy()[held_mask], "groups": groups, "labels": held_y,

@@ -125,21 +125,24 @@ class RawStore:
         return [r[0] for r in self.client.query(
             f"SELECT DISTINCT network FROM {self.db}.raw_alerts ORDER BY network").result_rows]
 
-    def _frame(self, table: str, where: str, params: dict, order: str) -> pd.DataFrame:
+    def _frame(self, table: str, where: str, params: dict, order: str,
+               columns: Sequence[str] | None = None) -> pd.DataFrame:
+        select = (", ".join(check_identifier(c, "column") for c in columns) if columns
+                  else "* EXCEPT (_version, _ingested_at)")
         return self.client.query_df(
-            f"SELECT * EXCEPT (_version, _ingested_at) FROM {self.db}.{table} FINAL "
-            f"WHERE {where} ORDER BY {order}",
+            f"SELECT {select} FROM {self.db}.{table} FINAL WHERE {where} ORDER BY {order}",
             parameters=params,
         )
 
     def alerts(self, network: str, processing_date: dt.date, window_days: int,
-               after_id: str = "", limit: int = 0) -> pd.DataFrame:
+               after_id: str = "", limit: int = 0,
+               columns: Sequence[str] | None = None) -> pd.DataFrame:
         """One batch's alerts in alert_id order; ``after_id``/``limit`` page through it."""
         where = BATCH_FILTER + " AND alert_id > {after:String}"
         order = "alert_id" + (" LIMIT {limit:UInt64}" if limit else "")
         params = {**batch_params(network, processing_date, window_days), "after": after_id,
                   "limit": limit}
-        return self._frame("raw_alerts", where, params, order)
+        return self._frame("raw_alerts", where, params, order, columns)
 
     def features(self, network: str, processing_date: dt.date, window_days: int,
                  addresses: Sequence[str] | None = None) -> pd.DataFrame:
@@ -154,17 +157,18 @@ class RawStore:
                            batch_params(network, processing_date, window_days), "cluster_id")
 
     def alerts_by_id(self, network: str, processing_date: dt.date, window_days: int,
-                     alert_ids: Sequence[str]) -> pd.DataFrame:
+                     alert_ids: Sequence[str], columns: Sequence[str] | None = None) -> pd.DataFrame:
         return self._frame("raw_alerts", BATCH_FILTER + " AND has({ids:Array(String)}, alert_id)",
                            {**batch_params(network, processing_date, window_days),
-                            "ids": list(alert_ids)}, "alert_id")
+                            "ids": list(alert_ids)}, "alert_id", columns)
 
     def range_frame(self, table: str, networks: Sequence[str], start: dt.date, end: dt.date,
-                    window_days: int) -> pd.DataFrame:
+                    window_days: int, columns: Sequence[str] | None = None) -> pd.DataFrame:
         order = {"raw_alerts": "network, processing_date, alert_id",
                  "raw_features": "network, processing_date, address",
                  "raw_clusters": "network, processing_date, cluster_id"}[table]
-        return self._frame(table, RANGE_FILTER, range_params(networks, start, end, window_days), order)
+        return self._frame(table, RANGE_FILTER, range_params(networks, start, end, window_days),
+                           order, columns)
 
     def labels(self, networks: Sequence[str]) -> pd.DataFrame:
         return self.client.query_df(

@@ -53,7 +53,8 @@ def run(alerts: int, alerts_per_day: int = 5000, workdir: Path | None = None) ->
     result, train_s = _timed(train, raw, registry, cfg)
     bundle = registry.load_current()
 
-    # Bare xgboost.train on the same matrices and rounds (no loading, no eval, no report).
+    # Bare xgboost.train: the same matrices, params and number of rounds the pipeline trained
+    # (its early-stopping patience included), without loading, features, evaluation or report.
     data = load_training_data(raw, ["ethereum"], START, end, 7)
     x = build_alert_matrix(bundle.feature_spec, data.alerts, data.features)
     y = data.alerts["label"].to_numpy()
@@ -68,8 +69,15 @@ def run(alerts: int, alerts_per_day: int = 5000, workdir: Path | None = None) ->
             dmatrix = xgb.DMatrix(x[mask], label=y[mask], qid=qid)
         else:
             dmatrix = xgb.DMatrix(x[mask], label=y[mask])
-        _, seconds = _timed(xgb.train, params, dmatrix, model.metadata["rounds"])
+        _, seconds = _timed(xgb.train, params, dmatrix, model.metadata["rounds_run"])
         bare_train_s += seconds
+    cluster_model = bundle.cluster_scorer
+    cx = np.random.default_rng(0).random((len(data.clusters), len(cluster_model.feature_names)), dtype=np.float32)
+    cy = data.clusters["label"].to_numpy()
+    cmask = ~np.isnan(cy)
+    _, seconds = _timed(xgb.train, cluster_model.metadata["params"],
+                        xgb.DMatrix(cx[cmask], label=cy[cmask]), cluster_model.metadata["rounds_run"])
+    bare_train_s += seconds
 
     held = pq.read_table(result.report_dir / "holdout_predictions.parquet").to_pandas()
     truth = pq.read_table([p for p in sot.glob("ethereum/*/7/_truth.parquet")

@@ -84,6 +84,16 @@ def test_second_backfill_changes_nothing(pipeline):
     assert list(before["explanation"]) == list(after["explanation"])
 
 
+def test_cluster_scores_do_not_depend_on_how_a_batch_is_chunked(pipeline):
+    p = pipeline
+    sql = "SELECT cluster_id, score FROM {db}.cluster_scores FINAL ORDER BY cluster_id"
+    paged = p["client"].query(sql.format(db=p["db"])).result_rows  # members re-read (chunk 1000)
+    backfill(p["raw"], p["scores"], p["scoring"],
+             BackfillConfig(("ethereum",), START, END, chunk_size=10**6, force=True))
+    whole = p["client"].query(sql.format(db=p["db"])).result_rows  # the batch's own matrix
+    assert len(whole) == len(paged) > 1000 and whole == paged
+
+
 def test_model_beats_97_percent_of_the_oracle_on_held_out_dates(pipeline):
     p = pipeline
     held = pq.read_table(p["train"].report_dir / "holdout_predictions.parquet").to_pandas()
