@@ -17,12 +17,17 @@ class _Event(BaseModel):
     model_config = ConfigDict(extra="ignore", frozen=True, allow_inf_nan=False)
 
 
-class AlertEvent(_Event):
+class _BatchEvent(_Event):
+    """An input event: versioned, and keyed to its SOT batch (network, date, window)."""
+
     schema_version: Literal[1] = 1
-    alert_id: NonEmpty
     network: NonEmpty
     processing_date: dt.date
     window_days: Annotated[int, Field(ge=1, le=3650)]
+
+
+class AlertEvent(_BatchEvent):
+    alert_id: NonEmpty
     address: NonEmpty
     typology_type: NonEmpty
     pattern_id: Text = ""
@@ -39,12 +44,8 @@ class AlertEvent(_Event):
     features: Annotated[dict[NonEmpty, FiniteFloat | None], Field(max_length=MAX_FEATURES)] | None = None
 
 
-class ClusterEvent(_Event):
-    schema_version: Literal[1] = 1
+class ClusterEvent(_BatchEvent):
     cluster_id: NonEmpty
-    network: NonEmpty
-    processing_date: dt.date
-    window_days: Annotated[int, Field(ge=1, le=3650)]
     cluster_type: Text = ""
     primary_address: Text = ""
     primary_alert_id: Text = ""

@@ -16,6 +16,7 @@ import xgboost as xgb
 from shared.cluster_features import build_cluster_matrix
 from shared.features import build_alert_matrix
 from shared.registry import ModelBundle
+from shared.settings import Settings
 
 RISK_LEVELS = np.array(["low", "medium", "high", "critical"], dtype=object)
 ALERT_SCORE_COLUMNS = [
@@ -36,7 +37,7 @@ class ScoringPolicy:
     predict_threads: int = 1
 
     @classmethod
-    def from_settings(cls, settings) -> ScoringPolicy:  # noqa: ANN001 - avoids an import cycle
+    def from_settings(cls, settings: Settings) -> ScoringPolicy:
         return cls(tuple(settings.risk_bands), settings.explain_min_score,
                    settings.explain_top_k, settings.predict_threads)
 

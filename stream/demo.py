@@ -16,6 +16,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import threading
 import time
 import urllib.request
 from collections.abc import Callable, Iterator
@@ -216,7 +217,6 @@ def run_demo(cfg: DemoConfig, say: Say, on_progress: Callable[[int, int], None] 
                 except BaseException as exc:  # noqa: BLE001 - reported below
                     errors.append(exc)
 
-            import threading
             publisher = threading.Thread(target=publish, daemon=True)
             started = time.monotonic()
             publisher.start()
