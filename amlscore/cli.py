@@ -211,7 +211,7 @@ def worker(web_port, batch_size) -> None:
     """Run the Faust scoring worker (Kafka → RiskScoring → ClickHouse + aml.alert-scores)."""
     from stream.worker import run_worker
     overrides = {k: v for k, v in {"web_port": web_port, "batch_size": batch_size}.items() if v is not None}
-    run_worker(load_settings(**overrides))
+    run_worker(load_settings(**overrides), overrides)
 
 
 @main.command()

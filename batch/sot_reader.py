@@ -76,8 +76,12 @@ class SotBatch:
 def open_source(source: str, s3_endpoint: str | None = None, anonymous: bool = False):
     """(filesystem, root path) for a local directory or an ``s3://bucket/prefix`` URI."""
     if source.startswith("s3://"):
+        options: dict = {"anonymous": anonymous}
+        if s3_endpoint:  # "http://host:port" or "host:port" (https)
+            scheme, _, host = s3_endpoint.rpartition("://")
+            options.update(endpoint_override=host, scheme=scheme or "https")
         try:
-            fs = pafs.S3FileSystem(anonymous=anonymous, endpoint_override=s3_endpoint)
+            fs = pafs.S3FileSystem(**options)
         except Exception as exc:  # noqa: BLE001 - pyarrow raises several kinds here
             raise ConfigurationError(f"cannot open S3: {exc}") from exc
         return fs, source.removeprefix("s3://").rstrip("/")

@@ -12,7 +12,6 @@ from stream.retry import ShutdownRequested, retry_async
 
 if TYPE_CHECKING:
     from stream.app import Worker
-    from stream.processor import AlertBatchProcessor, ClusterBatchProcessor
 
 log = logging.getLogger(__name__)
 
@@ -22,13 +21,12 @@ def _inbound(event) -> Inbound:  # noqa: ANN001 - a faust EventT
     return Inbound(m.key, m.value, m.topic, m.partition, m.offset, m.timestamp)
 
 
-async def checkpoint(worker: Worker, stream, events,  # noqa: ANN001 - faust types
-                     processor: AlertBatchProcessor | ClusterBatchProcessor,
+async def checkpoint(worker: Worker, stream, events, kind: str,  # noqa: ANN001 - faust types
                      previous: asyncio.Task | None = None) -> None:
     """Process one micro-batch under the at-least-once protocol.
 
-    1. Flush the sink: ``process`` (in a thread, so heartbeats go on) returns only after every
-       score row is durably written; write failures are retried, never skipped.
+    1. Flush the sink: the scoring process returns only after every score row is durably
+       written; write failures are retried there, never skipped.
     2. Wait for the previous batch to be published and acked: batches may be *processed*
        concurrently, but are published and acked strictly in the order they were taken.
     3. Flush the producer: score events and dead letters are delivered (acks=all).
@@ -40,7 +38,7 @@ async def checkpoint(worker: Worker, stream, events,  # noqa: ANN001 - faust typ
     worker.progress.begin()
     messages = [_inbound(e) for e in events]
     worker.metrics.events_in.inc(len(messages), topic=messages[0].topic)
-    result = await asyncio.to_thread(processor.process, messages)
+    result = await worker.scorer.process(kind, messages)
     if previous is not None:
         await previous  # raises if it failed: then this batch is not acked either
     await retry_async("publish", lambda: worker.publisher.publish(result.outbound), worker.backoff,
@@ -48,7 +46,6 @@ async def checkpoint(worker: Worker, stream, events,  # noqa: ANN001 - faust typ
     for event in events:
         await stream.ack(event)
     now = time.time()
-    kind = "cluster" if processor is worker.clusters else "alert"
     worker.metrics.scored.inc(result.scored, kind=kind)
     for dead in result.dead:
         worker.metrics.dead_lettered.inc(reason=dead.reason)
@@ -61,15 +58,15 @@ async def checkpoint(worker: Worker, stream, events,  # noqa: ANN001 - faust typ
 def install_agents(worker: Worker) -> None:
     app, settings = worker.app, worker.settings
 
-    async def consume(stream, processor) -> None:  # noqa: ANN001
-        # Two batches in flight: one being processed in a thread while the event loop takes,
-        # publishes and acks the other. More would only queue behind the same two cores.
+    async def consume(stream, kind: str) -> None:  # noqa: ANN001
+        # Two batches in flight: one being scored in the scoring process while this process
+        # takes, publishes and acks the other. More would only queue behind the same two cores.
         in_flight: list[asyncio.Task] = []
         try:
             async for events in stream.noack_take(settings.batch_size, within=settings.batch_wait):
                 previous = in_flight[-1] if in_flight else None
                 in_flight.append(asyncio.ensure_future(
-                    checkpoint(worker, stream, events, processor, previous)))
+                    checkpoint(worker, stream, events, kind, previous)))
                 if len(in_flight) >= settings.batches_in_flight:
                     await in_flight.pop(0)
             for task in in_flight:
@@ -80,11 +77,11 @@ def install_agents(worker: Worker) -> None:
     # concurrency=1: with more, Faust can commit past an in-flight message (faust #606).
     @app.agent(worker.topics["alerts"], name="score_alerts", concurrency=1)
     async def score_alerts(stream) -> None:  # noqa: ANN001
-        await consume(stream, worker.alerts)
+        await consume(stream, "alert")
 
     @app.agent(worker.topics["clusters"], name="score_clusters", concurrency=1)
     async def score_clusters(stream) -> None:  # noqa: ANN001
-        await consume(stream, worker.clusters)
+        await consume(stream, "cluster")
 
     @app.task
     async def declare_output_topics() -> None:
@@ -97,14 +94,15 @@ def install_agents(worker: Worker) -> None:
 
     @app.timer(settings.model_poll_interval)
     async def reload_model() -> None:
-        failed_before = worker.holder.status.failed
-        version = await asyncio.to_thread(worker.holder.refresh)
+        failed_before = worker.scorer.status.reload_failures
+        version = await worker.scorer.refresh()  # queued behind batches: a swap lands between them
         if version is not None:
             worker.metrics.model_reloads.inc(result="loaded")
-        elif worker.holder.status.failed > failed_before:
+        elif worker.scorer.status.reload_failures > failed_before:
             worker.metrics.model_reloads.inc(result="refused")
 
     @app.on_before_shutdown.connect
     async def stop_retrying(sender, **_kwargs) -> None:  # noqa: ANN001
         worker.stopping.set()  # retry loops give up; in-flight batches stay unacknowledged
+        worker.scorer.stop()
         await worker.publisher.stop()

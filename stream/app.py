@@ -1,4 +1,4 @@
-"""The Faust app: settings → topics, components, agents, timers and views.
+"""The Faust app: settings → topics, the scoring process, agents, timers and views.
 
 Everything the agents need is built here once and passed in; the agents themselves hold only
 the commit protocol (stream/agents.py).
@@ -11,17 +11,12 @@ from dataclasses import dataclass
 
 import faust
 
-from shared.context import Context
-from shared.scoring import ScoringPolicy
 from shared.settings import Settings
-from stream.feature_lookup import CachedFeatureLookup
 from stream.metrics import WorkerMetrics
-from stream.model_holder import ModelHolder
-from stream.processor import AlertBatchProcessor, ClusterBatchProcessor, StreamConfig
 from stream.progress import Progress
 from stream.publisher import KafkaBatchPublisher
 from stream.retry import Backoff
-from stream.sinks import ClickHouseStreamSink, StreamSink, load_sink
+from stream.scoring_process import ScoringProcess
 from stream.transport import WorkerApp
 
 
@@ -29,13 +24,10 @@ from stream.transport import WorkerApp
 class Worker:
     settings: Settings
     app: faust.App
-    holder: ModelHolder
-    sink: StreamSink
+    scorer: ScoringProcess
     metrics: WorkerMetrics
     progress: Progress
     stopping: threading.Event
-    alerts: AlertBatchProcessor
-    clusters: ClusterBatchProcessor
     publisher: KafkaBatchPublisher
     backoff: Backoff
     topics: dict[str, faust.TopicT]
@@ -67,29 +59,22 @@ def faust_app(settings: Settings) -> faust.App:
     return app
 
 
-def build_worker(settings: Settings, context: Context | None = None) -> Worker:
+def build_worker(settings: Settings, overrides: dict | None = None) -> Worker:
     """Wire a worker; fails here (at startup) if the model or ClickHouse is missing."""
-    context = context or Context(settings)
-    holder = ModelHolder(context.models, ScoringPolicy.from_settings(settings))
-    holder.load_initial()
-    sink = load_sink(settings.stream_sink, ClickHouseStreamSink(context.raw, context.scores))
-    sink.ping()
+    scorer = ScoringProcess(overrides or {})
+    try:
+        scorer.start()
+    except BaseException:
+        scorer.stop()
+        raise
     app = faust_app(settings)
-    metrics, stopping = WorkerMetrics(), threading.Event()
-    backoff = Backoff(maximum=settings.retry_max_delay)
-    config = StreamConfig(settings.scores_topic, settings.dlq_topic, settings.max_message_bytes,
-                          settings.networks, settings.cluster_member_wait)
-    lookup = CachedFeatureLookup(context.raw, settings.feature_cache_size, settings.feature_cache_ttl)
     raw_topic = {"key_serializer": "raw", "value_serializer": "raw", "partitions": settings.topic_partitions}
     topics = {name: app.topic(getattr(settings, f"{name}_topic"), **raw_topic)
               for name in ("alerts", "clusters", "scores", "dlq")}
-    worker = Worker(
-        settings, app, holder, sink, metrics,
-        Progress(stall_timeout=settings.stall_timeout), stopping,
-        AlertBatchProcessor(holder, lookup, sink, config, metrics, stopping, backoff),
-        ClusterBatchProcessor(holder, context.raw, sink, config, metrics, stopping, backoff),
-        KafkaBatchPublisher(settings.kafka_bootstrap), backoff, topics,
-    )
+    worker = Worker(settings, app, scorer, WorkerMetrics(scorer.sink_failures),
+                    Progress(stall_timeout=settings.stall_timeout),
+                    threading.Event(), KafkaBatchPublisher(settings.kafka_bootstrap),
+                    Backoff(maximum=settings.retry_max_delay), topics)
     from stream.agents import install_agents
     from stream.views import install_views
     install_agents(worker)

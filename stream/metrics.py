@@ -41,6 +41,30 @@ class Counter:
             yield f"{self.name}{_labels(labels)} {value}"
 
 
+class SharedCounter(Counter):
+    """A counter that another process increments (the scoring process's sink retries), read live
+    by the one that serves /metrics. One total, no labels."""
+
+    def __init__(self, name: str, help_: str, shared) -> None:  # noqa: ANN001 - mp.Value('d')
+        super().__init__(name, help_)
+        self.shared = shared
+
+    def inc(self, amount: float = 1.0, **labels: str) -> None:
+        with self.shared.get_lock():
+            self.shared.value += amount
+
+    def value(self, **labels: str) -> float:
+        return float(self.shared.value)
+
+    def total(self) -> float:
+        return float(self.shared.value)
+
+    def render(self) -> Iterable[str]:
+        yield f"# HELP {self.name} {self.help}"
+        yield f"# TYPE {self.name} counter"
+        yield f"{self.name} {float(self.shared.value)}"
+
+
 class Histogram:
     def __init__(self, name: str, help_: str, buckets: tuple[float, ...] = LATENCY_BUCKETS) -> None:
         self.name, self.help, self.buckets = name, help_, buckets
@@ -72,11 +96,15 @@ class Histogram:
 
 
 class WorkerMetrics:
-    def __init__(self) -> None:
+    def __init__(self, shared_sink_failures=None) -> None:  # noqa: ANN001 - mp.Value('d')
         self.events_in = Counter("amlscore_events_in_total", "Messages taken from input topics")
         self.scored = Counter("amlscore_scored_total", "Alerts and clusters scored and written")
         self.dead_lettered = Counter("amlscore_dead_lettered_total", "Messages sent to the DLQ")
-        self.sink_failures = Counter("amlscore_sink_failures_total", "Failed sink writes (retried)")
+        help_ = "Failed sink writes and lookups (retried)"
+        self.sink_failures: Counter = (
+            SharedCounter("amlscore_sink_failures_total", help_, shared_sink_failures)
+            if shared_sink_failures is not None
+            else Counter("amlscore_sink_failures_total", help_))
         self.publish_failures = Counter("amlscore_publish_failures_total", "Failed produces (retried)")
         self.model_reloads = Counter("amlscore_model_reloads_total", "Model reload attempts")
         self.batch_seconds = Histogram("amlscore_batch_seconds", "Batch time from take to ack")

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import time
 from typing import TYPE_CHECKING
 
@@ -39,7 +38,7 @@ def install_views(worker: Worker) -> None:
     worker.metrics.gauge("amlscore_consumer_lag", lag)
     worker.metrics.gauge("amlscore_assigned_partitions", assigned)
     worker.metrics.gauge("amlscore_model_info", lambda: [
-        ((("version", worker.holder.scoring.model_version),), 1.0)] if worker.holder.loaded else [])
+        ((("version", worker.scorer.status.version),), 1.0)] if worker.scorer.status else [])
 
     @app.page("/live")
     async def live(web, request):  # noqa: ANN001, ANN202 - faust view signature
@@ -50,17 +49,20 @@ def install_views(worker: Worker) -> None:
     async def ready(web, request):  # noqa: ANN001, ANN202
         if time.monotonic() - float(ping_cache["at"] or 0) > READY_CACHE_SECONDS:
             try:
-                await asyncio.to_thread(worker.sink.ping)
+                await worker.scorer.ping(timeout=READY_CACHE_SECONDS)
                 ping_cache["error"] = None
+            except TimeoutError:
+                ping_cache["error"] = "no answer within 2s (the scoring process is busy or retrying)"
             except Exception as exc:  # noqa: BLE001
                 ping_cache["error"] = f"{type(exc).__name__}: {exc}"[:300]
             ping_cache["at"] = time.monotonic()
-        problems = [] if worker.holder.loaded else ["no model loaded"]
+        status = worker.scorer.status
+        problems = [] if status else ["no model loaded"]
         if ping_cache["error"]:
             problems.append(f"ClickHouse unreachable: {ping_cache['error']}")
         body = {"status": "ready" if not problems else "not ready", "problems": problems,
-                "model_version": worker.holder.scoring.model_version if worker.holder.loaded else None,
-                "model_reload_failures": worker.holder.status.failed}
+                "model_version": status.version if status else None,
+                "model_reload_failures": status.reload_failures if status else 0}
         return web.json(body, status=200 if not problems else 503)
 
     @app.page("/metrics")

@@ -108,10 +108,29 @@ def _worker_rate(worker: WorkerProcess, n: int) -> float:
 
 
 def _rss_mb(pid: int) -> float:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) / 1024
-    return float("nan")
+    """Resident memory of the worker: the Faust process plus its scoring process (the tree)."""
+    def own(p: int) -> float:
+        for line in Path(f"/proc/{p}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+        return 0.0
+
+    def children(p: int) -> list[int]:
+        found = []
+        for task in Path(f"/proc/{p}/task").iterdir():
+            text = (task / "children").read_text().split()
+            found += [int(c) for c in text]
+        return found
+
+    total, stack = 0.0, [pid]
+    while stack:
+        p = stack.pop()
+        try:
+            total += own(p)
+            stack += children(p)
+        except OSError:
+            continue
+    return total
 
 
 THROUGHPUT = {"AMLSCORE_BATCH_WAIT": "0.2"}   # fuller micro-batches

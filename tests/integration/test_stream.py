@@ -215,11 +215,12 @@ def test_sink_outage_loses_nothing_and_commits_nothing_unwritten(prepared, broke
     metadata = _produce(broker.bootstrap, records)
     at = {(m.partition, m.offset): k.decode() for m, (_, k, _) in zip(metadata, records, strict=True)}
     env = _env(home, broker, AMLSCORE_STREAM_SINK="tests.faults:flaky_sink", AMLSCORE_BATCH_SIZE="200",
-               FLAKY_SINK_FAIL_SECONDS="8", FLAKY_SINK_LOG=str(written_log))
+               FLAKY_SINK_FAIL_SECONDS="8", FLAKY_SINK_LOG=str(written_log), AMLSCORE_STALL_TIMEOUT="3")
     worker = spawn(env)
     worker.wait_for("amlscore_sink_failures_total", 3)
-    checks = 0
+    checks, live_codes = 0, set()
     while True:
+        live_codes.add(worker.get("/live")[0])
         committed = _committed(broker)
         written = set(written_log.read_text().split()) if written_log.exists() else set()
         for partition, offset in committed.items():
@@ -231,6 +232,7 @@ def test_sink_outage_loses_nothing_and_commits_nothing_unwritten(prepared, broke
             break
         time.sleep(0.2)
     assert checks > 5
+    assert 503 in live_codes  # liveness reflects progress: the stuck batch showed during the outage
     deadline = time.monotonic() + 30
     while sum(_committed(broker).values()) < report.alerts:  # the reading is real:
         assert time.monotonic() < deadline, "offsets never committed"      # commits do arrive
