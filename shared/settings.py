@@ -37,7 +37,7 @@ class Settings(BaseSettings):
     batch_size: int = Field(2000, ge=1, description="Max events per micro-batch")
     batch_wait: float = Field(0.1, gt=0, description="Seconds to wait filling a micro-batch")
     batches_in_flight: int = Field(
-        2, ge=1, le=8, description="Micro-batches processed concurrently (acked in order)")
+        2, ge=1, le=8, description="Micro-batches in flight: one scored while the next is taken")
     session_timeout: float = Field(10.0, gt=0, description="Kafka consumer session timeout (s)")
     rebalance_timeout: float = Field(10.0, gt=0, description="Kafka rebalance timeout (s)")
     heartbeat_interval: float = Field(2.0, gt=0, description="Kafka heartbeat interval (s)")

@@ -1,7 +1,7 @@
 """Batch processors: decode → look up features → score → write durably. No Faust in here.
 
-``process`` runs in a worker thread and returns only once every row of the batch is written (or
-the worker is stopping). What it returns — score events and dead letters — the agent publishes
+``process`` runs in the scoring process (stream/scoring_process.py) and returns only once every
+row of the batch is written (or the worker is stopping). What it returns — score events and dead letters — the agent publishes
 before it acknowledges anything.
 """
 
