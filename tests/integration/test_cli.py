@@ -85,8 +85,9 @@ def test_broken_batch_exits_non_zero_with_the_reason(env, tmp_path):
 
 
 def test_missing_model_and_bad_settings_fail_at_startup(env, tmp_path):
-    done = run({**env, "AMLSCORE_MODELS_DIR": str(tmp_path / "none")}, "backfill")
-    assert done.returncode == 1 and "no promoted model" in done.stderr and "amlscore train" in done.stderr
+    for command in ("backfill", "worker"):  # the worker checks in its scoring process, same message
+        done = run({**env, "AMLSCORE_MODELS_DIR": str(tmp_path / "none")}, command)
+        assert done.returncode == 1 and "no promoted model" in done.stderr and "amlscore train" in done.stderr
     done = run({**env, "AMLSCORE_CLICKHOUSE_URL": "mysql://x/y"}, "train")
     assert done.returncode == 2 and "configuration error" in done.stderr
     done = run({**env, "AMLSCORE_PREDICT_THREADS": "zero"}, "train")
