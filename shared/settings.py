@@ -50,6 +50,8 @@ class Settings(BaseSettings):
     model_poll_interval: float = Field(5.0, gt=0, description="Seconds between promoted-model checks")
     retry_max_delay: float = Field(10.0, gt=0, description="Cap of the sink/produce retry backoff (s)")
     stall_timeout: float = Field(300.0, gt=0, description="Liveness fails when a batch takes longer")
+    shutdown_timeout: float = Field(
+        30.0, gt=0, description="Seconds a graceful stop may take before the worker exits anyway")
     cluster_member_wait: float = Field(5.0, ge=0, description="Seconds to wait for cluster members")
     networks: tuple[str, ...] | None = Field(None, description="Accepted networks; default: the model's")
     stream_sink: str | None = Field(None, description="module:callable wrapping the ClickHouse sink")

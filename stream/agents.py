@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
+import threading
 import time
 from typing import TYPE_CHECKING
 
@@ -103,6 +105,11 @@ def install_agents(worker: Worker) -> None:
 
     @app.on_before_shutdown.connect
     async def stop_retrying(sender, **_kwargs) -> None:  # noqa: ANN001
+        # A graceful stop can hang on a broker that is gone (seen: a worker ignored SIGTERM for
+        # 90 minutes). Exiting without a final commit is safe here: unacked batches are redelivered.
+        deadline = threading.Timer(settings.shutdown_timeout, os._exit, args=(1,))
+        deadline.daemon = True
+        deadline.start()
         worker.stopping.set()  # retry loops give up; in-flight batches stay unacknowledged
         worker.scorer.stop()
         await worker.publisher.stop()

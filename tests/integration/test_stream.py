@@ -326,3 +326,16 @@ def test_dead_letters_can_be_read_and_redriven_after_a_fix(prepared, broker, spa
     events = _distinct(read_topic(broker.bootstrap, broker.topics["scores"], expected=30))
     assert set(events) == {k.decode() for _, k, _ in foreign}
     assert {e["network"] for e in events.values()} == {"polygon"}
+
+
+def test_sigterm_stops_the_worker_even_when_the_broker_is_gone(prepared, spawn, tmp_path):
+    home = _home_copy(prepared, tmp_path / "home")
+    with kafka(log_path=tmp_path / "tansu.log") as target:
+        if target.kind != "tansu":
+            pytest.skip("needs a broker this test can take away")
+        asyncio.run(ensure_topics(target.bootstrap, target.topics.values(), 4))
+        worker = spawn(_env(home, target, AMLSCORE_SHUTDOWN_TIMEOUT="3"))
+        worker.wait_for("amlscore_assigned_partitions", 1)
+    started = time.monotonic()  # the broker is stopped now
+    code = worker.stop(signal.SIGTERM, timeout=30)
+    assert time.monotonic() - started < 20 and code is not None
