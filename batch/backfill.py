@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import pandas as pd
@@ -98,7 +98,3 @@ def backfill(raw: RawStore, sink: ScoreStore, scoring: RiskScoring, cfg: Backfil
             on_batch(name, "scored", alerts)
     report.seconds = time.perf_counter() - started
     return report
-
-
-def networks_or_all(raw: RawStore, networks: Sequence[str]) -> tuple[str, ...]:
-    return tuple(networks) if networks else tuple(raw.networks())

@@ -42,12 +42,6 @@ class ScoringPolicy:
                    settings.explain_top_k, settings.predict_threads)
 
 
-@dataclass(frozen=True)
-class ScoredBatch:
-    alerts: pd.DataFrame
-    clusters: pd.DataFrame
-
-
 def risk_levels(scores: np.ndarray, bands: tuple[float, float, float]) -> np.ndarray:
     return RISK_LEVELS[np.digitize(scores, np.asarray(bands), right=False)]
 
@@ -152,16 +146,3 @@ class RiskScoring:
         """Score clusters whose member alerts (with their address features) are given."""
         matrix = build_alert_matrix(self.bundle.feature_spec, member_alerts, address_features)
         return self.score_clusters(clusters, pd.Index(member_alerts["alert_id"].astype(str)), matrix)
-
-    def score_batch(
-        self,
-        alerts: pd.DataFrame,
-        address_features: pd.DataFrame | None,
-        clusters: pd.DataFrame | None = None,
-    ) -> ScoredBatch:
-        """Score alerts and the clusters whose members are among them."""
-        alert_scores, matrix = self.score_alerts_matrix(alerts, address_features)
-        if clusters is None or not len(clusters):
-            return ScoredBatch(alert_scores, pd.DataFrame(columns=CLUSTER_SCORE_COLUMNS))
-        ids = pd.Index(alerts["alert_id"].astype(str))
-        return ScoredBatch(alert_scores, self.score_clusters(clusters, ids, matrix))

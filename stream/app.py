@@ -14,7 +14,7 @@ import faust
 from shared.settings import Settings
 from stream.metrics import WorkerMetrics
 from stream.progress import Progress
-from stream.publisher import KafkaBatchPublisher
+from stream.publisher import EventPublisher, KafkaBatchPublisher
 from stream.retry import Backoff
 from stream.scoring_process import ScoringProcess
 from stream.transport import WorkerApp
@@ -28,7 +28,7 @@ class Worker:
     metrics: WorkerMetrics
     progress: Progress
     stopping: threading.Event
-    publisher: KafkaBatchPublisher
+    publisher: EventPublisher
     backoff: Backoff
     topics: dict[str, faust.TopicT]
 

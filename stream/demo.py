@@ -134,9 +134,11 @@ def _poison(template: dict, count: int) -> list[tuple[str, bytes, bytes]]:
     return [("aml.alerts", f"demo-poison-{i}".encode(), kinds[i % len(kinds)]) for i in range(count)]
 
 
-async def _latencies(bootstrap: str, keys: set[bytes]) -> list[float]:
+async def event_to_score_latencies(bootstrap: str, keys: set[bytes], alerts_topic: str = "aml.alerts",
+                                   scores_topic: str = "aml.alert-scores") -> list[float]:
+    """Milliseconds from each alert's producer timestamp to its ScoreEvent's (first delivery)."""
     sent, out = {}, []
-    for topic, store in (("aml.alerts", "in"), ("aml.alert-scores", "out")):
+    for topic, store in ((alerts_topic, "in"), (scores_topic, "out")):
         consumer = AIOKafkaConsumer(topic, bootstrap_servers=bootstrap, auto_offset_reset="earliest",
                                     enable_auto_commit=False)
         await consumer.start()
@@ -240,7 +242,7 @@ def run_demo(cfg: DemoConfig, say: Say, on_progress: Callable[[int, int], None] 
             publisher.join(30)
             summary.scored, summary.dead_lettered, summary.clusters = scored, dead, clusters
             keys = {k for t, k, _ in records if t == "aml.alerts"}
-            summary.latencies_ms = asyncio.run(_latencies(broker.bootstrap, keys))
+            summary.latencies_ms = asyncio.run(event_to_score_latencies(broker.bootstrap, keys))
     summary.top = _top_alerts(env, live_day, summary.model_version)
     return summary
 

@@ -19,6 +19,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
 from batch import replay as rp
 from batch.sot_reader import discover_batches, open_source
+from stream.demo import event_to_score_latencies
 from stream.kafka_admin import ensure_topics
 from stream.local_broker import LocalBroker, free_port
 from tests.stream_harness import FAST_GROUP, WorkerProcess, cli
@@ -188,7 +189,7 @@ def run(alerts: int = 100_000, steady_rate: int = 2000, steady_seconds: int = 30
             asyncio.run(_paced(b, "aml.alerts", fresh, steady_rate))
             while worker.metric('amlscore_scored_total{kind="alert"}') < started_scores + len(fresh):
                 time.sleep(0.1)
-            latencies = asyncio.run(_latencies(b, {k for k, _ in fresh}))
+            latencies = asyncio.run(event_to_score_latencies(b, {k for k, _ in fresh}))
             results["steady_rate_alerts_s"] = steady_rate
             results["latency_p50_ms"] = round(float(np.percentile(latencies, 50)), 1)
             results["latency_p99_ms"] = round(float(np.percentile(latencies, 99)), 1)
@@ -225,32 +226,3 @@ async def _paced(bootstrap: str, topic: str, records, rate: int) -> None:
         await asyncio.gather(*pending)
     finally:
         await producer.stop()
-
-
-async def _latencies(bootstrap: str, keys: set[bytes]) -> list[float]:
-    """Score-event timestamp (set when the worker sends it) minus the alert's producer timestamp."""
-    sent: dict[bytes, int] = {}
-    consumer = AIOKafkaConsumer("aml.alerts", bootstrap_servers=bootstrap, auto_offset_reset="earliest",
-                                enable_auto_commit=False)
-    await consumer.start()
-    try:
-        while len(sent) < len(keys):
-            for recs in (await consumer.getmany(timeout_ms=1000, max_records=10000)).values():
-                sent.update({r.key: r.timestamp for r in recs if r.key in keys})
-    finally:
-        await consumer.stop()
-    out: list[float] = []
-    consumer = AIOKafkaConsumer("aml.alert-scores", bootstrap_servers=bootstrap, auto_offset_reset="earliest",
-                                enable_auto_commit=False)
-    await consumer.start()
-    seen: set[bytes] = set()
-    try:
-        while len(seen) < len(keys):
-            for recs in (await consumer.getmany(timeout_ms=1000, max_records=10000)).values():
-                for r in recs:
-                    if r.key in keys and r.key not in seen:
-                        seen.add(r.key)
-                        out.append(r.timestamp - sent[r.key])
-    finally:
-        await consumer.stop()
-    return out
