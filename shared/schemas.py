@@ -1,4 +1,6 @@
-"""Event contracts on Kafka (DESIGN §4). Unknown fields are ignored; numbers must be finite."""
+"""Event contracts on Kafka. Unknown fields are ignored; numbers must be finite; every value
+must be storable as it is (dates inside ClickHouse's Date range, counts inside their integer type),
+so that a write never fails on one event's data."""
 
 from __future__ import annotations
 
@@ -11,6 +13,10 @@ NonEmpty = Annotated[str, StringConstraints(min_length=1, max_length=256)]
 Text = Annotated[str, StringConstraints(max_length=65_536)]
 FiniteFloat = Annotated[float, Field(allow_inf_nan=False)]
 MAX_FEATURES = 1_000
+# ClickHouse's Date holds 1970-01-01 .. 2149-06-06; outside it a write fails or, worse, clamps.
+StorableDate = Annotated[dt.date, Field(ge=dt.date(1970, 1, 1), le=dt.date(2149, 6, 6))]
+UInt32 = Annotated[int, Field(ge=0, le=2**32 - 1)]
+MAX_ENVELOPE_ALERTS = 10_000
 
 
 class _Event(BaseModel):
@@ -22,7 +28,7 @@ class _BatchEvent(_Event):
 
     schema_version: Literal[1] = 1
     network: NonEmpty
-    processing_date: dt.date
+    processing_date: StorableDate
     window_days: Annotated[int, Field(ge=1, le=3650)]
 
 
@@ -51,10 +57,19 @@ class ClusterEvent(_BatchEvent):
     primary_alert_id: Text = ""
     related_alert_ids: Annotated[list[NonEmpty], Field(max_length=10_000)] = []
     addresses_involved: Annotated[list[NonEmpty], Field(max_length=10_000)] = []
-    total_alerts: Annotated[int, Field(ge=0)] = 0
+    total_alerts: UInt32 = 0
     total_volume_usd: FiniteFloat | None = None
     severity_max: Text = ""
     confidence_avg: FiniteFloat | None = None
+
+
+class AlertEnvelope(_Event):
+    """Many alerts in one message (``amlscore replay --envelope N``): the worker scores each as if
+    it had arrived alone. Each item is validated on its own, so one bad alert is dead-lettered
+    alone (as its own JSON, with ``dlq.envelope_item``) and the rest are scored."""
+
+    schema_version: Literal[1] = 1
+    alerts: Annotated[list[dict], Field(min_length=1, max_length=MAX_ENVELOPE_ALERTS)]
 
 
 class Contribution(_Event):
@@ -65,7 +80,7 @@ class Contribution(_Event):
 
 class ScoreEvent(_Event):
     network: str
-    processing_date: dt.date
+    processing_date: StorableDate
     window_days: int
     alert_id: str
     address: str

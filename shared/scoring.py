@@ -98,24 +98,37 @@ class RiskScoring:
             out.append(orjson.dumps(items).decode())
         return out
 
-    def score_alerts_matrix(
-        self, alerts: pd.DataFrame, address_features: pd.DataFrame | None
-    ) -> tuple[pd.DataFrame, np.ndarray]:
-        matrix = build_alert_matrix(self.bundle.feature_spec, alerts, address_features)
+    def alert_matrix(self, alerts: pd.DataFrame,
+                     address_features: pd.DataFrame | None) -> np.ndarray:
+        return build_alert_matrix(self.bundle.feature_spec, alerts, address_features)
+
+    def score_matrix(self, alerts: pd.DataFrame, matrix: np.ndarray) -> pd.DataFrame:
+        """Score, rank score and risk band per row; explanations left empty ("[]")."""
         scores = self._predict(self.bundle.alert_scorer.booster, matrix)
-        rank_scores = self._predict(self.bundle.alert_ranker.booster, matrix)
-        explanations = np.full(len(alerts), "[]", dtype=object)
-        explain_rows = np.flatnonzero(scores >= self.policy.explain_min_score)
-        if len(explain_rows):
-            explanations[explain_rows] = self.explain(matrix[explain_rows])
         out = _key_frame(alerts, "alert_id")
         out["address"] = alerts["address"].astype(str).to_numpy()
         out["score"] = scores
-        out["rank_score"] = rank_scores
+        out["rank_score"] = self._predict(self.bundle.alert_ranker.booster, matrix)
         out["risk_level"] = risk_levels(scores, self.policy.risk_bands)
-        out["explanation"] = explanations
+        out["explanation"] = np.full(len(alerts), "[]", dtype=object)
         out["model_version"] = self.model_version
-        return out[ALERT_SCORE_COLUMNS], matrix
+        return out[ALERT_SCORE_COLUMNS]
+
+    def add_explanations(self, scores: pd.DataFrame, matrix: np.ndarray) -> None:
+        """Fill ``explanation`` for the rows the policy explains (score ≥ explain_min_score)."""
+        rows = np.flatnonzero(scores["score"].to_numpy() >= self.policy.explain_min_score)
+        if len(rows):
+            column = scores["explanation"].to_numpy(dtype=object, copy=True)
+            column[rows] = self.explain(matrix[rows])
+            scores["explanation"] = column
+
+    def score_alerts_matrix(
+        self, alerts: pd.DataFrame, address_features: pd.DataFrame | None
+    ) -> tuple[pd.DataFrame, np.ndarray]:
+        matrix = self.alert_matrix(alerts, address_features)
+        scores = self.score_matrix(alerts, matrix)
+        self.add_explanations(scores, matrix)
+        return scores, matrix
 
     def score_alerts(
         self, alerts: pd.DataFrame, address_features: pd.DataFrame | None

@@ -1,23 +1,27 @@
-"""The Faust app: settings → topics, the scoring process, agents, timers and views.
-
-Everything the agents need is built here once and passed in; the agents themselves hold only
-the commit protocol (stream/agents.py).
-"""
+"""Wiring of one worker: settings → the scoring process, the Faust app and its topics, the
+pipeline, agents, timers and views. Built once, at startup; every part is handed what it needs."""
 
 from __future__ import annotations
 
+import logging
+import os
+import signal
 import threading
 from dataclasses import dataclass
 
 import faust
 
 from shared.settings import Settings
+from stream.agents import install_agents
+from stream.health import Health
 from stream.metrics import WorkerMetrics
-from stream.progress import Progress
-from stream.publisher import EventPublisher, KafkaBatchPublisher
-from stream.retry import Backoff
+from stream.pipeline import Pipeline, PipelineConfig
+from stream.publisher import KafkaBatchPublisher
 from stream.scoring_process import ScoringProcess
 from stream.transport import WorkerApp
+from stream.views import install_views
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -25,12 +29,19 @@ class Worker:
     settings: Settings
     app: faust.App
     scorer: ScoringProcess
+    publisher: KafkaBatchPublisher
+    pipeline: Pipeline
+    health: Health
     metrics: WorkerMetrics
-    progress: Progress
-    stopping: threading.Event
-    publisher: EventPublisher
-    backoff: Backoff
-    topics: dict[str, faust.TopicT]
+    fatal: BaseException | None = None
+
+    def fail(self, exc: BaseException) -> None:
+        """Something the worker cannot carry on from: stop it the way a supervisor would, and
+        exit non-zero (run_worker), for the supervisor to start it again."""
+        if self.fatal is None:
+            self.fatal = exc
+            log.critical("stopping the worker: %s: %s", type(exc).__name__, exc)
+            os.kill(os.getpid(), signal.SIGTERM)
 
 
 def faust_app(settings: Settings) -> faust.App:
@@ -38,7 +49,7 @@ def faust_app(settings: Settings) -> faust.App:
     app = WorkerApp(
         settings.worker_id,
         broker=brokers,
-        processing_guarantee="at_least_once",  # the broker here has no transactions (DESIGN §7)
+        processing_guarantee="at_least_once",  # brokers without transactions (Tansu) need this
         web_host=settings.web_host,
         web_port=settings.web_port,
         web_in_thread=False,
@@ -60,23 +71,53 @@ def faust_app(settings: Settings) -> faust.App:
 
 
 def build_worker(settings: Settings, overrides: dict | None = None) -> Worker:
-    """Wire a worker; fails here (at startup) if the model or ClickHouse is missing."""
-    scorer = ScoringProcess(overrides or {})
+    """Wire a worker; fails here, at startup, if the model or ClickHouse is missing."""
+    settings.home.mkdir(parents=True, exist_ok=True)  # Faust's data directory lives under it
+    scorer = ScoringProcess(overrides)
     try:
         scorer.start()
     except BaseException:
         scorer.stop()
         raise
     app = faust_app(settings)
-    raw_topic = {"key_serializer": "raw", "value_serializer": "raw", "partitions": settings.topic_partitions}
-    topics = {name: app.topic(getattr(settings, f"{name}_topic"), **raw_topic)
+    raw = {"key_serializer": "raw", "value_serializer": "raw", "partitions": settings.topic_partitions}
+    topics = {name: app.topic(getattr(settings, f"{name}_topic"), **raw)
               for name in ("alerts", "clusters", "scores", "dlq")}
-    worker = Worker(settings, app, scorer, WorkerMetrics(scorer.sink_failures),
-                    Progress(stall_timeout=settings.stall_timeout),
-                    threading.Event(), KafkaBatchPublisher(settings.kafka_bootstrap),
-                    Backoff(maximum=settings.retry_max_delay), topics)
-    from stream.agents import install_agents
-    from stream.views import install_views
-    install_agents(worker)
-    install_views(worker)
+    metrics = WorkerMetrics()
+    publisher = KafkaBatchPublisher(settings.kafka_bootstrap)
+    config = PipelineConfig(
+        settings.scores_topic, settings.dlq_topic, settings.batch_size, settings.batches_in_flight,
+        settings.retry_max_delay, settings.cluster_member_wait,
+        model_poll_interval=settings.model_poll_interval)
+    pipeline = Pipeline(scorer, publisher, config, metrics, on_fatal=lambda exc: worker.fail(exc))
+    health = Health(pipeline, scorer, settings.stall_timeout)
+    worker = Worker(settings, app, scorer, publisher, pipeline, health, metrics)
+    install_agents(app, topics, pipeline, settings, on_fatal=worker.fail)
+    install_lifecycle(worker, topics)
+    install_views(app, worker.health, metrics, worker.pipeline, scorer)
     return worker
+
+
+def install_lifecycle(worker: Worker, topics: dict[str, faust.TopicT]) -> None:
+    app, settings = worker.app, worker.settings
+
+    @app.task
+    async def start_pipeline() -> None:
+        for name in ("scores", "dlq"):
+            await topics[name].maybe_declare()
+        worker.pipeline.start()
+
+    @app.timer(1.0)
+    async def heartbeat() -> None:
+        worker.health.tick()
+
+    @app.on_before_shutdown.connect
+    async def stop_pipeline(sender, **_kwargs) -> None:  # noqa: ANN001
+        # A graceful stop can hang on a broker that is gone (seen: a worker ignored SIGTERM for
+        # 90 minutes). Exiting without a final commit is safe: unacked batches are redelivered.
+        deadline = threading.Timer(settings.shutdown_timeout, os._exit, args=(1,))
+        deadline.daemon = True
+        deadline.start()
+        await worker.pipeline.stop()  # nothing more is acked; in-flight batches stay unacked
+        worker.scorer.stop()
+        await worker.publisher.stop()

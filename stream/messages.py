@@ -1,20 +1,19 @@
-"""Transport-agnostic messages, dead letters, and decoding of inbound events.
+"""What crosses between the Faust process and the scoring process: plain data, no framework.
 
-Anything that cannot be scored becomes a :class:`DeadLetter` carrying the original bytes
-unchanged and the reason; nothing is dropped silently.
+A micro-batch travels as columns (a few lists of bytes and ints): one pickle of a handful of lists
+costs a fraction of pickling one object per event. Anything that cannot be scored becomes a
+:class:`DeadLetter` carrying the original bytes unchanged and the reason; nothing is dropped.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
-from typing import TypeVar
+from collections.abc import Sequence
+from dataclasses import dataclass, field
 
-from pydantic import BaseModel, ValidationError
 
-from shared.schemas import AlertEvent, ClusterEvent
-
-E = TypeVar("E", bound=BaseModel)
+class SinkUnavailable(Exception):  # noqa: N818 - a state, not a programming error
+    """The store cannot take writes or answer reads now: the batch is retried whole, and nothing
+    is acknowledged meanwhile. Raised in the scoring process, caught in the Faust process."""
 
 
 class Reason:
@@ -25,10 +24,14 @@ class Reason:
     SCHEMA = "schema_violation"
     UNKNOWN_NETWORK = "unknown_network"
     SCORING_ERROR = "scoring_error"
+    SINK_REJECTED = "sink_rejected"
+    MEMBERS_MISSING = "members_missing"
 
 
 @dataclass(frozen=True)
 class Inbound:
+    """One consumed message."""
+
     key: bytes | None
     value: bytes | None
     topic: str
@@ -38,11 +41,39 @@ class Inbound:
 
 
 @dataclass(frozen=True)
-class Outbound:
+class InboundBatch:
+    """Consecutive messages of one input topic, as columns."""
+
     topic: str
-    key: bytes | None
-    value: bytes | None
-    headers: tuple[tuple[str, bytes], ...] = ()
+    keys: list[bytes | None]
+    values: list[bytes | None]
+    partitions: list[int]
+    offsets: list[int]
+    timestamps: list[float | None]
+
+    def __len__(self) -> int:
+        return len(self.values)
+
+    def message(self, i: int) -> Inbound:
+        return Inbound(self.keys[i], self.values[i], self.topic, self.partitions[i],
+                       self.offsets[i], self.timestamps[i])
+
+    @classmethod
+    def of(cls, messages: Sequence[Inbound]) -> InboundBatch:
+        topic = messages[0].topic if messages else ""
+        return cls(topic, [m.key for m in messages], [m.value for m in messages],
+                   [m.partition for m in messages], [m.offset for m in messages],
+                   [m.timestamp for m in messages])
+
+    @classmethod
+    def concat(cls, batches: Sequence[InboundBatch]) -> InboundBatch:
+        if len(batches) == 1:
+            return batches[0]
+        return cls(batches[0].topic, [k for b in batches for k in b.keys],
+                   [v for b in batches for v in b.values],
+                   [p for b in batches for p in b.partitions],
+                   [o for b in batches for o in b.offsets],
+                   [t for b in batches for t in b.timestamps])
 
 
 @dataclass(frozen=True)
@@ -50,74 +81,66 @@ class DeadLetter:
     message: Inbound
     reason: str
     error: str
+    envelope_item: int | None = None  # index of the alert inside an envelope message
+    item_value: bytes | None = None   # that alert alone, as JSON (the envelope is not re-sent)
 
-    def to_outbound(self, dlq_topic: str) -> Outbound:
-        """Original key and bytes unchanged; the why and where travel in headers."""
+    @property
+    def value(self) -> bytes | None:
+        return self.item_value if self.envelope_item is not None else self.message.value
+
+    def headers(self) -> tuple[tuple[str, bytes], ...]:
+        """Why and where: the original key and bytes travel unchanged beside these."""
         m = self.message
-        headers = (
+        headers = [
             ("dlq.reason", self.reason.encode()),
             ("dlq.error", self.error[:2000].encode("utf-8", "replace")),
             ("dlq.source_topic", m.topic.encode()),
             ("dlq.partition", str(m.partition).encode()),
             ("dlq.offset", str(m.offset).encode()),
-        )
-        return Outbound(dlq_topic, m.key, m.value, headers)
+        ]
+        if self.envelope_item is not None:
+            headers.append(("dlq.envelope_item", str(self.envelope_item).encode()))
+        return tuple(headers)
 
 
-def _reason(exc: ValidationError) -> str:
-    kinds = {error["type"] for error in exc.errors()}
-    if "json_invalid" in kinds:
-        return Reason.INVALID_JSON
-    if "finite_number" in kinds:
-        return Reason.NON_FINITE
-    return Reason.SCHEMA
+@dataclass
+class OutboundColumns:
+    """Records for one topic, as columns; ``partitions`` None lets the publisher choose by key."""
+
+    topic: str
+    keys: list[bytes | None] = field(default_factory=list)
+    values: list[bytes | None] = field(default_factory=list)
+    partitions: list[int] | None = None
+    headers: list[tuple[tuple[str, bytes], ...]] | None = None
+
+    def __len__(self) -> int:
+        return len(self.values)
+
+    @classmethod
+    def dead_letters(cls, topic: str, dead: Sequence[DeadLetter]) -> OutboundColumns:
+        return cls(topic, [d.message.key for d in dead], [d.value for d in dead], None,
+                   [d.headers() for d in dead])
 
 
-def _brief(exc: ValidationError) -> str:
-    parts = []
-    for error in exc.errors()[:5]:
-        where = ".".join(str(p) for p in error["loc"]) or "<root>"
-        parts.append(f"{where}: {error['msg']}")
-    return "; ".join(parts)
+@dataclass(frozen=True)
+class BatchRequest:
+    """One call into the scoring process."""
+
+    kind: str                 # "alert" or "cluster"
+    batch: InboundBatch
+    score_partitions: int     # partitions of the scores topic, for keyed partitioning
+    final: bool = True        # clusters: score with the members there are, wait no longer
 
 
-def decode(
-    messages: Sequence[Inbound], model: type[E], networks: Iterable[str] | None,
-    max_bytes: int,
-) -> tuple[list[tuple[Inbound, E]], list[DeadLetter]]:
-    """Split messages into (message, event) pairs and dead letters."""
-    allowed = set(networks) if networks is not None else None
-    valid: list[tuple[Inbound, E]] = []
-    dead: list[DeadLetter] = []
-    for message in messages:
-        value = message.value
-        if not value:
-            dead.append(DeadLetter(message, Reason.EMPTY, "message has no value"))
-            continue
-        if len(value) > max_bytes:
-            dead.append(DeadLetter(message, Reason.OVERSIZE, f"{len(value)} bytes > limit {max_bytes}"))
-            continue
-        try:
-            event = model.model_validate_json(value)
-        except ValidationError as exc:
-            dead.append(DeadLetter(message, _reason(exc), _brief(exc)))
-            continue
-        network = event.network  # type: ignore[attr-defined]
-        if allowed is not None and network not in allowed:
-            dead.append(DeadLetter(message, Reason.UNKNOWN_NETWORK,
-                                   f"network {network!r} is not one of {sorted(allowed)}"))
-            continue
-        valid.append((message, event))
-    return valid, dead
+@dataclass
+class BatchOutcome:
+    """What the scoring process wrote, and what the Faust process must publish before acking."""
 
-
-def decode_alerts(
-    messages: Sequence[Inbound], networks: Iterable[str] | None, max_bytes: int
-) -> tuple[list[tuple[Inbound, AlertEvent]], list[DeadLetter]]:
-    return decode(messages, AlertEvent, networks, max_bytes)
-
-
-def decode_clusters(
-    messages: Sequence[Inbound], networks: Iterable[str] | None, max_bytes: int
-) -> tuple[list[tuple[Inbound, ClusterEvent]], list[DeadLetter]]:
-    return decode(messages, ClusterEvent, networks, max_bytes)
+    kind: str
+    scored: int = 0
+    alerts_in: int = 0                                   # alerts decoded (envelopes count each)
+    scores: OutboundColumns | None = None
+    dead: list[DeadLetter] = field(default_factory=list)
+    model_version: str | None = None
+    phases: dict[str, float] = field(default_factory=dict)  # seconds per phase, for the trace
+    members_pending: bool = False  # clusters: members missing, nothing written; ask again later

@@ -1,53 +1,45 @@
-"""Batch processors: decode → look up features → score → write durably. No Faust in here.
+"""Batch processors, in the scoring process: decode → features → score → write. No Faust here.
 
-``process`` runs in the scoring process (stream/scoring_process.py) and returns only once every
-row of the batch is written (or the worker is stopping). What it returns — score events and dead letters — the agent publishes
-before it acknowledges anything.
+``process`` returns once every scorable row of the batch is durably written, with what the Faust
+process must publish (score events, dead letters) before it acknowledges anything. It tries
+once: a sink that is unavailable raises :class:`~stream.sinks.SinkUnavailable` and the caller
+retries the whole batch (writes are idempotent). Nothing about one event can make it raise:
+bad events, rows that cannot be scored and rows the sink rejects become dead letters.
 """
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
-import threading
 import time
-from collections.abc import Sequence
-from dataclasses import dataclass, field
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
 from typing import Protocol
 
+import numpy as np
 import orjson
 import pandas as pd
-import pyarrow as pa
+from aiokafka.partitioner import murmur2
 
 from shared.clickhouse.ddl import RAW_ALERT_COLUMNS
-from shared.clickhouse.rows import conform, stamp
 from shared.cluster_features import cluster_members
+from shared.features import KEY_COLUMNS
 from shared.schemas import AlertEvent
 from shared.scoring import RiskScoring
+from stream.decode import Decoded, decode_alerts, decode_clusters
 from stream.feature_lookup import CachedFeatureLookup
-from stream.messages import DeadLetter, Inbound, Outbound, Reason, decode_alerts, decode_clusters
-from stream.metrics import WorkerMetrics
+from stream.messages import BatchOutcome, BatchRequest, OutboundColumns, Reason, SinkUnavailable
 from stream.model_holder import ModelHolder
-from stream.retry import Backoff, retry_blocking
-from stream.sinks import StreamSink
+from stream.sinks import StreamSink, write_isolating
 
 ALERT_FIELDS = ["network", "processing_date", "window_days", *RAW_ALERT_COLUMNS]
 
 
 @dataclass(frozen=True)
 class StreamConfig:
-    scores_topic: str = "aml.alert-scores"
-    dlq_topic: str = "aml.alerts.dlq"
+    scores_topic: str
     max_message_bytes: int = 1_048_576
     networks: tuple[str, ...] | None = None  # None: the networks the model was trained on
-    cluster_member_wait: float = 5.0
-
-
-@dataclass
-class BatchResult:
-    outbound: list[Outbound] = field(default_factory=list)
-    scored: int = 0
-    dead: list[DeadLetter] = field(default_factory=list)
-    model_version: str | None = None
 
 
 class MemberSource(Protocol):
@@ -58,58 +50,73 @@ class MemberSource(Protocol):
                  addresses: Sequence[str] | None = None) -> pd.DataFrame: ...
 
 
+class PhaseTimer:
+    """Seconds spent per named phase of one batch (the per-batch trace)."""
+
+    def __init__(self) -> None:
+        self.phases: dict[str, float] = {}
+
+    @contextlib.contextmanager
+    def __call__(self, phase: str) -> Iterator[None]:
+        started = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.phases[phase] = self.phases.get(phase, 0.0) + time.perf_counter() - started
+
+
+def unavailable(what: str, func, *args):  # noqa: ANN001, ANN201 - a thin wrapper
+    """Reads from the store fail the batch as a whole: the caller retries it later."""
+    try:
+        return func(*args)
+    except Exception as exc:  # noqa: BLE001
+        raise SinkUnavailable(f"{what}: {type(exc).__name__}: {exc}"[:500]) from exc
+
+
 def alerts_frame(events: Sequence[AlertEvent]) -> pd.DataFrame:
     # Field values straight from each model's __dict__ (model_dump re-validates and copies).
     return pd.DataFrame({name: [e.__dict__[name] for e in events] for name in ALERT_FIELDS})
 
 
-def raw_alert_rows(alerts: pd.DataFrame, version: int) -> pa.Table:
-    source = pa.Table.from_pandas(alerts, preserve_index=False)
-    n = source.num_rows
-    keys = {
-        "network": source.column("network").cast(pa.string()),
-        "processing_date": pa.array(list(alerts["processing_date"]), pa.date32()),
-        "window_days": source.column("window_days").cast(pa.uint16()),
-    }
-    return stamp({**keys, **conform(source, RAW_ALERT_COLUMNS)}, n, version)
+def partition_of(keys: Sequence[bytes], partitions: int) -> list[int]:
+    """The Java client's (and aiokafka's) keyed partitioning: murmur2, positive, modulo."""
+    return [(murmur2(key) & 0x7FFFFFFF) % partitions for key in keys]
 
 
-def score_events(scores: pd.DataFrame, topic: str, scored_at: str) -> list[Outbound]:
+def score_events(scores: pd.DataFrame, topic: str, partitions: int, scored_at: str) -> OutboundColumns:
     """One ScoreEvent per row, keyed by alert_id (columns read once, not row by row)."""
+    keys = [a.encode() for a in scores["alert_id"]]
     dates = [d.isoformat() for d in scores["processing_date"]]
-    return [
-        Outbound(topic, alert_id.encode(), orjson.dumps({
-            "network": network, "processing_date": date, "window_days": int(window),
-            "alert_id": alert_id, "address": address, "score": float(score),
-            "rank_score": float(rank), "risk_level": level, "model_version": version,
+    values = [
+        orjson.dumps({
+            "network": network, "processing_date": date, "window_days": window,
+            "alert_id": alert_id, "address": address, "score": score, "rank_score": rank,
+            "risk_level": level, "model_version": version,
             "explanation": orjson.Fragment(explanation),  # already JSON, written by RiskScoring
             "scored_at": scored_at, "source": "stream",
-        }))
+        })
         for network, date, window, alert_id, address, score, rank, level, version, explanation in zip(
-            scores["network"], dates, scores["window_days"], scores["alert_id"], scores["address"],
-            scores["score"].to_numpy(), scores["rank_score"].to_numpy(), scores["risk_level"],
-            scores["model_version"], scores["explanation"], strict=True)
+            scores["network"], dates, scores["window_days"].tolist(), scores["alert_id"],
+            scores["address"], scores["score"].tolist(), scores["rank_score"].tolist(),
+            scores["risk_level"], scores["model_version"], scores["explanation"], strict=True)
     ]
+    return OutboundColumns(topic, keys, values, partition_of(keys, partitions))
 
 
 class AlertBatchProcessor:
     def __init__(self, holder: ModelHolder, lookup: CachedFeatureLookup, sink: StreamSink,
-                 config: StreamConfig, metrics: WorkerMetrics, stopping: threading.Event,
-                 backoff: Backoff | None = None) -> None:
+                 config: StreamConfig) -> None:
         self.holder, self.lookup, self.sink, self.config = holder, lookup, sink, config
-        self.metrics, self.stopping, self.backoff = metrics, stopping, backoff or Backoff()
 
-    def _features(self, events: Sequence[AlertEvent]) -> pd.DataFrame:
+    def _features(self, events: Sequence[AlertEvent]) -> pd.DataFrame | None:
         keys = [(e.network, e.processing_date.isoformat(), e.window_days, e.address)
                 for e in events if e.features is None]
-        frames = []
-        if keys:
-            frames.append(retry_blocking(
-                "feature lookup", lambda: self.lookup.lookup(keys), self.backoff, self.stopping,
-                lambda _e: self.metrics.sink_failures.inc(stage="lookup")))
+        frames = [unavailable("feature lookup", self.lookup.lookup, keys)] if keys else []
+        # A feature named like a key column must not overwrite the key the rows are joined on.
         embedded = [
-            {"network": e.network, "processing_date": e.processing_date.isoformat(),
-             "window_days": e.window_days, "address": e.address, **e.features}
+            {**{k: v for k, v in e.features.items() if k not in KEY_COLUMNS},
+             "network": e.network, "processing_date": e.processing_date.isoformat(),
+             "window_days": e.window_days, "address": e.address}
             for e in events if e.features is not None
         ]
         # Embedded rows last: for an address given both ways in one batch, the event's own wins.
@@ -117,82 +124,138 @@ class AlertBatchProcessor:
         frames = [f for f in frames if len(f)]
         return pd.concat(frames, ignore_index=True) if frames else None
 
-    def _score(self, scoring: RiskScoring, alerts: pd.DataFrame,
-               features: pd.DataFrame | None) -> tuple[pd.DataFrame, dict[int, str]]:
+    @staticmethod
+    def _score(scoring: RiskScoring, alerts: pd.DataFrame,
+               features: pd.DataFrame | None) -> tuple[pd.DataFrame, np.ndarray, dict[int, str]]:
         try:
-            return scoring.score_alerts(alerts, features), {}
+            matrix = scoring.alert_matrix(alerts, features)
+            return scoring.score_matrix(alerts, matrix), matrix, {}
         except Exception:  # noqa: BLE001 - isolate the rows that cannot be scored
-            parts, failed = [], {}
+            parts, matrices, failed = [], [], {}
             for i in range(len(alerts)):
                 try:
-                    parts.append(scoring.score_alerts(alerts.iloc[[i]], features))
+                    row = alerts.iloc[[i]]
+                    matrix = scoring.alert_matrix(row, features)
+                    parts.append(scoring.score_matrix(row, matrix))
+                    matrices.append(matrix)
                 except Exception as exc:  # noqa: BLE001
                     failed[i] = f"{type(exc).__name__}: {exc}"
-            return (pd.concat(parts, ignore_index=True) if parts else scoring.score_alerts(alerts.iloc[:0], None)), failed
+            if not parts:
+                return pd.DataFrame(), np.empty((0, 0), np.float32), failed
+            return pd.concat(parts, ignore_index=True), np.vstack(matrices), failed
 
-    def process(self, messages: Sequence[Inbound]) -> BatchResult:
+    def process(self, request: BatchRequest) -> BatchOutcome:
+        timer = PhaseTimer()
         scoring = self.holder.scoring  # one model per batch: a hot swap lands between batches
         networks = self.config.networks or self.holder.networks or None
-        valid, dead = decode_alerts(messages, networks, self.config.max_message_bytes)
-        result = BatchResult(model_version=scoring.model_version)
-        if valid:
-            events = [event for _, event in valid]
-            alerts = alerts_frame(events)
-            scores, failed = self._score(scoring, alerts, self._features(events))
-            dead += [DeadLetter(valid[i][0], Reason.SCORING_ERROR, error) for i, error in failed.items()]
+        batch = request.batch
+        with timer("decode"):
+            decoded = decode_alerts(batch, networks, self.config.max_message_bytes)
+        outcome = BatchOutcome("alert", alerts_in=len(decoded.events) + len(decoded.dead),
+                               model_version=scoring.model_version)
+        dead = list(decoded.dead)
+        events = decoded.events
+        if events:
+            with timer("frame"):
+                alerts = alerts_frame(events)
+            with timer("lookup"):
+                features = self._features(events)
+            with timer("predict"):
+                scores, matrix, failed = self._score(scoring, alerts, features)
+            keep = [i for i in range(len(events)) if i not in failed]
+            dead += [decoded.dead_letter(batch, i, Reason.SCORING_ERROR, e) for i, e in failed.items()]
             if failed:
-                alerts = alerts.drop(index=list(failed)).reset_index(drop=True)
+                alerts = alerts.iloc[keep].reset_index(drop=True)
+            with timer("explain"):
+                scoring.add_explanations(scores, matrix)
             scored_at = dt.datetime.now(dt.UTC)
-            raw = raw_alert_rows(alerts, time.time_ns() // 1000)
-            retry_blocking("sink write", lambda: self.sink.write_alerts(raw, scores, scored_at),
-                           self.backoff, self.stopping, lambda _e: self.metrics.sink_failures.inc(stage="alerts"))
-            result.outbound = score_events(scores, self.config.scores_topic, scored_at.isoformat())
-            result.scored = len(scores)
-        result.dead = dead
-        result.outbound += [d.to_outbound(self.config.dlq_topic) for d in dead]
-        return result
+            with timer("write"):
+                rejected = self._write(alerts, scores, scored_at)
+            if rejected:
+                dead += [decoded.dead_letter(batch, keep[i], Reason.SINK_REJECTED, e)
+                         for i, e in rejected.items()]
+                scores = scores.drop(index=list(rejected)).reset_index(drop=True)
+            with timer("encode"):
+                outcome.scores = score_events(scores, self.config.scores_topic,
+                                              request.score_partitions, scored_at.isoformat())
+            outcome.scored = len(scores)
+        outcome.dead = dead
+        outcome.phases = timer.phases
+        return outcome
+
+    def _write(self, alerts: pd.DataFrame, scores: pd.DataFrame, scored_at: dt.datetime) -> dict[int, str]:
+        n = len(scores)
+
+        def write(rows: np.ndarray) -> None:
+            if len(rows) == n:
+                self.sink.write_alerts(alerts, scores, scored_at)
+            else:
+                self.sink.write_alerts(alerts.iloc[rows].reset_index(drop=True),
+                                       scores.iloc[rows].reset_index(drop=True), scored_at)
+        return write_isolating(write, n)
 
 
 class ClusterBatchProcessor:
+    """Clusters are scored from their member alerts. Members still in flight are waited for by
+    the caller (``request.final`` False: nothing is written and ``members_pending`` comes back);
+    after the wait, a cluster is scored with the members there are, and one none of whose
+    members ever came is dead-lettered (``members_missing``)."""
+
     def __init__(self, holder: ModelHolder, members: MemberSource, sink: StreamSink,
-                 config: StreamConfig, metrics: WorkerMetrics, stopping: threading.Event,
-                 backoff: Backoff | None = None) -> None:
+                 config: StreamConfig) -> None:
         self.holder, self.members, self.sink, self.config = holder, members, sink, config
-        self.metrics, self.stopping, self.backoff = metrics, stopping, backoff or Backoff()
 
-    def _member_rows(self, clusters: pd.DataFrame, key: tuple) -> tuple[pd.DataFrame, pd.DataFrame]:
-        """Member alerts and their features, waiting a little for members still in flight."""
+    def _members(self, group: pd.DataFrame, key: tuple) -> tuple[pd.DataFrame, list[int]]:
+        """The member alerts found, and how many each cluster has."""
         network, date, window = key
-        wanted = sorted({m for ids in cluster_members(clusters) for m in ids})
-        deadline = time.monotonic() + self.config.cluster_member_wait
-        while True:
-            alerts = retry_blocking("member lookup", lambda: self.members.alerts_by_id(network, date, window, wanted),
-                                    self.backoff, self.stopping)
-            if len(alerts) >= len(wanted) or time.monotonic() >= deadline or self.stopping.wait(0.5):
-                break
-        addresses = sorted(set(alerts["address"].astype(str)))
-        features = retry_blocking("member features", lambda: self.members.features(network, date, window, addresses),
-                                  self.backoff, self.stopping)
-        return alerts, features
+        members = cluster_members(group)
+        wanted = sorted({m for ids in members for m in ids})
+        found = unavailable("member lookup", self.members.alerts_by_id, network, date, window, wanted)
+        present = set(found["alert_id"].astype(str)) if "alert_id" in found else set()
+        return found, [sum(m in present for m in ids) for ids in members]
 
-    def process(self, messages: Sequence[Inbound]) -> BatchResult:
+    def process(self, request: BatchRequest) -> BatchOutcome:
+        timer = PhaseTimer()
         scoring = self.holder.scoring
         networks = self.config.networks or self.holder.networks or None
-        valid, dead = decode_clusters(messages, networks, self.config.max_message_bytes)
-        result = BatchResult(model_version=scoring.model_version)
-        if valid:
-            clusters = pd.DataFrame([e.model_dump() for _, e in valid])
+        with timer("decode"):
+            decoded: Decoded = decode_clusters(request.batch, networks, self.config.max_message_bytes)
+        outcome = BatchOutcome("cluster", model_version=scoring.model_version)
+        dead = list(decoded.dead)
+        if decoded.events:
+            clusters = pd.DataFrame([e.model_dump() for e in decoded.events])
+            groups = clusters.groupby(["network", "processing_date", "window_days"], sort=True).groups
             parts = []
-            for key, rows in clusters.groupby(["network", "processing_date", "window_days"], sort=True).groups.items():
+            for key, rows in groups.items():
                 group = clusters.loc[rows]
-                alerts, features = self._member_rows(group, key)
-                parts.append(scoring.score_clusters_from_alerts(group, alerts, features))
-            scores = pd.concat(parts, ignore_index=True)
-            scored_at = dt.datetime.now(dt.UTC)
-            retry_blocking("sink write", lambda: self.sink.write_clusters(scores, scored_at), self.backoff,
-                           self.stopping, lambda _e: self.metrics.sink_failures.inc(stage="clusters"))
-            result.scored = len(scores)
-        result.dead = dead
-        result.outbound = [d.to_outbound(self.config.dlq_topic) for d in dead]
-        return result
+                with timer("lookup"):
+                    alerts, found = self._members(group, key)
+                if not request.final and any(f < len(m) for f, m in zip(found, cluster_members(group),
+                                                                        strict=True)):
+                    return BatchOutcome("cluster", members_pending=True, phases=timer.phases)
+                none = [i for i, f in zip(rows, found, strict=True) if f == 0]
+                dead += [decoded.dead_letter(request.batch, i, Reason.MEMBERS_MISSING,
+                                             "none of the cluster's member alerts arrived")
+                         for i in none]
+                group = group.drop(index=none)
+                if len(group):
+                    with timer("predict"):
+                        addresses = sorted(set(alerts["address"].astype(str)))
+                        features = unavailable("member features", self.members.features,
+                                               *key, addresses)
+                        parts.append((group.index, scoring.score_clusters_from_alerts(
+                            group, alerts, features)))
+            if parts:
+                index = np.concatenate([i for i, _ in parts])
+                scores = pd.concat([s for _, s in parts], ignore_index=True)
+                scored_at = dt.datetime.now(dt.UTC)
+                with timer("write"):
+                    rejected = write_isolating(lambda rows: self.sink.write_clusters(
+                        scores if len(rows) == len(scores) else scores.iloc[rows], scored_at), len(scores))
+                dead += [decoded.dead_letter(request.batch, int(index[i]), Reason.SINK_REJECTED, e)
+                         for i, e in rejected.items()]
+                outcome.scored = len(scores) - len(rejected)
+        outcome.dead = dead
+        outcome.phases = timer.phases
+        return outcome
 

@@ -1,30 +1,108 @@
-"""Where the worker writes: the StreamSink contract and its ClickHouse implementation.
+"""Where the scoring process writes: the StreamSink contract, its ClickHouse implementation, and
+what to do when a write fails.
 
-A sink call returns only once its rows are durably written, or raises; the worker retries it and
-acknowledges nothing until it returns. Any class with these methods can stand in (setting
-``AMLSCORE_STREAM_SINK=module:factory``, a callable taking the default sink).
+A sink call returns only once its rows are durably written, or raises. A failure is one of two
+kinds, and they are handled in opposite ways:
+
+- the sink is unavailable (connection, server, anything unknown): :class:`SinkUnavailable`, the
+  whole batch is retried later and nothing is acknowledged meanwhile;
+- the sink refused the *data* of some rows: those rows are found by bisecting the batch and
+  dead-lettered with reason ``sink_rejected``; the others are written.
+
+Any class with these methods can stand in (``AMLSCORE_STREAM_SINK=module:factory``, a callable
+taking the ClickHouse sink: it may wrap it or ignore it).
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import importlib
+import re
+import time
+from collections.abc import Callable
 from typing import Protocol
 
+import numpy as np
 import pandas as pd
 import pyarrow as pa
 
+from shared.clickhouse.ddl import RAW_ALERT_COLUMNS
 from shared.clickhouse.raw_store import RawStore
+from shared.clickhouse.rows import conform, stamp
 from shared.clickhouse.score_store import ScoreStore
 from shared.errors import ConfigurationError
+from stream.messages import SinkUnavailable
+
+# ClickHouse error codes that say "this data cannot be stored", not "the server is unwell".
+DATA_ERROR_CODES = frozenset({
+    6,    # CANNOT_PARSE_TEXT
+    27,   # CANNOT_PARSE_INPUT_ASSERTION_FAILED
+    38,   # CANNOT_PARSE_DATE
+    41,   # CANNOT_PARSE_DATETIME
+    53,   # TYPE_MISMATCH
+    69,   # ARGUMENT_OUT_OF_BOUND
+    70,   # CANNOT_CONVERT_TYPE
+    72,   # CANNOT_PARSE_NUMBER
+    117,  # INCORRECT_DATA
+    131,  # TOO_LARGE_STRING_SIZE
+    321,  # VALUE_IS_OUT_OF_RANGE_OF_DATA_TYPE
+    349,  # CANNOT_INSERT_NULL_IN_ORDINARY_COLUMN
+})
+_CODE = re.compile(r"\bCode: (\d+)\b")
 
 
 class StreamSink(Protocol):
-    def write_alerts(self, raw_alerts: pa.Table, scores: pd.DataFrame, scored_at: dt.datetime) -> None: ...
+    def write_alerts(self, alerts: pd.DataFrame, scores: pd.DataFrame, scored_at: dt.datetime) -> None:
+        """``alerts``: the decoded alert columns; ``scores``: RiskScoring's rows, same order."""
 
     def write_clusters(self, scores: pd.DataFrame, scored_at: dt.datetime) -> None: ...
 
     def ping(self) -> None: ...
+
+
+def is_data_rejection(exc: BaseException) -> bool:
+    """True when ``exc`` says the rows' values cannot be stored (retrying cannot help)."""
+    if isinstance(exc, pa.ArrowInvalid | pa.ArrowTypeError | OverflowError):
+        return True  # the values could not even be converted to the table's types
+    match = _CODE.search(str(exc))
+    return bool(match) and int(match.group(1)) in DATA_ERROR_CODES
+
+
+def write_isolating(write: Callable[[np.ndarray], None], n: int) -> dict[int, str]:
+    """Write rows ``0..n-1`` through ``write(indices)``; return the rows the sink rejected, with
+    the error. A batch whose every row is rejected is not bad data but a sink in trouble (a
+    dropped table, a changed schema): that, and every other failure, raises SinkUnavailable."""
+    rejected: dict[int, str] = {}
+
+    def attempt(rows: np.ndarray) -> None:
+        try:
+            write(rows)
+            return
+        except Exception as exc:  # noqa: BLE001 - classified right here
+            if not is_data_rejection(exc):
+                raise SinkUnavailable(f"{type(exc).__name__}: {exc}"[:500]) from exc
+            if len(rows) == 1:
+                rejected[int(rows[0])] = f"{type(exc).__name__}: {exc}"[:500]
+                return
+        middle = len(rows) // 2
+        attempt(rows[:middle])
+        attempt(rows[middle:])
+
+    if n:
+        attempt(np.arange(n))
+    if n > 1 and len(rejected) == n:
+        raise SinkUnavailable(f"every row of the batch was rejected, e.g. {rejected[0]}")
+    return rejected
+
+
+def raw_alert_rows(alerts: pd.DataFrame, version: int) -> pa.Table:
+    source = pa.Table.from_pandas(alerts, preserve_index=False)
+    keys = {
+        "network": source.column("network").cast(pa.string()),
+        "processing_date": pa.array(list(alerts["processing_date"]), pa.date32()),
+        "window_days": source.column("window_days").cast(pa.uint16()),
+    }
+    return stamp({**keys, **conform(source, RAW_ALERT_COLUMNS)}, source.num_rows, version)
 
 
 class ClickHouseStreamSink:
@@ -32,10 +110,10 @@ class ClickHouseStreamSink:
         self.raw = raw
         self.scores = scores
 
-    def write_alerts(self, raw_alerts: pa.Table, scores: pd.DataFrame, scored_at: dt.datetime) -> None:
-        # Raw alerts first: a cluster scored later finds its members. Both writes are
+    def write_alerts(self, alerts: pd.DataFrame, scores: pd.DataFrame, scored_at: dt.datetime) -> None:
+        # Raw alerts first: a cluster scored later finds its members there. Both writes are
         # idempotent (ReplacingMergeTree), so a retry after a partial failure duplicates nothing.
-        self.raw.insert("raw_alerts", raw_alerts)
+        self.raw.insert("raw_alerts", raw_alert_rows(alerts, time.time_ns() // 1000))
         self.scores.write_alert_scores(scores, "stream", scored_at)
 
     def write_clusters(self, scores: pd.DataFrame, scored_at: dt.datetime) -> None:
@@ -46,12 +124,12 @@ class ClickHouseStreamSink:
 
 
 def load_sink(spec: str | None, default: StreamSink) -> StreamSink:
-    """``module:callable`` wrapping the default sink (fault injection, extra sinks, …)."""
+    """``module:callable`` given the ClickHouse sink; it returns the sink to use."""
     if not spec:
         return default
     module_name, _, attribute = spec.partition(":")
     try:
         factory = getattr(importlib.import_module(module_name), attribute)
-    except (ImportError, AttributeError) as exc:
+    except (ImportError, AttributeError, ValueError) as exc:
         raise ConfigurationError(f"AMLSCORE_STREAM_SINK={spec!r} cannot be loaded: {exc}") from exc
     return factory(default)

@@ -7,9 +7,16 @@ import faust
 from shared.settings import Settings
 from stream.app import build_worker
 
+EXIT_FATAL = 70  # EX_SOFTWARE: the worker stopped on an error; its supervisor should restart it
+
 
 def run_worker(settings: Settings, overrides: dict | None = None) -> None:
     worker = build_worker(settings, overrides)
-    # faust.Worker installs the signal handlers: SIGTERM/SIGINT stop gracefully (the in-flight
-    # batch stays unacknowledged and is redelivered to whoever owns the partition next).
-    faust.Worker(worker.app, loglevel=settings.log_level, quiet=True).execute_from_commandline()
+    # faust.Worker installs the signal handlers: SIGTERM/SIGINT stop gracefully (in-flight
+    # batches stay unacknowledged and are redelivered to whoever owns the partition next).
+    try:
+        faust.Worker(worker.app, loglevel=settings.log_level, quiet=True).execute_from_commandline()
+    except SystemExit:
+        if worker.fatal is None:
+            raise
+    raise SystemExit(EXIT_FATAL if worker.fatal is not None else 0)

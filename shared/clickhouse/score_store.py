@@ -86,12 +86,14 @@ class ScoreStore:
                    model_version: str, limit: int = 10) -> list[dict]:
         """The highest-scored alerts of a batch with what an investigator reads first."""
         result = self.client.query(
+            # The score filter sits inside a subquery: a WHERE over a FINAL table joined to
+            # another trips the embedded engine's analyzer (NOT_FOUND_COLUMN_IN_BLOCK).
             f"SELECT s.alert_id, s.address, s.score, s.risk_level, s.explanation, s.source, "
-            f"a.typology_type, a.severity, a.volume_usd FROM {self.db}.alert_scores AS s FINAL "
+            f"a.typology_type, a.severity, a.volume_usd FROM (SELECT alert_id, address, score, "
+            f"risk_level, explanation, source FROM {self.db}.alert_scores FINAL WHERE {BATCH_FILTER} "
+            "AND model_version = {version:String}) AS s "
             f"LEFT JOIN (SELECT alert_id, typology_type, severity, volume_usd FROM {self.db}.raw_alerts "
             f"FINAL WHERE {BATCH_FILTER}) AS a ON a.alert_id = s.alert_id "
-            f"WHERE s.network = {{network:String}} AND s.processing_date = {{date:Date}} "
-            "AND s.window_days = {window:UInt16} AND s.model_version = {version:String} "
             "ORDER BY s.score DESC, s.alert_id LIMIT {limit:UInt32}",
             parameters={**batch_params(network, processing_date, window_days),
                         "version": model_version, "limit": limit},

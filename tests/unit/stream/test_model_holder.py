@@ -1,12 +1,9 @@
-import threading
-
 import pytest
 
 from shared.errors import ModelLoadError
 from shared.registry import PROMOTED_FILE, DirectoryModelRegistry
 from shared.scoring import ScoringPolicy
 from stream.model_holder import ModelHolder
-from stream.retry import Backoff, ShutdownRequested, retry_blocking
 
 
 def _save(registry, bundle, version):
@@ -39,24 +36,6 @@ def test_swaps_to_a_promoted_version_and_refuses_a_broken_one(bundle, tmp_path):
     assert holder.refresh() is None and holder.status.failed == 1  # refused once, not every poll
     (tmp_path / PROMOTED_FILE).write_text("{broken")
     assert holder.refresh() is None and holder.scoring.model_version == "v2"
-
-
-def test_retry_returns_on_success_and_gives_up_only_on_shutdown():
-    calls = []
-
-    def flaky():
-        calls.append(1)
-        if len(calls) < 4:
-            raise OSError("down")
-        return "written"
-
-    stopping = threading.Event()
-    failures = []
-    assert retry_blocking("write", flaky, Backoff(0.001, 0.002), stopping, failures.append) == "written"
-    assert len(calls) == 4 and len(failures) == 3
-    stopping.set()
-    with pytest.raises(ShutdownRequested):
-        retry_blocking("write", lambda: 1 / 0, Backoff(0.001, 0.002), stopping)
 
 
 def test_worker_app_sets_the_fetch_wait_aiokafka_reads():

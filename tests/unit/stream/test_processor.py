@@ -1,31 +1,33 @@
 """The alert and cluster processors against an in-memory sink: what is written, when, and what
 is returned for publishing."""
 
-import threading
-
 import orjson
 import pytest
 
 from shared.registry import DirectoryModelRegistry
 from shared.scoring import RiskScoring, ScoringPolicy
 from stream.feature_lookup import CachedFeatureLookup
-from stream.messages import Inbound
-from stream.metrics import WorkerMetrics
+from stream.messages import BatchRequest, Inbound, InboundBatch, Reason, SinkUnavailable
 from stream.model_holder import ModelHolder
-from stream.processor import AlertBatchProcessor, ClusterBatchProcessor, StreamConfig
-from stream.retry import Backoff, ShutdownRequested
+from stream.processor import AlertBatchProcessor, ClusterBatchProcessor, StreamConfig, partition_of
+
+CONFIG = StreamConfig("aml.alert-scores")
 
 
 class MemorySink:
-    def __init__(self, failures: int = 0):
-        self.failures = failures
+    """Keeps what is written; ``down`` fails every write like a lost connection; ``refuse``
+    rejects rows of those alert ids the way ClickHouse rejects a value it cannot store."""
+
+    def __init__(self, down: bool = False, refuse: frozenset = frozenset()):
+        self.down, self.refuse = down, refuse
         self.alert_writes, self.cluster_writes = [], []
 
-    def write_alerts(self, raw_alerts, scores, scored_at):
-        if self.failures:
-            self.failures -= 1
+    def write_alerts(self, alerts, scores, scored_at):
+        if self.down:
             raise ConnectionError("down")
-        self.alert_writes.append((raw_alerts, scores.copy()))
+        if self.refuse & set(scores["alert_id"]):
+            raise RuntimeError("Code: 321. DB::Exception: Value out of range of Date")
+        self.alert_writes.append((alerts.copy(), scores.copy()))
 
     def write_clusters(self, scores, scored_at):
         self.cluster_writes.append(scores.copy())
@@ -47,6 +49,10 @@ class FrameSource:
     def alerts_by_id(self, network, processing_date, window_days, alert_ids):
         rows = self.alerts[self.alerts.processing_date == processing_date.isoformat()]
         return rows[rows.alert_id.isin(alert_ids)]
+
+
+def _request(kind, messages, final=True):
+    return BatchRequest(kind, InboundBatch.of(messages), 4, final)
 
 
 @pytest.fixture
@@ -80,46 +86,65 @@ def _events(alerts, features, n, embed_every=2):
     return out
 
 
-def _processor(holder, sot_frames, sink, stopping=None):
+def _processor(holder, sot_frames, sink):
     alerts, features, _, _ = sot_frames
-    lookup = CachedFeatureLookup(FrameSource(alerts, features))
-    return AlertBatchProcessor(holder, lookup, sink, StreamConfig(), WorkerMetrics(),
-                               stopping or threading.Event(), Backoff(0.001, 0.002))
+    return AlertBatchProcessor(holder, CachedFeatureLookup(FrameSource(alerts, features)), sink, CONFIG)
 
 
 def test_scores_equal_the_batch_path_and_are_written_before_returning(holder, sot_frames):
     alerts, features, _, _ = sot_frames
     sink = MemorySink()
     messages = _events(alerts, features, 120) + [Inbound(b"bad", b"{", "aml.alerts", 0, 999)]
-    result = _processor(holder, sot_frames, sink).process(messages)
-    assert result.scored == 120 and len(sink.alert_writes) == 1
-    raw, written = sink.alert_writes[0]
-    assert raw.num_rows == 120 and set(raw.column_names) >= {"alert_id", "_version", "risk_indicators"}
+    outcome = _processor(holder, sot_frames, sink).process(_request("alert", messages))
+    assert outcome.scored == 120 and len(sink.alert_writes) == 1
+    written_alerts, written = sink.alert_writes[0]
+    assert len(written_alerts) == 120 and list(written_alerts["alert_id"]) == list(written["alert_id"])
     reference = RiskScoring(holder.scoring.bundle, ScoringPolicy()).score_alerts(alerts.head(120), features)
     assert written["score"].to_numpy().tobytes() == reference["score"].to_numpy().tobytes()
     assert list(written["explanation"]) == list(reference["explanation"])
-    score_events = [o for o in result.outbound if o.topic == "aml.alert-scores"]
-    dead = [o for o in result.outbound if o.topic == "aml.alerts.dlq"]
-    assert len(score_events) == 120 and len(dead) == 1 and dead[0].value == b"{"
-    first = orjson.loads(score_events[0].value)
+    events = outcome.scores
+    assert events.topic == "aml.alert-scores" and len(events) == 120
+    assert events.partitions == partition_of(events.keys, 4)
+    assert [d.message.value for d in outcome.dead] == [b"{"]
+    first = orjson.loads(events.values[0])
     assert first["score"] == reference["score"].iloc[0] and first["model_version"] == "v1"
+    assert set(outcome.phases) >= {"decode", "lookup", "predict", "explain", "write", "encode"}
 
 
-def test_sink_failures_are_retried_until_the_write_succeeds(holder, sot_frames):
+def test_an_unavailable_sink_fails_the_whole_batch_for_the_caller_to_retry(holder, sot_frames):
     alerts, features, _, _ = sot_frames
-    sink = MemorySink(failures=3)
-    metrics_processor = _processor(holder, sot_frames, sink)
-    result = metrics_processor.process(_events(alerts, features, 10))
-    assert result.scored == 10 and len(sink.alert_writes) == 1
-    assert metrics_processor.metrics.sink_failures.total() == 3
+    with pytest.raises(SinkUnavailable, match="down"):
+        _processor(holder, sot_frames, MemorySink(down=True)).process(
+            _request("alert", _events(alerts, features, 10)))
 
 
-def test_shutdown_during_an_outage_returns_nothing_to_publish(holder, sot_frames):
+def test_rows_the_sink_rejects_are_dead_lettered_alone_and_the_rest_written(holder, sot_frames):
     alerts, features, _, _ = sot_frames
-    stopping = threading.Event()
-    stopping.set()
-    with pytest.raises(ShutdownRequested):
-        _processor(holder, sot_frames, MemorySink(failures=10**6), stopping).process(_events(alerts, features, 5))
+    messages = _events(alerts, features, 40)
+    bad = {alerts.alert_id.iloc[7], alerts.alert_id.iloc[30]}
+    sink = MemorySink(refuse=frozenset(bad))
+    outcome = _processor(holder, sot_frames, sink).process(_request("alert", messages))
+    assert outcome.scored == 38 and len(outcome.scores) == 38
+    assert {d.reason for d in outcome.dead} == {Reason.SINK_REJECTED}
+    assert {d.message.key.decode() for d in outcome.dead} == bad
+    written = {a for _, scores in sink.alert_writes for a in scores["alert_id"]}
+    assert len(written) == 38 and not written & bad
+    assert all("Code: 321" in d.error for d in outcome.dead)
+
+
+def test_a_feature_named_like_a_key_does_not_replace_the_key(holder, sot_frames):
+    alerts, features, _, _ = sot_frames
+    messages = _events(alerts, features, 6, embed_every=1)
+    poisoned = []
+    for m in messages:
+        event = orjson.loads(m.value)
+        event["features"] = {**event.get("features", {}), "address": 1.0, "network": 2.0}
+        poisoned.append(Inbound(m.key, orjson.dumps(event), m.topic, m.partition, m.offset))
+    clean = _processor(holder, sot_frames, MemorySink()).process(_request("alert", messages))
+    dirty = _processor(holder, sot_frames, MemorySink()).process(_request("alert", poisoned))
+    assert dirty.scored == 6 and not dirty.dead
+    assert [orjson.loads(v)["score"] for v in dirty.scores.values] == \
+        [orjson.loads(v)["score"] for v in clean.scores.values]
 
 
 class FragileScoring:
@@ -129,10 +154,13 @@ class FragileScoring:
         self.scoring, self.bad = scoring, bad_alert_id
         self.model_version = scoring.model_version
 
-    def score_alerts(self, frame, features):
+    def alert_matrix(self, frame, features):
         if (frame["alert_id"] == self.bad).any():
             raise ValueError("cannot score this one")
-        return self.scoring.score_alerts(frame, features)
+        return self.scoring.alert_matrix(frame, features)
+
+    def __getattr__(self, name):
+        return getattr(self.scoring, name)
 
 
 class FixedHolder:
@@ -144,15 +172,12 @@ def test_a_row_that_cannot_be_scored_is_dead_lettered_alone(holder, sot_frames):
     alerts, features, _, _ = sot_frames
     fragile = FixedHolder(FragileScoring(holder.scoring, alerts.alert_id.iloc[3]), holder.networks)
     sink = MemorySink()
-    result = _processor(fragile, sot_frames, sink).process(_events(alerts, features, 8))
-    assert result.scored == 7 and [d.reason for d in result.dead] == ["scoring_error"]
-    assert sink.alert_writes[0][0].num_rows == 7
+    outcome = _processor(fragile, sot_frames, sink).process(_request("alert", _events(alerts, features, 8)))
+    assert outcome.scored == 7 and [d.reason for d in outcome.dead] == ["scoring_error"]
+    assert len(sink.alert_writes[0][1]) == 7
 
 
-def test_clusters_are_scored_from_their_members(holder, sot_frames):
-    alerts, features, clusters, _ = sot_frames
-    day = clusters.processing_date.iloc[0]
-    rows = clusters[clusters.processing_date == day].head(20)
+def _cluster_messages(rows, **changes):
     messages = []
     for i, row in enumerate(rows.to_dict("records")):
         event = {**{k: row[k] for k in ("cluster_id", "cluster_type", "primary_address", "primary_alert_id",
@@ -160,15 +185,45 @@ def test_clusters_are_scored_from_their_members(holder, sot_frames):
                                         "processing_date", "window_days")},
                  "related_alert_ids": list(row["related_alert_ids"]),
                  "addresses_involved": list(row["addresses_involved"]),
-                 "confidence_avg": None if row["confidence_avg"] != row["confidence_avg"] else row["confidence_avg"]}
-        messages.append(Inbound(b"c", orjson.dumps(event, option=orjson.OPT_SERIALIZE_NUMPY), "aml.clusters", 0, i))
+                 "confidence_avg": None if row["confidence_avg"] != row["confidence_avg"] else row["confidence_avg"],
+                 **changes}
+        messages.append(Inbound(event["cluster_id"].encode(),
+                                orjson.dumps(event, option=orjson.OPT_SERIALIZE_NUMPY), "aml.clusters", 0, i))
+    return messages
+
+
+def test_clusters_are_scored_from_their_members(holder, sot_frames):
+    alerts, features, clusters, _ = sot_frames
+    day = clusters.processing_date.iloc[0]
+    rows = clusters[clusters.processing_date == day].head(20)
     sink = MemorySink()
-    processor = ClusterBatchProcessor(holder, FrameSource(alerts, features), sink, StreamConfig(),
-                                      WorkerMetrics(), threading.Event())
-    result = processor.process(messages)
-    assert result.scored == 20 and not result.outbound
+    processor = ClusterBatchProcessor(holder, FrameSource(alerts, features), sink, CONFIG)
+    outcome = processor.process(_request("cluster", _cluster_messages(rows), final=False))
+    assert outcome.scored == 20 and not outcome.dead and not outcome.members_pending
     written = sink.cluster_writes[0]
     reference = holder.scoring.score_clusters_from_alerts(rows, alerts[alerts.processing_date == day], features)
     assert written["score"].to_numpy().tobytes() == reference["score"].to_numpy().tobytes()
     assert (written["n_alerts_found"] == written["n_alerts"]).all()
 
+
+def test_clusters_wait_for_members_then_score_what_came_and_dead_letter_what_never_did(holder, sot_frames):
+    alerts, features, clusters, _ = sot_frames
+    day = clusters.processing_date.iloc[0]
+    rows = clusters[clusters.processing_date == day].head(3).reset_index(drop=True)
+    partial = _cluster_messages(rows.iloc[[0]])
+    event = orjson.loads(partial[0].value)
+    event["related_alert_ids"] = event["related_alert_ids"] + ["never-arrives"]
+    partial = [Inbound(b"p", orjson.dumps(event), "aml.clusters", 0, 0)]
+    orphan = _cluster_messages(rows.iloc[[1]], cluster_id="orphan", primary_alert_id="gone-1",
+                               related_alert_ids=["gone-2"])
+    orphan = [Inbound(b"o", orphan[0].value, "aml.clusters", 0, 1)]
+    sink = MemorySink()
+    processor = ClusterBatchProcessor(holder, FrameSource(alerts, features), sink, CONFIG)
+    waiting = processor.process(_request("cluster", partial + orphan, final=False))
+    assert waiting.members_pending and not sink.cluster_writes and not waiting.dead
+    outcome = processor.process(_request("cluster", partial + orphan, final=True))
+    assert outcome.scored == 1 and [d.reason for d in outcome.dead] == [Reason.MEMBERS_MISSING]
+    assert outcome.dead[0].message.key == b"o"
+    written = sink.cluster_writes[0]
+    assert list(written["n_alerts_found"]) == [len(event["related_alert_ids"]) - 1 + (
+        event["primary_alert_id"] not in event["related_alert_ids"])]

@@ -1,0 +1,64 @@
+"""What liveness and readiness are made of. Both answer from state held in the Faust process,
+so neither waits behind a batch.
+
+- live: the event loop ticks; no lane holds an event unacknowledged longer than the stall
+  timeout (per lane: a stuck alert batch and a stuck cluster batch both show); the dispatcher
+  runs; the scoring process is alive or being restarted.
+- ready: a model is loaded, and the store answered its last write or ping.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from stream.pipeline import Pipeline
+from stream.scoring_process import ScoringProcess
+
+
+@dataclass
+class Health:
+    pipeline: Pipeline
+    scorer: ScoringProcess
+    stall_timeout: float = 300.0
+    tick_timeout: float = 15.0
+    last_tick: float = field(default_factory=time.monotonic)
+
+    def tick(self) -> None:
+        self.last_tick = time.monotonic()
+
+    def liveness(self) -> tuple[bool, dict[str, Any]]:
+        now = time.monotonic()
+        tick_age = now - self.last_tick
+        problems = []
+        if tick_age > self.tick_timeout:
+            problems.append(f"event loop has not ticked for {tick_age:.0f}s")
+        ages = {kind: round(lane.oldest_age(now), 3) for kind, lane in self.pipeline.lanes.items()}
+        for kind, age in ages.items():
+            if age > self.stall_timeout:
+                problems.append(f"{kind} lane: an event has waited {age:.0f}s to be acknowledged "
+                                f"(store or broker down?)")
+        if not self.pipeline.alive():
+            problems.append("the batch dispatcher is not running")
+        if self.scorer.failed:
+            problems.append(self.scorer.failed)
+        return not problems, {
+            "status": "ok" if not problems else "stalled", "problems": problems,
+            "tick_age_s": round(tick_age, 3), "oldest_unacked_s": ages,
+            "unacked_events": {k: lane.unacked_events for k, lane in self.pipeline.lanes.items()},
+            "scoring_process": {"pid": self.scorer.pid, "restarts": len(self.scorer.restarts)},
+        }
+
+    def readiness(self) -> tuple[bool, dict[str, Any]]:
+        status = self.scorer.status
+        problems = [] if status else ["no model loaded"]
+        if self.pipeline.sink_error:
+            problems.append(f"ClickHouse unavailable: {self.pipeline.sink_error}")
+        if self.scorer.failed:
+            problems.append(self.scorer.failed)
+        return not problems, {
+            "status": "ready" if not problems else "not ready", "problems": problems,
+            "model_version": status.version if status else None,
+            "model_reload_failures": status.reload_failures if status else 0,
+        }

@@ -1,0 +1,55 @@
+"""Everything the scoring process owns, built from its settings: ClickHouse, the model, the
+feature cache, the sink and the two processors. Imported only in that process."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from shared.context import Context
+from shared.scoring import ScoringPolicy
+from shared.settings import Settings
+from stream.feature_lookup import CachedFeatureLookup
+from stream.messages import BatchOutcome, BatchRequest, SinkUnavailable
+from stream.model_holder import ModelHolder
+from stream.processor import AlertBatchProcessor, ClusterBatchProcessor, StreamConfig
+from stream.sinks import ClickHouseStreamSink, load_sink
+
+
+@dataclass(frozen=True)
+class ModelStatus:
+    version: str
+    networks: tuple[str, ...]
+    reload_failures: int
+    last_error: str = ""
+
+
+class ScoringService:
+    def __init__(self, settings: Settings) -> None:
+        """Fails here, at startup, when the model, the sink or a setting is missing."""
+        context = Context(settings)
+        self.holder = ModelHolder(context.models, ScoringPolicy.from_settings(settings))
+        self.holder.load_initial()
+        self.sink = load_sink(settings.stream_sink, ClickHouseStreamSink(context.raw, context.scores))
+        self.sink.ping()
+        config = StreamConfig(settings.scores_topic, settings.max_message_bytes, settings.networks)
+        lookup = CachedFeatureLookup(context.raw, settings.feature_cache_size, settings.feature_cache_ttl)
+        self.processors = {
+            "alert": AlertBatchProcessor(self.holder, lookup, self.sink, config),
+            "cluster": ClusterBatchProcessor(self.holder, context.raw, self.sink, config),
+        }
+
+    def status(self) -> ModelStatus:
+        return ModelStatus(self.holder.scoring.model_version, self.holder.networks,
+                           self.holder.status.failed, self.holder.status.last_error)
+
+    def process(self, request: BatchRequest) -> BatchOutcome:
+        return self.processors[request.kind].process(request)
+
+    def refresh(self) -> tuple[str | None, ModelStatus]:
+        return self.holder.refresh(), self.status()
+
+    def ping(self) -> None:
+        try:
+            self.sink.ping()
+        except Exception as exc:  # noqa: BLE001
+            raise SinkUnavailable(f"{type(exc).__name__}: {exc}"[:500]) from exc
