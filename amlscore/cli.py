@@ -225,8 +225,11 @@ def worker(web_port, batch_size) -> None:
               help="Embed address features in events, leave them for the worker to look up, or half each.")
 @click.option("--rate", type=float, default=None, help="Alerts per second (default: as fast as possible).")
 @click.option("--no-clusters", is_flag=True, help="Publish alerts only.")
+@click.option("--envelope", default=1, show_default=True, type=click.IntRange(1, 10_000),
+              help="Alerts per message: above 1, alerts travel in envelopes the worker unpacks.")
 @friendly_errors
-def replay(source, networks, start, end, window_days, features_mode, rate, no_clusters) -> None:
+def replay(source, networks, start, end, window_days, features_mode, rate, no_clusters,
+           envelope) -> None:
     """Publish historical alerts (and clusters) into Kafka with batched produce."""
     import asyncio
     import time
@@ -248,7 +251,7 @@ def replay(source, networks, start, end, window_days, features_mode, rate, no_cl
         batches = rp.batches_from_clickhouse(ctx.raw, ctx.raw.batches(networks, start, end, window_days))
     report = rp.ReplayReport()
     records = rp.records(batches, settings.alerts_topic, settings.clusters_topic, features_mode,
-                         report, with_clusters=not no_clusters)
+                         report, with_clusters=not no_clusters, envelope=envelope)
     asyncio.run(ensure_topics(settings.kafka_bootstrap, [settings.alerts_topic, settings.clusters_topic,
                                                          settings.scores_topic, settings.dlq_topic],
                               settings.topic_partitions))

@@ -29,6 +29,9 @@ class ReplayReport:
     clusters: int = 0
     seconds: float = 0.0
 
+    def count_alert(self) -> None:
+        self.alerts += 1
+
 
 def _clean(value: object) -> object:
     if isinstance(value, float) and not math.isfinite(value):
@@ -134,13 +137,33 @@ def batches_from_clickhouse(raw, batches) -> Iterator[ReplayBatch]:  # noqa: ANN
                           raw.clusters(network, date, window))
 
 
+def envelopes(alert_messages: Iterator[Record], size: int) -> Iterator[Record]:
+    """Alerts in envelopes of up to ``size`` (``{"schema_version": 1, "alerts": [...]}``), keyed
+    by the first alert's id: the worker scores each alert as if it had come alone."""
+    chunk: list[Record] = []
+
+    def wrap() -> Record:
+        body = b'{"schema_version":1,"alerts":[' + b",".join(v for _, _, v in chunk) + b"]}"
+        return chunk[0][0], chunk[0][1], body
+
+    for record in alert_messages:
+        chunk.append(record)
+        if len(chunk) == size:
+            yield wrap()
+            chunk = []
+    if chunk:
+        yield wrap()
+
+
 def records(batches: Iterator[ReplayBatch], alerts_topic: str, clusters_topic: str,
-            features_mode: str, report: ReplayReport, with_clusters: bool = True) -> Iterator[Record]:
-    """Each batch's alerts, then its clusters (so members tend to be there first)."""
+            features_mode: str, report: ReplayReport, with_clusters: bool = True,
+            envelope: int = 1) -> Iterator[Record]:
+    """Each batch's alerts, then its clusters (so members tend to be there first). With
+    ``envelope`` > 1, alerts travel that many to a message."""
     for batch in batches:
-        for record in alert_records(batch.alerts, batch.features, alerts_topic, features_mode):
-            report.alerts += 1
-            yield record
+        alerts = alert_records(batch.alerts, batch.features, alerts_topic, features_mode)
+        counted = (report.count_alert() or record for record in alerts)
+        yield from envelopes(counted, envelope) if envelope > 1 else counted
         if with_clusters and batch.clusters is not None:
             for record in cluster_records(batch.clusters, clusters_topic):
                 report.clusters += 1

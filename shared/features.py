@@ -125,9 +125,11 @@ def fit_feature_spec(alerts: pd.DataFrame, address_features: pd.DataFrame | None
 
 
 def iso_dates(values: pd.Series) -> np.ndarray:
-    """Dates (date objects, datetimes or ISO strings) as 'YYYY-MM-DD' strings, vectorised."""
-    as_days = pd.to_datetime(values).to_numpy("datetime64[ns]").astype("datetime64[D]")
-    return as_days.astype(str)
+    """Dates (date objects, datetimes or ISO strings) as 'YYYY-MM-DD' strings, vectorised.
+    A batch holds few distinct dates: each is parsed once."""
+    codes, uniques = pd.factorize(values, use_na_sentinel=False)
+    as_days = pd.to_datetime(pd.Series(uniques)).to_numpy("datetime64[ns]").astype("datetime64[D]")
+    return as_days.astype(str)[codes]
 
 
 def normalise_keys(frame: pd.DataFrame) -> pd.DataFrame:

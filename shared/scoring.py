@@ -50,7 +50,9 @@ def _key_frame(frame: pd.DataFrame, id_column: str) -> pd.DataFrame:
     out = pd.DataFrame(index=range(len(frame)))
     for column in ("network", "processing_date", "window_days", id_column):
         out[column] = frame[column].to_numpy() if column in frame else None
-    out["processing_date"] = pd.to_datetime(out["processing_date"]).dt.date
+    codes, uniques = pd.factorize(out["processing_date"], use_na_sentinel=False)
+    days = pd.to_datetime(pd.Series(uniques)).dt.date.to_numpy(dtype=object)  # each date once
+    out["processing_date"] = days[codes]
     out["window_days"] = out["window_days"].astype("int64")
     return out
 

@@ -35,7 +35,8 @@ class Settings(BaseSettings):
     web_host: str = Field("127.0.0.1", description="Worker HTTP bind address (health, metrics)")
     web_port: int = Field(6066, ge=1, le=65535, description="Worker HTTP port; one per worker")
     batch_size: int = Field(2000, ge=1, description="Max events per micro-batch")
-    batch_wait: float = Field(0.1, gt=0, description="Seconds to wait filling a micro-batch")
+    batch_wait: float = Field(
+        0.02, gt=0, description="Longest an agent waits filling a micro-batch before handing it on")
     batches_in_flight: int = Field(
         2, ge=1, le=8, description="Micro-batches in flight: one scored while the next is taken")
     session_timeout: float = Field(10.0, gt=0, description="Kafka consumer session timeout (s)")

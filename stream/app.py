@@ -27,7 +27,7 @@ log = logging.getLogger(__name__)
 @dataclass
 class Worker:
     settings: Settings
-    app: faust.App
+    app: WorkerApp
     scorer: ScoringProcess
     publisher: KafkaBatchPublisher
     pipeline: Pipeline
@@ -44,7 +44,7 @@ class Worker:
             os.kill(os.getpid(), signal.SIGTERM)
 
 
-def faust_app(settings: Settings) -> faust.App:
+def faust_app(settings: Settings) -> WorkerApp:
     brokers = [f"kafka://{host.strip()}" for host in settings.kafka_bootstrap.split(",") if host.strip()]
     app = WorkerApp(
         settings.worker_id,
@@ -111,13 +111,17 @@ def install_lifecycle(worker: Worker, topics: dict[str, faust.TopicT]) -> None:
     async def heartbeat() -> None:
         worker.health.tick()
 
-    @app.on_before_shutdown.connect
-    async def stop_pipeline(sender, **_kwargs) -> None:  # noqa: ANN001
-        # A graceful stop can hang on a broker that is gone (seen: a worker ignored SIGTERM for
-        # 90 minutes). Exiting without a final commit is safe: unacked batches are redelivered.
+    async def stop_pipeline() -> None:
+        # A graceful stop can still hang on a broker that is gone (seen: a worker ignored SIGTERM
+        # for 90 minutes). Exiting without a final commit is safe: unacked batches are redelivered.
         deadline = threading.Timer(settings.shutdown_timeout, os._exit, args=(1,))
         deadline.daemon = True
         deadline.start()
         await worker.pipeline.stop()  # nothing more is acked; in-flight batches stay unacked
         worker.scorer.stop()
+
+    app.before_stop = stop_pipeline
+
+    @app.on_before_shutdown.connect
+    async def stop_publisher(sender, **_kwargs) -> None:  # noqa: ANN001
         await worker.publisher.stop()

@@ -1,25 +1,67 @@
-"""Address features for alerts that arrive without them: one query per batch key, through a
-bounded, expiring cache (features of a (network, date, window, address) rarely change, but a
-re-ingest may change them, hence the TTL). An address with no row is cached as absent too."""
+"""Address features for alerts that arrive without them: one query per batch key for the
+addresses not cached, through a bounded, expiring cache (features of a (network, date, window,
+address) rarely change, but a re-ingest may change them, hence the TTL). A row is cached as a
+float64 vector beside its column list, not as a dict: a hundred thousand rows stay tens of MB.
+An address with no row is cached as absent too."""
 
 from __future__ import annotations
 
 import datetime as dt
 import time
+from collections import defaultdict
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import Protocol
 
+import numpy as np
 import pandas as pd
 from cachetools import TTLCache
 
 FeatureKey = tuple[str, str, int, str]  # network, processing_date (ISO), window_days, address
 KEY_NAMES = ("network", "processing_date", "window_days", "address")
-_ABSENT: dict = {}
+_ABSENT = ("absent",)  # cached: this address has no feature row
+
+
+@dataclass(frozen=True)
+class FeatureRows:
+    """Feature rows as a float64 matrix beside their keys: cheap to stack, one frame at the end."""
+
+    keys: list[FeatureKey]
+    columns: list[str]
+    matrix: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.keys)
+
+    @staticmethod
+    def stack(parts: Sequence[FeatureRows]) -> FeatureRows:
+        """One block over the union of the parts' columns (NaN where a part lacks one); later
+        parts' rows come later, so for a key given twice the last row wins when joined."""
+        parts = [p for p in parts if len(p)]
+        if len(parts) == 1:
+            return parts[0]
+        columns = list(dict.fromkeys(c for p in parts for c in p.columns))
+        position = {c: j for j, c in enumerate(columns)}
+        matrix = np.full((sum(len(p) for p in parts), len(columns)), np.nan)
+        row = 0
+        for part in parts:
+            matrix[row:row + len(part), [position[c] for c in part.columns]] = part.matrix
+            row += len(part)
+        return FeatureRows([k for p in parts for k in p.keys], columns, matrix)
+
+    def frame(self) -> pd.DataFrame:
+        """Key columns (plain objects, no per-batch string conversion) and the features."""
+        keys = list(zip(*self.keys, strict=True)) if self.keys else [(), (), (), ()]
+        data = {name: pd.Series(values, dtype=object) for name, values in zip(KEY_NAMES, keys, strict=True)}
+        data["window_days"] = pd.Series(keys[2], dtype="int64")
+        data.update({c: self.matrix[:, j] for j, c in enumerate(self.columns)})
+        return pd.DataFrame(data)
 
 
 class FeatureSource(Protocol):
-    def features(self, network: str, processing_date: dt.date, window_days: int,
-                 addresses: Sequence[str] | None = None) -> pd.DataFrame: ...
+    def feature_rows(self, network: str, processing_date: dt.date, window_days: int,
+                     addresses: Sequence[str]) -> tuple[list[str], list[str], np.ndarray]:
+        """(addresses found, feature columns, one float64 row per address found)."""
 
 
 class CachedFeatureLookup:
@@ -32,35 +74,34 @@ class CachedFeatureLookup:
         self.misses = 0
         self.queries = 0
 
-    def lookup(self, keys: Sequence[FeatureKey]) -> pd.DataFrame:
-        """Feature rows (key columns + features) for the keys that have one."""
-        rows: dict[FeatureKey, dict] = {}
-        missing: dict[tuple[str, str, int], set[str]] = {}
+    def lookup(self, keys: Sequence[FeatureKey]) -> FeatureRows:
+        """Feature rows for the keys that have one."""
+        found: dict[tuple[str, ...], list[tuple[FeatureKey, np.ndarray]]] = defaultdict(list)
+        missing: dict[tuple[str, str, int], list[str]] = defaultdict(list)
         cache = self._cache
         for key in dict.fromkeys(keys):
-            row = cache.get(key) if cache is not None else None
-            if row is None:
+            entry = cache.get(key) if cache is not None else None
+            if entry is None:
                 self.misses += 1
-                missing.setdefault(key[:3], set()).add(key[3])
+                missing[key[:3]].append(key[3])
             else:
                 self.hits += 1
-                if row is not _ABSENT:
-                    rows[key] = row
+                if entry is not _ABSENT:
+                    found[entry[0]].append((key, entry[1]))
         for (network, date, window), addresses in missing.items():
-            frame = self.source.features(network, dt.date.fromisoformat(date), window, sorted(addresses))
+            returned, names, matrix = self.source.feature_rows(
+                network, dt.date.fromisoformat(date), window, sorted(addresses))
             self.queries += 1
-            # An empty result may come back without columns at all: then nothing was found.
-            returned = frame["address"].astype(str).tolist() if "address" in frame else []
-            columns = [c for c in frame.columns if c not in KEY_NAMES]
-            values = frame[columns].to_dict("records") if returned else []
-            for address, value in zip(returned, values, strict=True):
-                rows[(network, date, window, address)] = value
+            columns = tuple(names)
+            for address, row in zip(returned, matrix, strict=True):
+                key = (network, date, window, address)
+                found[columns].append((key, row))
                 if cache is not None:
-                    cache[(network, date, window, address)] = value
+                    cache[key] = (columns, row)
             if cache is not None:
-                for address in addresses.difference(returned):
+                for address in set(addresses).difference(returned):
                     cache[(network, date, window, address)] = _ABSENT
-        if not rows:
-            return pd.DataFrame(columns=list(KEY_NAMES))
-        keys_frame = pd.DataFrame(list(rows), columns=list(KEY_NAMES))
-        return pd.concat([keys_frame, pd.DataFrame(list(rows.values()))], axis=1)
+        return FeatureRows.stack([
+            FeatureRows([k for k, _ in rows], list(columns), np.vstack([r for _, r in rows]))
+            for columns, rows in found.items()
+        ] or [FeatureRows([], [], np.empty((0, 0)))])

@@ -123,6 +123,16 @@ class OutboundColumns:
 
 
 @dataclass(frozen=True)
+class ModelStatus:
+    """The scoring process's model, as the Faust process reports it (/ready, /metrics)."""
+
+    version: str
+    networks: tuple[str, ...]
+    reload_failures: int
+    last_error: str = ""
+
+
+@dataclass(frozen=True)
 class BatchRequest:
     """One call into the scoring process."""
 

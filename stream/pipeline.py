@@ -301,7 +301,8 @@ class Pipeline:
             self.on_fatal(exc)
 
     def alive(self) -> bool:
-        return self._dispatcher is not None and not self._dispatcher.done()
+        """False once the dispatcher has ended (it never does but on stop or a fatal error)."""
+        return self._dispatcher is None or not self._dispatcher.done()
 
     async def stop(self) -> None:
         """Score, publish and acknowledge nothing more: what is not acked stays unacked."""

@@ -19,7 +19,6 @@ from typing import Protocol
 import numpy as np
 import orjson
 import pandas as pd
-from aiokafka.partitioner import murmur2
 
 from shared.clickhouse.ddl import RAW_ALERT_COLUMNS
 from shared.cluster_features import cluster_members
@@ -27,9 +26,10 @@ from shared.features import KEY_COLUMNS
 from shared.schemas import AlertEvent
 from shared.scoring import RiskScoring
 from stream.decode import Decoded, decode_alerts, decode_clusters
-from stream.feature_lookup import CachedFeatureLookup
+from stream.feature_lookup import CachedFeatureLookup, FeatureRows
 from stream.messages import BatchOutcome, BatchRequest, OutboundColumns, Reason, SinkUnavailable
 from stream.model_holder import ModelHolder
+from stream.partitioning import partitions_for
 from stream.sinks import StreamSink, write_isolating
 
 ALERT_FIELDS = ["network", "processing_date", "window_days", *RAW_ALERT_COLUMNS]
@@ -74,13 +74,11 @@ def unavailable(what: str, func, *args):  # noqa: ANN001, ANN201 - a thin wrappe
 
 
 def alerts_frame(events: Sequence[AlertEvent]) -> pd.DataFrame:
-    # Field values straight from each model's __dict__ (model_dump re-validates and copies).
-    return pd.DataFrame({name: [e.__dict__[name] for e in events] for name in ALERT_FIELDS})
-
-
-def partition_of(keys: Sequence[bytes], partitions: int) -> list[int]:
-    """The Java client's (and aiokafka's) keyed partitioning: murmur2, positive, modulo."""
-    return [(murmur2(key) & 0x7FFFFFFF) % partitions for key in keys]
+    # Field values straight from each model's __dict__ (model_dump re-validates and copies), in
+    # plain object columns: converting every string column of a small batch costs more than
+    # everything the feature builder then does with it.
+    return pd.DataFrame({name: [e.__dict__[name] for e in events] for name in ALERT_FIELDS},
+                        dtype=object)
 
 
 def score_events(scores: pd.DataFrame, topic: str, partitions: int, scored_at: str) -> OutboundColumns:
@@ -100,7 +98,22 @@ def score_events(scores: pd.DataFrame, topic: str, partitions: int, scored_at: s
             scores["address"], scores["score"].tolist(), scores["rank_score"].tolist(),
             scores["risk_level"], scores["model_version"], scores["explanation"], strict=True)
     ]
-    return OutboundColumns(topic, keys, values, partition_of(keys, partitions))
+    return OutboundColumns(topic, keys, values, partitions_for(keys, partitions))
+
+
+def embedded_rows(events: Sequence[AlertEvent]) -> FeatureRows:
+    """The features alerts carry, as one block. A feature named like a key column is left out:
+    it must not overwrite the key the rows are joined on."""
+    columns = list(dict.fromkeys(k for e in events for k in e.features if k not in KEY_COLUMNS))
+    position = {c: j for j, c in enumerate(columns)}
+    matrix = np.full((len(events), len(columns)), np.nan)
+    for i, event in enumerate(events):
+        for name, value in event.features.items():
+            j = position.get(name)
+            if j is not None and value is not None:
+                matrix[i, j] = value
+    keys = [(e.network, e.processing_date.isoformat(), e.window_days, e.address) for e in events]
+    return FeatureRows(keys, columns, matrix)
 
 
 class AlertBatchProcessor:
@@ -111,18 +124,11 @@ class AlertBatchProcessor:
     def _features(self, events: Sequence[AlertEvent]) -> pd.DataFrame | None:
         keys = [(e.network, e.processing_date.isoformat(), e.window_days, e.address)
                 for e in events if e.features is None]
-        frames = [unavailable("feature lookup", self.lookup.lookup, keys)] if keys else []
-        # A feature named like a key column must not overwrite the key the rows are joined on.
-        embedded = [
-            {**{k: v for k, v in e.features.items() if k not in KEY_COLUMNS},
-             "network": e.network, "processing_date": e.processing_date.isoformat(),
-             "window_days": e.window_days, "address": e.address}
-            for e in events if e.features is not None
-        ]
+        parts = [unavailable("feature lookup", self.lookup.lookup, keys)] if keys else []
         # Embedded rows last: for an address given both ways in one batch, the event's own wins.
-        frames.append(pd.DataFrame(embedded))
-        frames = [f for f in frames if len(f)]
-        return pd.concat(frames, ignore_index=True) if frames else None
+        parts.append(embedded_rows([e for e in events if e.features is not None]))
+        rows = FeatureRows.stack(parts)
+        return rows.frame() if len(rows) else None
 
     @staticmethod
     def _score(scoring: RiskScoring, alerts: pd.DataFrame,

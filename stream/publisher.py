@@ -60,6 +60,7 @@ class KafkaBatchPublisher:
             partitions = columns.partitions
             if partitions is None:
                 n = await self.partitions(columns.topic)
+                # dead letters: few, so the pure-Python murmur2 (no numpy in this process)
                 partitions = [(murmur2(k or b"") & 0x7FFFFFFF) % n for k in columns.keys]
             headers = columns.headers or [()] * len(columns)
             for key, value, partition, header in zip(columns.keys, columns.values, partitions,

@@ -25,10 +25,10 @@ from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from typing import TYPE_CHECKING, Any
 
-from stream.messages import BatchOutcome, BatchRequest
+from stream.messages import BatchOutcome, BatchRequest, ModelStatus
 
 if TYPE_CHECKING:
-    from stream.service import ModelStatus, ScoringService
+    from stream.service import ScoringService
 
 log = logging.getLogger(__name__)
 
@@ -54,6 +54,9 @@ def _watch_parent(parent: int) -> None:
 
 
 def _initialise(parent: int) -> None:
+    from stream.memory import limit_heap_growth
+
+    limit_heap_growth()
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
     threading.Thread(target=_watch_parent, args=(parent,), daemon=True).start()

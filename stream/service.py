@@ -3,24 +3,14 @@ feature cache, the sink and the two processors. Imported only in that process.""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 from shared.context import Context
 from shared.scoring import ScoringPolicy
 from shared.settings import Settings
 from stream.feature_lookup import CachedFeatureLookup
-from stream.messages import BatchOutcome, BatchRequest, SinkUnavailable
+from stream.messages import BatchOutcome, BatchRequest, ModelStatus, SinkUnavailable
 from stream.model_holder import ModelHolder
 from stream.processor import AlertBatchProcessor, ClusterBatchProcessor, StreamConfig
 from stream.sinks import ClickHouseStreamSink, load_sink
-
-
-@dataclass(frozen=True)
-class ModelStatus:
-    version: str
-    networks: tuple[str, ...]
-    reload_failures: int
-    last_error: str = ""
 
 
 class ScoringService:

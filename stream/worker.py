@@ -6,11 +6,13 @@ import faust
 
 from shared.settings import Settings
 from stream.app import build_worker
+from stream.memory import limit_heap_growth
 
 EXIT_FATAL = 70  # EX_SOFTWARE: the worker stopped on an error; its supervisor should restart it
 
 
 def run_worker(settings: Settings, overrides: dict | None = None) -> None:
+    limit_heap_growth()
     worker = build_worker(settings, overrides)
     # faust.Worker installs the signal handlers: SIGTERM/SIGINT stop gracefully (in-flight
     # batches stay unacknowledged and are redelivered to whoever owns the partition next).

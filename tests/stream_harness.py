@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -13,9 +15,12 @@ import urllib.request
 from pathlib import Path
 
 import orjson
-from aiokafka import AIOKafkaConsumer
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
+from batch import replay as rp
+from batch.sot_reader import BatchKey, open_source
 from stream.local_broker import free_port
+from tests.backends import KafkaTarget
 
 PYTHON = sys.executable
 FAST_GROUP = {  # short timeouts: Tansu joins take about rebalance_timeout / 2 (DESIGN §7)
@@ -42,17 +47,19 @@ def query(home: Path, sql: str, **params) -> list[dict]:
 
 
 class WorkerProcess:
-    def __init__(self, env: dict, log: Path) -> None:
+    def __init__(self, env: dict, log: Path, cwd: Path | None = None,
+                 command: list[str] | None = None) -> None:
         self.port = free_port()
         self.env = {**env, "AMLSCORE_WEB_PORT": str(self.port)}
         self.log = log
+        self.cwd = cwd
+        self.command = command or [PYTHON, "-c", "from amlscore.cli import main; main()", "worker"]
         self.process: subprocess.Popen | None = None
 
     def start(self, ready_timeout: float = 60) -> WorkerProcess:
         self.process = subprocess.Popen(
-            [PYTHON, "-c", "from amlscore.cli import main; main()", "worker"],
-            env=self.env, stdout=open(self.log, "ab"), stderr=subprocess.STDOUT,  # noqa: SIM115
-            start_new_session=True)
+            self.command, env=self.env, cwd=self.cwd, stdout=open(self.log, "ab"),  # noqa: SIM115
+            stderr=subprocess.STDOUT, start_new_session=True)
         deadline = time.monotonic() + ready_timeout
         while time.monotonic() < deadline:
             assert self.process.poll() is None, f"worker exited:\n{self.log.read_text()[-3000:]}"
@@ -140,3 +147,65 @@ def poison_events(valid_event: dict, network: str) -> list[tuple[bytes, bytes, s
         (b"poison-7", variant(7, features={"degree_in": "many"}), "schema_violation"),
         (b"poison-8", b"[1, 2, 3]", "schema_violation"),
     ]
+
+
+START, DAYS = dt.date(2025, 2, 1), 6
+LAST = START + dt.timedelta(days=DAYS - 1)
+
+
+def clean_env(home: Path) -> dict:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AMLSCORE_")}
+    return {**env, "AMLSCORE_HOME": str(home)}
+
+
+def home_copy(prepared, dest: Path) -> Path:
+    shutil.copytree(prepared["home"], dest, symlinks=True)  # ClickHouse links metadata → store
+    return dest
+
+
+def stream_env(home: Path, broker: KafkaTarget, **extra: str) -> dict:
+    return {**clean_env(home), **FAST_GROUP, **broker.env(), **extra}
+
+
+def sot_records(broker: KafkaTarget, sot: Path, day: dt.date, features: str = "mixed", clusters: bool = True):
+    fs, root = open_source(str(sot))
+    report = rp.ReplayReport()
+    batches = rp.batches_from_sot(fs, root, [BatchKey("ethereum", day, 7)])
+    records = rp.records(batches, broker.topics["alerts"], broker.topics["clusters"], features, report, clusters)
+    return list(records), report
+
+
+def produce(bootstrap: str, records) -> list:
+    """Publish (topic, key, value) records; return their RecordMetadata in order."""
+    async def run():
+        producer = AIOKafkaProducer(bootstrap_servers=bootstrap, enable_idempotence=False, acks="all",
+                                    max_request_size=2 << 20)
+        await producer.start()
+        try:
+            futures = [await producer.send(t, v, key=k) for t, k, v in records]
+            return await asyncio.gather(*futures)
+        finally:
+            await producer.stop()
+    return asyncio.run(run())
+
+
+def committed_offsets(broker: KafkaTarget) -> dict[int, int]:
+    """The group's committed offsets on aml.alerts (read as a non-member: no rebalance)."""
+    async def run():
+        consumer = AIOKafkaConsumer(bootstrap_servers=broker.bootstrap, group_id=broker.group,
+                                    enable_auto_commit=False)
+        await consumer.start()
+        try:
+            found = {}
+            for partition in range(4):
+                offset = await consumer.committed(TopicPartition(broker.topics["alerts"], partition))
+                if offset is not None:
+                    found[partition] = offset
+            return found
+        finally:
+            await consumer.stop()
+    return asyncio.run(run())
+
+
+def distinct(records) -> dict[str, dict]:
+    return {r.key.decode(): orjson.loads(r.value) for r in records}

@@ -6,6 +6,7 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Sequence
 
+import numpy as np
 import pandas as pd
 import pyarrow as pa
 from clickhouse_connect.driver.client import Client
@@ -148,9 +149,25 @@ class RawStore:
                  addresses: Sequence[str] | None = None) -> pd.DataFrame:
         where, params = BATCH_FILTER, batch_params(network, processing_date, window_days)
         if addresses is not None:
-            where += " AND has({addresses:Array(String)}, address)"
+            where += " AND address IN {addresses:Array(String)}"  # IN uses the sort key; has() scans
             params["addresses"] = list(addresses)
         return self._frame("raw_features", where, params, "address")
+
+    def feature_rows(self, network: str, processing_date: dt.date, window_days: int,
+                     addresses: Sequence[str]) -> tuple[list[str], list[str], np.ndarray]:
+        """(addresses found, feature columns, float64 matrix): the compact form of ``features``."""
+        table = self.client.query_arrow(
+            f"SELECT * EXCEPT (network, processing_date, window_days, _version, _ingested_at) "
+            f"FROM {self.db}.raw_features FINAL WHERE {BATCH_FILTER} "
+            "AND address IN {addresses:Array(String)}",
+            parameters={**batch_params(network, processing_date, window_days),
+                        "addresses": list(addresses)})
+        columns = [c for c in table.column_names if c != "address"]
+        found = table.column("address").to_pylist()
+        matrix = np.empty((len(found), len(columns)), dtype=np.float64)
+        for j, column in enumerate(columns):
+            matrix[:, j] = table.column(column).to_numpy(zero_copy_only=False)
+        return found, columns, matrix
 
     def clusters(self, network: str, processing_date: dt.date, window_days: int) -> pd.DataFrame:
         return self._frame("raw_clusters", BATCH_FILTER,
@@ -158,7 +175,7 @@ class RawStore:
 
     def alerts_by_id(self, network: str, processing_date: dt.date, window_days: int,
                      alert_ids: Sequence[str], columns: Sequence[str] | None = None) -> pd.DataFrame:
-        return self._frame("raw_alerts", BATCH_FILTER + " AND has({ids:Array(String)}, alert_id)",
+        return self._frame("raw_alerts", BATCH_FILTER + " AND alert_id IN {ids:Array(String)}",
                            {**batch_params(network, processing_date, window_days),
                             "ids": list(alert_ids)}, "alert_id", columns)
 

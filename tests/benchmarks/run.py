@@ -1,4 +1,5 @@
-"""`python -m tests.benchmarks.run [batch] [--alerts N] [--json FILE]`: print a table, write JSON."""
+"""`python -m tests.benchmarks.run [batch|stream] [--alerts N] [--json FILE]`: print the figures
+next to their limits (measured in the same run), write JSON."""
 
 from __future__ import annotations
 
@@ -17,16 +18,19 @@ def main() -> None:
     parser.add_argument("--json", type=Path, default=Path("bench-results.json"))
     args = parser.parse_args()
     results: dict = {}
+    lines: list[str] = []
     if args.suite in ("all", "stream"):
         from tests.benchmarks import stream_bench
-        results.update({f"stream.{k}": v for k, v in stream_bench.run(
-            args.alerts or 100_000, rss_events=args.rss_events).items()})
+        stream = {f"stream.{k}": v for k, v in stream_bench.run(
+            args.alerts or 100_000, rss_events=args.rss_events).items()}
+        results.update(stream)
+        lines += stream_bench.report(stream)
     if args.suite in ("all", "batch"):
         from tests.benchmarks import batch_bench
-        results.update({f"batch.{k}": v for k, v in batch_bench.run(args.alerts or 1_000_000).items()})
-    width = max(len(k) for k in results)
-    for key, value in results.items():
-        print(f"{key:<{width}}  {value}")
+        batch = {f"batch.{k}": v for k, v in batch_bench.run(args.alerts or 1_000_000).items()}
+        results.update(batch)
+        lines += [f"{key:<45} {value:>10}" for key, value in batch.items()]
+    print("\n".join(lines))
     args.json.write_text(json.dumps(results, indent=2))
     print(f"written {args.json}")
 

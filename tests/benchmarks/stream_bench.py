@@ -1,16 +1,26 @@
-"""Stream figures on the local Tansu broker, each next to a limit measured in the same run:
-raw aiokafka produce / consume / passthrough, bare Faust agents, the amlscore worker end to end,
-event→score latency at a steady rate, and the worker's RSS."""
+"""Stream figures on the local Tansu broker, each next to a limit measured in the same run.
+
+Quiet box, then the same with a CPU hog on the other core:
+- backlog: the worker (default settings, default explanation policy) end to end vs a bare Faust
+  consume-only agent (same App class, broker, data);
+- event→ScoreEvent latency at a steady 2,000/s and 4,000/s (producer timestamp → ScoreEvent
+  timestamp);
+- alerts/s through envelopes (``replay --envelope``) next to one alert per message;
+- RSS of the worker's process tree after the backlog (and, with --rss-events, after N events);
+- where the time goes per phase (the worker's own per-batch trace, from /metrics).
+"""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import shutil
 import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -22,14 +32,25 @@ from batch.sot_reader import discover_batches, open_source
 from stream.demo import event_to_score_latencies
 from stream.kafka_admin import ensure_topics
 from stream.local_broker import LocalBroker, free_port
-from tests.stream_harness import FAST_GROUP, WorkerProcess, cli
+from tests.stream_harness import WorkerProcess, cli
 
 PY = sys.executable
+GROUP_TIMEOUTS = {  # Tansu joins take about rebalance_timeout / 2
+    "AMLSCORE_SESSION_TIMEOUT": "6", "AMLSCORE_REBALANCE_TIMEOUT": "6",
+    "AMLSCORE_HEARTBEAT_INTERVAL": "1",
+}
+LIMITS = {  # key: (limit, "min" | "max"); a ratio's own reference is measured in the same run
+    "worker_vs_faust_consume_only": (0.8, "min"),
+    "latency_p99_ms": (150.0, "max"),
+    "latency_4k_p99_ms": (400.0, "max"),
+    "worker_rss_mb_after_e2e": (450.0, "max"),
+    "worker_rss_mb_after_all": (450.0, "max"),
+}
 
 
 async def _produce(bootstrap: str, topic: str, records, timestamps: bool = False) -> float:
     producer = AIOKafkaProducer(bootstrap_servers=bootstrap, enable_idempotence=False, acks="all",
-                                linger_ms=5, max_batch_size=1 << 18)
+                                linger_ms=5, max_batch_size=1 << 18, max_request_size=8 << 20)
     await producer.start()
     started = time.perf_counter()
     try:
@@ -72,11 +93,27 @@ async def _consume(bootstrap: str, topic: str, n: int, forward: str | None = Non
             await producer.stop()
 
 
-def _faust_ceiling(bootstrap: str, topic: str, n: int, mode: str, work: Path) -> float:
-    progress = work / f"ceiling-{mode}.txt"
-    env = {**os.environ, "BENCH_BOOTSTRAP": bootstrap, "BENCH_TOPIC": topic, "BENCH_MODE": mode,
+async def _paced(bootstrap: str, topic: str, records, rate: int) -> None:
+    # linger 5 ms: the Java producer's default since Kafka 4.0 (one request per alert otherwise)
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, enable_idempotence=False, acks="all", linger_ms=5)
+    await producer.start()
+    try:
+        started, pending = time.monotonic(), []
+        for i, (key, value) in enumerate(records):
+            ahead = started + i / rate - time.monotonic()
+            if ahead > 0:
+                await asyncio.sleep(ahead)
+            pending.append(await producer.send(topic, value, key=key, timestamp_ms=int(time.time() * 1000)))
+        await asyncio.gather(*pending)
+    finally:
+        await producer.stop()
+
+
+def _faust_ceiling(bootstrap: str, topic: str, n: int, work: Path, tag: str) -> float:
+    progress = work / f"ceiling-{tag}.txt"
+    env = {**os.environ, "BENCH_BOOTSTRAP": bootstrap, "BENCH_TOPIC": topic, "BENCH_MODE": "consume",
            "BENCH_PROGRESS": str(progress), "BENCH_WEB_PORT": str(free_port()),
-           "BENCH_GROUP": f"ceiling-{mode}"}
+           "BENCH_GROUP": f"ceiling-{tag}"}
     process = subprocess.Popen([PY, "-m", "faust", "-A", "tests.benchmarks.faust_ceiling", "worker", "-l", "warn"],
                                env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                                cwd=Path(__file__).parents[2])
@@ -86,26 +123,46 @@ def _faust_ceiling(bootstrap: str, topic: str, n: int, mode: str, work: Path) ->
             lines = progress.read_text().split("\n") if progress.exists() else []
             rows = [tuple(map(float, line.split())) for line in lines if line]
             if rows and rows[-1][0] >= n:
-                first = rows[0]
-                return (rows[-1][0] - first[0]) / (rows[-1][1] - first[1])
+                return (rows[-1][0] - rows[0][0]) / (rows[-1][1] - rows[0][1])
             time.sleep(0.5)
-        raise RuntimeError(f"faust {mode} ceiling did not finish")
+        raise RuntimeError("faust ceiling did not finish")
     finally:
         process.terminate()
         process.wait(30)
 
 
-def _worker_rate(worker: WorkerProcess, n: int) -> float:
-    """Alerts/s from the first batch taken to the last alert scored (batch-wait 0.2 s)."""
-    start_count, started = None, None
+def _metrics(worker: WorkerProcess) -> dict[str, float]:
+    _, text = worker.get("/metrics")
+    out: dict[str, float] = {}
+    for line in text.splitlines():
+        if line and not line.startswith("#"):
+            name, value = line.rsplit(" ", 1)
+            out[name] = float(value)
+    return out
+
+
+def _scored(worker: WorkerProcess) -> float:
+    return _metrics(worker).get('amlscore_scored_total{kind="alert"}', 0.0)
+
+
+def _rate(worker: WorkerProcess, target: float) -> float:
+    """Alerts/s from the first alert taken to the last one scored."""
+    start_count = started = None
     while True:
-        scored = worker.metric('amlscore_scored_total{kind="alert"}')
-        now = time.monotonic()
-        if started is None and worker.metric("amlscore_events_in_total") > 0:
+        metrics = _metrics(worker)
+        scored, now = metrics.get('amlscore_scored_total{kind="alert"}', 0.0), time.monotonic()
+        if started is None and any(k.startswith("amlscore_events_in_total") for k in metrics):
             start_count, started = scored, now
-        if scored >= n:
-            return (n - start_count) / (now - started)
-        time.sleep(0.05)
+        if scored >= target:
+            return (scored - start_count) / (now - started)
+        time.sleep(0.25)
+
+
+def _wait_scored(worker: WorkerProcess, target: float, timeout: float = 600) -> None:
+    deadline = time.monotonic() + timeout
+    while _scored(worker) < target:
+        assert time.monotonic() < deadline, "the worker did not score everything"
+        time.sleep(0.2)
 
 
 def _rss_mb(pid: int) -> float:
@@ -117,11 +174,8 @@ def _rss_mb(pid: int) -> float:
         return 0.0
 
     def children(p: int) -> list[int]:
-        found = []
-        for task in Path(f"/proc/{p}/task").iterdir():
-            text = (task / "children").read_text().split()
-            found += [int(c) for c in text]
-        return found
+        return [int(c) for task in Path(f"/proc/{p}/task").iterdir()
+                for c in (task / "children").read_text().split()]
 
     total, stack = 0.0, [pid]
     while stack:
@@ -134,16 +188,100 @@ def _rss_mb(pid: int) -> float:
     return total
 
 
-THROUGHPUT = {"AMLSCORE_BATCH_WAIT": "0.2"}   # fuller micro-batches
-LOW_LATENCY = {"AMLSCORE_BATCH_WAIT": os.environ.get("BENCH_LATENCY_BATCH_WAIT", "0.05")}
+def phase_trace(before: dict[str, float], after: dict[str, float]) -> dict[str, dict[str, float]]:
+    """µs per alert and ms per batch for each phase of the alert lane, between two readings."""
+    def delta(key: str) -> float:
+        return after.get(key, 0.0) - before.get(key, 0.0)
+
+    alerts = delta('amlscore_scored_total{kind="alert"}') or 1.0
+    batches = delta('amlscore_batches_total{kind="alert"}') or 1.0
+    trace = {}
+    for key in after:
+        if key.startswith('amlscore_phase_seconds_total{kind="alert"'):
+            phase = key.split('phase="')[1].split('"')[0]
+            seconds = delta(key)
+            trace[phase] = {"us_per_alert": round(seconds / alerts * 1e6, 1),
+                            "ms_per_batch": round(seconds / batches * 1e3, 2)}
+    trace["_batches"] = {"alerts_per_batch": round(alerts / batches, 1)}
+    return trace
 
 
-def run(alerts: int = 100_000, steady_rate: int = 2000, steady_seconds: int = 30,
-        rss_events: int = 0) -> dict:
+def _fresh(records, suffix: bytes) -> list[tuple[bytes, bytes]]:
+    return [(k + suffix, orjson.dumps({**orjson.loads(v), "alert_id": (k + suffix).decode()}))
+            for k, v in records]
+
+
+@contextlib.contextmanager
+def cpu_hog() -> Iterator[None]:
+    """One process spinning on a core: the box the worker shares with other tenants."""
+    hog = subprocess.Popen([PY, "-c", "while True: pass"])
+    try:
+        yield
+    finally:
+        hog.kill()
+        hog.wait()
+
+
+def _session(b: str, env: dict, records, work: Path, tag: str, latency: bool,
+             envelope_size: int, rss_events: int) -> dict:
+    """One worker on topics of its own: backlog, then steady rates, then envelopes."""
+    topics = {k: f"{tag}.{k}" for k in ("alerts", "clusters", "scores", "dlq")}
+    asyncio.run(ensure_topics(b, topics.values(), 4))
+    n = len(records)
+    asyncio.run(_produce(b, topics["alerts"], records))
+    worker_env = {**env, "AMLSCORE_KAFKA_BOOTSTRAP": b, "AMLSCORE_WORKER_ID": f"bench-{tag}",
+                  **{f"AMLSCORE_{k.upper()}_TOPIC": v for k, v in topics.items()}}
+    out: dict = {}
+    worker = WorkerProcess(worker_env, work / f"worker-{tag}.log").start()
+    try:
+        before = _metrics(worker)
+        out["worker_e2e_alerts_s"] = round(_rate(worker, n))
+        out["phases"] = phase_trace(before, _metrics(worker))
+        out["worker_rss_mb_after_e2e"] = round(_rss_mb(worker.process.pid))
+        done = n
+        rates = [(2000, "latency"), (4000, "latency_4k")] if latency else [(2000, "latency")]
+        for rate, name in rates:
+            steady = _fresh(records[: rate * 20], f"-{rate}".encode())
+            asyncio.run(_paced(b, topics["alerts"], steady, rate))
+            done += len(steady)
+            _wait_scored(worker, done)
+            latencies = asyncio.run(event_to_score_latencies(b, {k for k, _ in steady}, topics["alerts"],
+                                                             topics["scores"]))
+            out[f"{name}_p50_ms"] = round(float(np.percentile(latencies, 50)), 1)
+            out[f"{name}_p99_ms"] = round(float(np.percentile(latencies, 99)), 1)
+        if envelope_size > 1:
+            wrapped = list(rp.envelopes(((topics["alerts"], k, v) for k, v in _fresh(records, b"-e")),
+                                        envelope_size))
+            asyncio.run(_produce(b, topics["alerts"], [(k, v) for _, k, v in wrapped]))
+            out["envelope_alerts_s"] = round(_rate_from(worker, done, done + n))
+            done += n
+        loops = 0
+        while done < rss_events:
+            asyncio.run(_produce(b, topics["alerts"], _fresh(records, f"-r{loops}".encode())))
+            done += n
+            loops += 1
+            _wait_scored(worker, done)
+        if rss_events:
+            out["worker_events_total"] = int(done)
+            out["worker_rss_mb_after_all"] = round(_rss_mb(worker.process.pid))
+    finally:
+        worker.stop()
+    return out
+
+
+def _rate_from(worker: WorkerProcess, start: float, target: float) -> float:
+    while _scored(worker) <= start:
+        time.sleep(0.05)
+    started, first = time.monotonic(), _scored(worker)
+    _wait_scored(worker, target)
+    return (target - first) / (time.monotonic() - started)
+
+
+def run(alerts: int = 100_000, rss_events: int = 0, envelope_size: int = 500) -> dict:
     work = Path(tempfile.mkdtemp(prefix="amlscore-stream-bench-"))
     home, sot = work / "home", work / "sot"
     env = {k: v for k, v in os.environ.items() if not k.startswith("AMLSCORE_")}
-    env.update({"AMLSCORE_HOME": str(home), **FAST_GROUP})
+    env.update({"AMLSCORE_HOME": str(home), **GROUP_TIMEOUTS})
     per_day = 20_000
     days = max(3, alerts // per_day)
     cli(env, "synth", "--out", str(sot), "--days", str(days), "--alerts-per-day", str(per_day), "--seed", "3")
@@ -157,72 +295,51 @@ def run(alerts: int = 100_000, steady_rate: int = 2000, steady_seconds: int = 30
     results: dict = {"alerts": n}
     with LocalBroker(log_path=work / "tansu.log") as broker:
         b = broker.bootstrap
-        asyncio.run(ensure_topics(b, ["raw", "raw.out", "ceiling", "ceiling.out", "aml.alerts", "aml.clusters",
-                                      "aml.alert-scores", "aml.alerts.dlq"], 4))
+        asyncio.run(ensure_topics(b, ["raw", "raw.out", "ceiling", "ceiling-busy"], 4))
         results["raw_produce_msg_s"] = round(n / asyncio.run(_produce(b, "raw", records)))
         results["raw_consume_msg_s"] = round(n / asyncio.run(_consume(b, "raw", n)))
         results["raw_passthrough_msg_s"] = round(n / asyncio.run(_consume(b, "raw", n, forward="raw.out")))
         asyncio.run(_produce(b, "ceiling", records))
-        results["faust_consume_only_msg_s"] = round(_faust_ceiling(b, "ceiling", n, "consume", work))
-        results["faust_send_per_event_msg_s"] = round(_faust_ceiling(b, "ceiling", n, "send", work))
-
-        asyncio.run(_produce(b, "aml.alerts", records))
-        worker = WorkerProcess({**env, **THROUGHPUT, "AMLSCORE_KAFKA_BOOTSTRAP": b}, work / "worker.log").start()
-        try:
-            results["worker_e2e_alerts_s"] = round(_worker_rate(worker, n))
-            results["worker_vs_faust_consume_only"] = round(
-                results["worker_e2e_alerts_s"] / results["faust_consume_only_msg_s"], 3)
-            results["worker_rss_mb_after_e2e"] = round(_rss_mb(worker.process.pid))
-        finally:
-            worker.stop()
-        # the same home, group and topics: the low-latency worker resumes at the committed end
-        worker = WorkerProcess({**env, **LOW_LATENCY, "AMLSCORE_KAFKA_BOOTSTRAP": b}, work / "worker2.log").start()
-        try:
-            while worker.metric("amlscore_assigned_partitions") < 8:
-                time.sleep(0.2)
-
-            # steady rate: producer timestamps in, score-event timestamps out
-            steady = records[: steady_rate * steady_seconds]
-            fresh = [(k + b"-s", orjson.dumps({**orjson.loads(v), "alert_id": (k + b"-s").decode()}))
-                     for k, v in steady]
-            started_scores = worker.metric('amlscore_scored_total{kind="alert"}')
-            asyncio.run(_paced(b, "aml.alerts", fresh, steady_rate))
-            while worker.metric('amlscore_scored_total{kind="alert"}') < started_scores + len(fresh):
-                time.sleep(0.1)
-            latencies = asyncio.run(event_to_score_latencies(b, {k for k, _ in fresh}))
-            results["steady_rate_alerts_s"] = steady_rate
-            results["latency_p50_ms"] = round(float(np.percentile(latencies, 50)), 1)
-            results["latency_p99_ms"] = round(float(np.percentile(latencies, 99)), 1)
-            if rss_events:
-                total = worker.metric('amlscore_scored_total{kind="alert"}')
-                loops = 0
-                while total < rss_events:
-                    suffix = f"-r{loops}".encode()
-                    batch = [(k + suffix, orjson.dumps({**orjson.loads(v), "alert_id": (k + suffix).decode()}))
-                             for k, v in records]
-                    asyncio.run(_produce(b, "aml.alerts", batch))
-                    total += len(batch)
-                    loops += 1
-                    while worker.metric('amlscore_scored_total{kind="alert"}') < total:
-                        time.sleep(0.5)
-                results["worker_events_total"] = int(total)
-                results["worker_rss_mb_after_all"] = round(_rss_mb(worker.process.pid))
-        finally:
-            worker.stop()
+        results["faust_consume_only_msg_s"] = round(_faust_ceiling(b, "ceiling", n, work, "quiet"))
+        quiet = _session(b, env, records, work, "quiet", True, envelope_size, rss_events)
+        results.update({k: v for k, v in quiet.items() if k != "phases"})
+        results["worker_vs_faust_consume_only"] = round(
+            quiet["worker_e2e_alerts_s"] / results["faust_consume_only_msg_s"], 3)
+        results["envelope_vs_one_per_message"] = round(
+            quiet.get("envelope_alerts_s", 0) / quiet["worker_e2e_alerts_s"], 2)
+        results["phases"] = quiet["phases"]
+        with cpu_hog():
+            asyncio.run(_produce(b, "ceiling-busy", records))
+            results["busy_faust_consume_only_msg_s"] = round(_faust_ceiling(b, "ceiling-busy", n, work, "busy"))
+            busy = _session(b, env, records, work, "busy", False, 1, 0)
+        results["busy_worker_e2e_alerts_s"] = busy["worker_e2e_alerts_s"]
+        results["busy_worker_vs_faust_consume_only"] = round(
+            busy["worker_e2e_alerts_s"] / results["busy_faust_consume_only_msg_s"], 3)
+        results["busy_latency_p50_ms"] = busy["latency_p50_ms"]
+        results["busy_latency_p99_ms"] = busy["latency_p99_ms"]
+        results["busy_phases"] = busy["phases"]
     shutil.rmtree(work, ignore_errors=True)
     return results
 
 
-async def _paced(bootstrap: str, topic: str, records, rate: int) -> None:
-    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, enable_idempotence=False, acks="all", linger_ms=0)
-    await producer.start()
-    try:
-        started, pending = time.monotonic(), []
-        for i, (key, value) in enumerate(records):
-            ahead = started + i / rate - time.monotonic()
-            if ahead > 0:
-                await asyncio.sleep(ahead)
-            pending.append(await producer.send(topic, value, key=key, timestamp_ms=int(time.time() * 1000)))
-        await asyncio.gather(*pending)
-    finally:
-        await producer.stop()
+def report(results: dict) -> list[str]:
+    """The figures with their limits, and the per-phase trace, as printable lines."""
+    lines = []
+    for key, value in results.items():
+        if key.endswith("phases"):
+            continue
+        limit = LIMITS.get(key.removeprefix("stream."))
+        if limit:
+            bound, kind = limit
+            ok = value >= bound if kind == "min" else value <= bound
+            lines.append(f"{key:<45} {value:>10}   limit {'>=' if kind == 'min' else '<='} {bound}"
+                         f"   {'ok' if ok else 'MISSED'}")
+        else:
+            lines.append(f"{key:<45} {value:>10}")
+    for key in ("phases", "busy_phases"):
+        trace = results.get(key) or results.get(f"stream.{key}")
+        if trace:
+            lines.append(f"where the time goes ({key.replace('_', ' ')}, alert lane):")
+            for phase, figures in trace.items():
+                lines.append(f"    {phase:<12} " + "  ".join(f"{k} {v}" for k, v in figures.items()))
+    return lines

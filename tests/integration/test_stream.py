@@ -9,142 +9,41 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
-import os
-import re
-import shutil
 import signal
 import time
-from pathlib import Path
 
 import orjson
 import pytest
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
-from batch import replay as rp
-from batch.sot_reader import BatchKey, open_source
 from shared.registry import PROMOTED_FILE, DirectoryModelRegistry
 from stream.kafka_admin import ensure_topics
-from tests.backends import KafkaTarget, kafka
-from tests.stream_harness import FAST_GROUP, WorkerProcess, cli, poison_events, query, read_topic
+from tests.backends import kafka
+from tests.stream_harness import (
+    LAST,
+    cli,
+    committed_offsets,
+    distinct,
+    home_copy,
+    poison_events,
+    produce,
+    query,
+    read_topic,
+    sot_records,
+    stream_env,
+)
 
 pytestmark = pytest.mark.integration
-START, DAYS = dt.date(2025, 2, 1), 6
-LAST = START + dt.timedelta(days=DAYS - 1)
-
-
-def _clean_env(home: Path) -> dict:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("AMLSCORE_")}
-    return {**env, "AMLSCORE_HOME": str(home)}
-
-
-@pytest.fixture(scope="module")
-def prepared(tmp_path_factory):
-    """A home with ingested SOT, two trained versions (v1 promoted) and v1's backfill."""
-    root = tmp_path_factory.mktemp("stream")
-    home, sot = root / "home", root / "sot"
-    env = _clean_env(home)
-    cli(env, "synth", "--out", str(sot), "--start", START.isoformat(), "--days", str(DAYS),
-        "--alerts-per-day", "1200", "--seed", "21")
-    cli(env, "ingest", "--source", str(sot))
-    v2 = re.search(r"model version (\S+)", cli(env, "train", "--holdout-days", "2", "--seed", "9",
-                                               "--no-promote").stdout).group(1)
-    v1 = re.search(r"model version (\S+)", cli(env, "train", "--holdout-days", "1").stdout).group(1)
-    assert v1 != v2
-    cli(env, "backfill")
-    day = {"day": LAST.isoformat()}
-    alerts = query(home, "SELECT alert_id, score, rank_score, explanation, model_version FROM "
-                         "amlscore.alert_scores FINAL WHERE processing_date = {day:Date}", **day)
-    clusters = query(home, "SELECT cluster_id, score FROM amlscore.cluster_scores FINAL "
-                           "WHERE processing_date = {day:Date}", **day)
-    return {"home": home, "sot": sot, "v1": v1, "v2": v2,
-            "backfill": {r["alert_id"]: r for r in alerts},
-            "backfill_clusters": {r["cluster_id"]: r["score"] for r in clusters}}
-
-
-@pytest.fixture
-def spawn(tmp_path):
-    """Start workers that are stopped at teardown whatever the test did (no orphans)."""
-    started: list[WorkerProcess] = []
-
-    def start(env: dict, name: str = "worker") -> WorkerProcess:
-        worker = WorkerProcess(env, tmp_path / f"{name}-{len(started)}.log")
-        started.append(worker)
-        return worker.start()
-
-    yield start
-    for worker in started:
-        worker.stop(signal.SIGKILL, timeout=10)
-
-
-@pytest.fixture
-def broker(tmp_path):
-    with kafka(log_path=tmp_path / "tansu.log") as target:
-        asyncio.run(ensure_topics(target.bootstrap, target.topics.values(), 4))
-        yield target
-
-
-def _home_copy(prepared, dest: Path) -> Path:
-    shutil.copytree(prepared["home"], dest, symlinks=True)  # ClickHouse links metadata → store
-    return dest
-
-
-def _env(home: Path, broker: KafkaTarget, **extra: str) -> dict:
-    return {**_clean_env(home), **FAST_GROUP, **broker.env(), **extra}
-
-
-def _records(broker: KafkaTarget, sot: Path, day: dt.date, features: str = "mixed", clusters: bool = True):
-    fs, root = open_source(str(sot))
-    report = rp.ReplayReport()
-    batches = rp.batches_from_sot(fs, root, [BatchKey("ethereum", day, 7)])
-    records = rp.records(batches, broker.topics["alerts"], broker.topics["clusters"], features, report, clusters)
-    return list(records), report
-
-
-def _produce(bootstrap: str, records) -> list:
-    """Publish (topic, key, value) records; return their RecordMetadata in order."""
-    async def run():
-        producer = AIOKafkaProducer(bootstrap_servers=bootstrap, enable_idempotence=False, acks="all",
-                                    max_request_size=2 << 20)
-        await producer.start()
-        try:
-            futures = [await producer.send(t, v, key=k) for t, k, v in records]
-            return await asyncio.gather(*futures)
-        finally:
-            await producer.stop()
-    return asyncio.run(run())
-
-
-def _committed(broker: KafkaTarget) -> dict[int, int]:
-    """The group's committed offsets on aml.alerts (read as a non-member: no rebalance)."""
-    async def run():
-        consumer = AIOKafkaConsumer(bootstrap_servers=broker.bootstrap, group_id=broker.group,
-                                    enable_auto_commit=False)
-        await consumer.start()
-        try:
-            found = {}
-            for partition in range(4):
-                offset = await consumer.committed(TopicPartition(broker.topics["alerts"], partition))
-                if offset is not None:
-                    found[partition] = offset
-            return found
-        finally:
-            await consumer.stop()
-    return asyncio.run(run())
-
-
-def _distinct(records) -> dict[str, dict]:
-    return {r.key.decode(): orjson.loads(r.value) for r in records}
 
 
 def test_day_with_poison_is_scored_exactly_once_and_matches_backfill(prepared, broker, spawn, tmp_path):
-    home = _home_copy(prepared, tmp_path / "home")
-    worker = spawn(_env(home, broker))
-    records, report = _records(broker, prepared["sot"], LAST)
+    home = home_copy(prepared, tmp_path / "home")
+    worker = spawn(stream_env(home, broker))
+    records, report = sot_records(broker, prepared["sot"], LAST)
     valid = next(orjson.loads(v) for t, _, v in records if t == broker.topics["alerts"])
     poison = [p for _ in range(7) for p in poison_events(valid, "ethereum")]
     poison = [(f"{k.decode()}-{i}".encode(), v, reason) for i, (k, v, reason) in enumerate(poison)]
     assert 0.04 < len(poison) / report.alerts < 0.07
-    _produce(broker.bootstrap, records + [(broker.topics["alerts"], k, v) for k, v, _ in poison])
+    produce(broker.bootstrap, records + [(broker.topics["alerts"], k, v) for k, v, _ in poison])
 
     scores = read_topic(broker.bootstrap, broker.topics["scores"], expected=report.alerts, timeout=120)
     dead = read_topic(broker.bootstrap, broker.topics["dlq"], expected=len(poison), timeout=60)
@@ -165,7 +64,7 @@ def test_day_with_poison_is_scored_exactly_once_and_matches_backfill(prepared, b
         assert headers["dlq.error"]
 
     # every valid alert scored exactly once, and bit for bit what the backfill gave
-    events = _distinct(scores)
+    events = distinct(scores)
     assert len(events) == len(scores) == report.alerts
     backfill = prepared["backfill"]
     assert set(events) == set(backfill)
@@ -185,22 +84,22 @@ def test_day_with_poison_is_scored_exactly_once_and_matches_backfill(prepared, b
 
 
 def test_sigkill_mid_stream_then_restart_loses_and_duplicates_nothing(prepared, broker, spawn, tmp_path):
-    home = _home_copy(prepared, tmp_path / "home")
+    home = home_copy(prepared, tmp_path / "home")
     days = [LAST - dt.timedelta(days=1), LAST]
-    records = [r for day in days for r in _records(broker, prepared["sot"], day, clusters=False)[0]]
+    records = [r for day in days for r in sot_records(broker, prepared["sot"], day, clusters=False)[0]]
     ids = {k.decode() for _, k, _ in records}
-    _produce(broker.bootstrap, records)
-    slow = _env(home, broker, AMLSCORE_STREAM_SINK="tests.faults:flaky_sink", AMLSCORE_BATCH_SIZE="100",
+    produce(broker.bootstrap, records)
+    slow = stream_env(home, broker, AMLSCORE_STREAM_SINK="tests.faults:flaky_sink", AMLSCORE_BATCH_SIZE="100",
                 FLAKY_SINK_FAIL_SECONDS="0", FLAKY_SINK_DELAY_SECONDS="0.15")
     first = spawn(slow)
     first.wait_for("amlscore_scored_total", len(ids) // 4)
     first.stop(signal.SIGKILL)
-    partial = _distinct(read_topic(broker.bootstrap, broker.topics["scores"], idle=2))
+    partial = distinct(read_topic(broker.bootstrap, broker.topics["scores"], idle=2))
     assert 0 < len(partial) < len(ids)
 
-    second = spawn(_env(home, broker))
+    second = spawn(stream_env(home, broker))
     deadline = time.monotonic() + 120
-    while len(_distinct(read_topic(broker.bootstrap, broker.topics["scores"], idle=1))) < len(ids):
+    while len(distinct(read_topic(broker.bootstrap, broker.topics["scores"], idle=1))) < len(ids):
         assert time.monotonic() < deadline, "alerts missing after restart"
     assert second.stop() == 0
     rows = query(home, "SELECT count() AS n, uniqExact(alert_id) AS u FROM amlscore.alert_scores FINAL "
@@ -209,19 +108,19 @@ def test_sigkill_mid_stream_then_restart_loses_and_duplicates_nothing(prepared, 
 
 
 def test_sink_outage_loses_nothing_and_commits_nothing_unwritten(prepared, broker, spawn, tmp_path):
-    home = _home_copy(prepared, tmp_path / "home")
+    home = home_copy(prepared, tmp_path / "home")
     written_log = tmp_path / "written.txt"
-    records, report = _records(broker, prepared["sot"], LAST, clusters=False)
-    metadata = _produce(broker.bootstrap, records)
+    records, report = sot_records(broker, prepared["sot"], LAST, clusters=False)
+    metadata = produce(broker.bootstrap, records)
     at = {(m.partition, m.offset): k.decode() for m, (_, k, _) in zip(metadata, records, strict=True)}
-    env = _env(home, broker, AMLSCORE_STREAM_SINK="tests.faults:flaky_sink", AMLSCORE_BATCH_SIZE="200",
+    env = stream_env(home, broker, AMLSCORE_STREAM_SINK="tests.faults:flaky_sink", AMLSCORE_BATCH_SIZE="200",
                FLAKY_SINK_FAIL_SECONDS="8", FLAKY_SINK_LOG=str(written_log), AMLSCORE_STALL_TIMEOUT="3")
     worker = spawn(env)
     worker.wait_for("amlscore_sink_failures_total", 3)
     checks, live_codes = 0, set()
     while True:
         live_codes.add(worker.get("/live")[0])
-        committed = _committed(broker)
+        committed = committed_offsets(broker)
         written = set(written_log.read_text().split()) if written_log.exists() else set()
         for partition, offset in committed.items():
             unwritten = [at[(partition, o)] for o in range(max(offset, 0))
@@ -234,7 +133,7 @@ def test_sink_outage_loses_nothing_and_commits_nothing_unwritten(prepared, broke
     assert checks > 5
     assert 503 in live_codes  # liveness reflects progress: the stuck batch showed during the outage
     deadline = time.monotonic() + 30
-    while sum(_committed(broker).values()) < report.alerts:  # the reading is real:
+    while sum(committed_offsets(broker).values()) < report.alerts:  # the reading is real:
         assert time.monotonic() < deadline, "offsets never committed"      # commits do arrive
         time.sleep(0.3)
     status, body = worker.get("/live")
@@ -246,10 +145,10 @@ def test_sink_outage_loses_nothing_and_commits_nothing_unwritten(prepared, broke
 
 
 def test_new_model_mid_stream_is_used_for_later_batches(prepared, broker, spawn, tmp_path):
-    home = _home_copy(prepared, tmp_path / "home")
-    worker = spawn(_env(home, broker))
-    first, first_report = _records(broker, prepared["sot"], LAST - dt.timedelta(days=1), clusters=False)
-    _produce(broker.bootstrap, first)
+    home = home_copy(prepared, tmp_path / "home")
+    worker = spawn(stream_env(home, broker))
+    first, first_report = sot_records(broker, prepared["sot"], LAST - dt.timedelta(days=1), clusters=False)
+    produce(broker.bootstrap, first)
     worker.wait_for("amlscore_scored_total", first_report.alerts)
 
     DirectoryModelRegistry(home / "models").promote(prepared["v2"])
@@ -257,8 +156,8 @@ def test_new_model_mid_stream_is_used_for_later_batches(prepared, broker, spawn,
     while orjson.loads(worker.get("/ready")[1])["model_version"] != prepared["v2"]:
         assert time.monotonic() < deadline, "new model not picked up"
         time.sleep(0.3)
-    second, second_report = _records(broker, prepared["sot"], LAST, clusters=False)
-    _produce(broker.bootstrap, second)
+    second, second_report = sot_records(broker, prepared["sot"], LAST, clusters=False)
+    produce(broker.bootstrap, second)
     worker.wait_for("amlscore_scored_total", first_report.alerts + second_report.alerts)
 
     # a version that does not load is refused; the worker keeps scoring with the one it has
@@ -269,8 +168,8 @@ def test_new_model_mid_stream_is_used_for_later_batches(prepared, broker, spawn,
     worker.wait_for("amlscore_model_reloads_total", 2)  # loaded v2, refused the broken one
     ready = orjson.loads(worker.get("/ready")[1])
     assert ready["model_version"] == prepared["v2"] and ready["model_reload_failures"] >= 1
-    third, _ = _records(broker, prepared["sot"], LAST - dt.timedelta(days=2), clusters=False)
-    _produce(broker.bootstrap, third[:100])
+    third, _ = sot_records(broker, prepared["sot"], LAST - dt.timedelta(days=2), clusters=False)
+    produce(broker.bootstrap, third[:100])
     total = first_report.alerts + second_report.alerts + 100
     events = read_topic(broker.bootstrap, broker.topics["scores"], expected=total, timeout=60)
     worker.stop()
@@ -286,8 +185,8 @@ def test_new_model_mid_stream_is_used_for_later_batches(prepared, broker, spawn,
 def test_two_workers_share_four_partitions_and_score_each_alert_once(prepared, broker, spawn, tmp_path):
     # The embedded engine serves one process per directory, so each worker has its own copy;
     # with a ClickHouse server both would write to one database.
-    homes = [_home_copy(prepared, tmp_path / f"home{i}") for i in (0, 1)]
-    workers = [spawn(_env(h, broker)) for h in homes]
+    homes = [home_copy(prepared, tmp_path / f"home{i}") for i in (0, 1)]
+    workers = [spawn(stream_env(h, broker)) for h in homes]
     for w in workers:
         w.wait_for("amlscore_assigned_partitions", 2, timeout=60)
     deadline = time.monotonic() + 60
@@ -295,9 +194,9 @@ def test_two_workers_share_four_partitions_and_score_each_alert_once(prepared, b
         assert time.monotonic() < deadline, "partitions not split between the workers"
         time.sleep(0.5)
     records = [r for day in (LAST - dt.timedelta(days=1), LAST)
-               for r in _records(broker, prepared["sot"], day, clusters=False)[0]]
-    _produce(broker.bootstrap, records)
-    events = _distinct(read_topic(broker.bootstrap, broker.topics["scores"], expected=len(records), timeout=120))
+               for r in sot_records(broker, prepared["sot"], day, clusters=False)[0]]
+    produce(broker.bootstrap, records)
+    events = distinct(read_topic(broker.bootstrap, broker.topics["scores"], expected=len(records), timeout=120))
     assert len(events) == len(records)
     assert all(w.metric("amlscore_scored_total") > 0 for w in workers)
     for w in workers:
@@ -309,32 +208,32 @@ def test_two_workers_share_four_partitions_and_score_each_alert_once(prepared, b
 
 
 def test_dead_letters_can_be_read_and_redriven_after_a_fix(prepared, broker, spawn, tmp_path):
-    home = _home_copy(prepared, tmp_path / "home")
-    records, _ = _records(broker, prepared["sot"], LAST, clusters=False)
+    home = home_copy(prepared, tmp_path / "home")
+    records, _ = sot_records(broker, prepared["sot"], LAST, clusters=False)
     foreign = [(t, k, orjson.dumps({**orjson.loads(v), "network": "polygon"})) for t, k, v in records[:30]]
-    first = spawn(_env(home, broker))
-    _produce(broker.bootstrap, foreign)
+    first = spawn(stream_env(home, broker))
+    produce(broker.bootstrap, foreign)
     first.wait_for("amlscore_dead_lettered_total", 30)
     first.stop()
-    summary = cli(_env(home, broker), "dlq", "--show", "1").stdout
+    summary = cli(stream_env(home, broker), "dlq", "--show", "1").stdout
     assert "30 dead letters" in summary and "30  unknown_network" in summary
     # the fix: this deployment now accepts polygon; re-drive exactly those dead letters
-    second = spawn(_env(home, broker, AMLSCORE_NETWORKS='["ethereum", "polygon"]'))
-    done = cli(_env(home, broker), "dlq", "--reason", "unknown_network", "--redrive")
+    second = spawn(stream_env(home, broker, AMLSCORE_NETWORKS='["ethereum", "polygon"]'))
+    done = cli(stream_env(home, broker), "dlq", "--reason", "unknown_network", "--redrive")
     assert "re-drove 30 dead letters" in done.stdout
     second.wait_for('amlscore_scored_total{kind="alert"}', 30)
-    events = _distinct(read_topic(broker.bootstrap, broker.topics["scores"], expected=30))
+    events = distinct(read_topic(broker.bootstrap, broker.topics["scores"], expected=30))
     assert set(events) == {k.decode() for _, k, _ in foreign}
     assert {e["network"] for e in events.values()} == {"polygon"}
 
 
 def test_sigterm_stops_the_worker_even_when_the_broker_is_gone(prepared, spawn, tmp_path):
-    home = _home_copy(prepared, tmp_path / "home")
+    home = home_copy(prepared, tmp_path / "home")
     with kafka(log_path=tmp_path / "tansu.log") as target:
         if target.kind != "tansu":
             pytest.skip("needs a broker this test can take away")
         asyncio.run(ensure_topics(target.bootstrap, target.topics.values(), 4))
-        worker = spawn(_env(home, target, AMLSCORE_SHUTDOWN_TIMEOUT="3"))
+        worker = spawn(stream_env(home, target, AMLSCORE_SHUTDOWN_TIMEOUT="3"))
         worker.wait_for("amlscore_assigned_partitions", 1)
     started = time.monotonic()  # the broker is stopped now
     code = worker.stop(signal.SIGTERM, timeout=30)

@@ -1,4 +1,4 @@
-import pandas as pd
+import numpy as np
 
 from stream.feature_lookup import CachedFeatureLookup
 
@@ -7,11 +7,10 @@ class FakeSource:
     def __init__(self):
         self.calls = []
 
-    def features(self, network, processing_date, window_days, addresses=None):
+    def feature_rows(self, network, processing_date, window_days, addresses):
         self.calls.append((network, processing_date.isoformat(), window_days, tuple(addresses)))
         known = [a for a in addresses if a != "0xnone"]
-        return pd.DataFrame({"network": network, "processing_date": processing_date, "window_days": window_days,
-                             "address": known, "degree_in": [float(len(a)) for a in known]})
+        return known, ["degree_in", "pagerank"], np.array([[float(len(a)), 0.5] for a in known]).reshape(-1, 2)
 
 
 def test_one_query_per_batch_key_then_cache_hits():
@@ -19,11 +18,16 @@ def test_one_query_per_batch_key_then_cache_hits():
     lookup = CachedFeatureLookup(source, max_entries=10, ttl=60, clock=lambda: now[0])
     keys = [("eth", "2025-01-02", 7, "0xa"), ("eth", "2025-01-02", 7, "0xbb"),
             ("eth", "2025-01-03", 7, "0xa"), ("eth", "2025-01-02", 7, "0xnone")]
-    frame = lookup.lookup(keys)
+    frame = lookup.lookup(keys).frame()
     assert len(source.calls) == 2  # one per (network, date, window)
     assert sorted(frame["address"]) == ["0xa", "0xa", "0xbb"]
-    lookup.lookup(keys)
+    assert list(frame.columns) == ["network", "processing_date", "window_days", "address", "degree_in",
+                                   "pagerank"]
+    assert frame.set_index(["processing_date", "address"]).loc[("2025-01-02", "0xbb"), "degree_in"] == 4.0
+    again = lookup.lookup(keys).frame()
     assert len(source.calls) == 2 and lookup.hits == 4  # absent addresses are cached too
+    assert again.sort_values(["processing_date", "address"]).to_numpy().tolist() == \
+        frame.sort_values(["processing_date", "address"]).to_numpy().tolist()
     now[0] = 61.0
     lookup.lookup(keys[:1])
     assert len(source.calls) == 3  # expired
@@ -35,16 +39,10 @@ def test_cache_is_bounded():
     assert len(lookup._cache) == 3
 
 
-def test_no_rows_at_all_is_an_answer_not_an_error():
-    class Empty:
-        calls = 0
-
-        def features(self, network, processing_date, window_days, addresses=None):
-            Empty.calls += 1
-            return pd.DataFrame()  # what an empty query can return: no columns
-
-    lookup = CachedFeatureLookup(Empty())
-    frame = lookup.lookup([("eth", "2025-01-02", 7, "0xa")])
+def test_no_cache_when_sized_zero_and_no_rows_is_an_answer():
+    source = FakeSource()
+    lookup = CachedFeatureLookup(source, max_entries=0)
+    frame = lookup.lookup([("eth", "2025-01-02", 7, "0xnone")]).frame()
     assert len(frame) == 0 and list(frame.columns) == ["network", "processing_date", "window_days", "address"]
-    lookup.lookup([("eth", "2025-01-02", 7, "0xa")])
-    assert Empty.calls == 1  # the absence is cached
+    lookup.lookup([("eth", "2025-01-02", 7, "0xnone")])
+    assert len(source.calls) == 2

@@ -9,7 +9,8 @@ from shared.scoring import RiskScoring, ScoringPolicy
 from stream.feature_lookup import CachedFeatureLookup
 from stream.messages import BatchRequest, Inbound, InboundBatch, Reason, SinkUnavailable
 from stream.model_holder import ModelHolder
-from stream.processor import AlertBatchProcessor, ClusterBatchProcessor, StreamConfig, partition_of
+from stream.partitioning import partitions_for
+from stream.processor import AlertBatchProcessor, ClusterBatchProcessor, StreamConfig
 
 CONFIG = StreamConfig("aml.alert-scores")
 
@@ -45,6 +46,11 @@ class FrameSource:
     def features(self, network, processing_date, window_days, addresses=None):
         rows = self.frame[self.frame.processing_date == processing_date.isoformat()]
         return rows[rows.address.isin(addresses)] if addresses is not None else rows
+
+    def feature_rows(self, network, processing_date, window_days, addresses):
+        rows = self.features(network, processing_date, window_days, addresses)
+        columns = [c for c in rows.columns if c not in ("network", "processing_date", "window_days", "address")]
+        return list(rows["address"]), columns, rows[columns].to_numpy(dtype=float)
 
     def alerts_by_id(self, network, processing_date, window_days, alert_ids):
         rows = self.alerts[self.alerts.processing_date == processing_date.isoformat()]
@@ -104,7 +110,7 @@ def test_scores_equal_the_batch_path_and_are_written_before_returning(holder, so
     assert list(written["explanation"]) == list(reference["explanation"])
     events = outcome.scores
     assert events.topic == "aml.alert-scores" and len(events) == 120
-    assert events.partitions == partition_of(events.keys, 4)
+    assert events.partitions == partitions_for(events.keys, 4)
     assert [d.message.value for d in outcome.dead] == [b"{"]
     first = orjson.loads(events.values[0])
     assert first["score"] == reference["score"].iloc[0] and first["model_version"] == "v1"
