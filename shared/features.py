@@ -185,6 +185,26 @@ def _indicator_columns(
     return hot, count
 
 
+@dataclass(frozen=True)
+class FeatureBlock:
+    """Address feature rows in compact form: their key columns beside a float64 matrix (what
+    the stream's feature cache holds), accepted wherever a features DataFrame is."""
+
+    keys: pd.DataFrame
+    columns: tuple[str, ...]
+    matrix: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.keys)
+
+
+def _as_text(values: pd.Series) -> np.ndarray:
+    array = values.to_numpy()
+    if array.dtype.kind in "iu":
+        return array.astype(str).astype(object)
+    return values.astype(str).to_numpy(dtype=object)
+
+
 def _row_keys(frame: pd.DataFrame, keys: list[str]) -> np.ndarray:
     """One string per row joining the key columns (dates normalised to ISO)."""
     parts = []
@@ -193,7 +213,7 @@ def _row_keys(frame: pd.DataFrame, keys: list[str]) -> np.ndarray:
         if column == "processing_date":
             parts.append(iso_dates(values).astype(object))
         else:
-            parts.append(values.astype(str).to_numpy(dtype=object))
+            parts.append(_as_text(values))
     joined = parts[0]
     for part in parts[1:]:
         joined = joined + "\x1f" + part
@@ -208,7 +228,8 @@ def _float_block(frame: pd.DataFrame, columns: list[str]) -> np.ndarray:
 
 
 def align_address_features(
-    alerts: pd.DataFrame, address_features: pd.DataFrame | None, columns: Iterable[str]
+    alerts: pd.DataFrame, address_features: pd.DataFrame | FeatureBlock | None,
+    columns: Iterable[str]
 ) -> np.ndarray:
     """The address-feature block for each alert row (NaN where the address has no row/column).
 
@@ -219,15 +240,27 @@ def align_address_features(
     block = np.full((len(alerts), len(columns)), np.nan, dtype=np.float32)
     if address_features is None or not len(address_features) or not columns or not len(alerts):
         return block
-    keys = [c for c in KEY_COLUMNS if c in alerts and c in address_features]
-    right_keys = _row_keys(address_features, keys)
-    last = ~pd.Index(right_keys).duplicated(keep="last")
+    if isinstance(address_features, FeatureBlock):
+        key_frame, available = address_features.keys, address_features.columns
+        position = {name: j for j, name in enumerate(available)}
+
+        def take(rows: np.ndarray, names: list[str]) -> np.ndarray:
+            return address_features.matrix[np.ix_(rows, [position[n] for n in names])]
+    else:
+        key_frame, available = address_features, address_features.columns
+
+        def take(rows: np.ndarray, names: list[str]) -> np.ndarray:
+            return _float_block(address_features.iloc[rows], names)
+    keys = [c for c in KEY_COLUMNS if c in alerts and c in key_frame]
+    right_keys = _row_keys(key_frame, keys)
+    last = np.flatnonzero(~pd.Index(right_keys).duplicated(keep="last"))
     rows = pd.Index(right_keys[last]).get_indexer(_row_keys(alerts, keys))
     found = rows >= 0
-    present = [j for j, name in enumerate(columns) if name in address_features]
+    have = set(available)
+    present = [j for j, name in enumerate(columns) if name in have]
     if not present or not found.any():
         return block
-    values = _float_block(address_features.loc[last], [columns[j] for j in present])[rows[found]]
+    values = np.require(take(last[rows[found]], [columns[j] for j in present]), np.float64, "W")
     timestamp_columns = [k for k, j in enumerate(present) if columns[j].endswith(TIMESTAMP_SUFFIX)]
     if timestamp_columns and "processing_date" in alerts:
         as_of = (iso_dates(alerts["processing_date"]).astype("datetime64[s]")
@@ -243,7 +276,7 @@ def align_address_features(
 
 
 def build_alert_matrix(
-    spec: FeatureSpec, alerts: pd.DataFrame, address_features: pd.DataFrame | None
+    spec: FeatureSpec, alerts: pd.DataFrame, address_features: pd.DataFrame | FeatureBlock | None
 ) -> np.ndarray:
     """Alerts (+ their address rows) → float32 matrix whose columns are ``spec.names``."""
     n = len(alerts)

@@ -46,10 +46,11 @@ def risk_levels(scores: np.ndarray, bands: tuple[float, float, float]) -> np.nda
     return RISK_LEVELS[np.digitize(scores, np.asarray(bands), right=False)]
 
 
-def _key_frame(frame: pd.DataFrame, id_column: str) -> pd.DataFrame:
-    out = pd.DataFrame(index=range(len(frame)))
-    for column in ("network", "processing_date", "window_days", id_column):
-        out[column] = frame[column].to_numpy() if column in frame else None
+def _key_columns(frame: pd.DataFrame, id_column: str) -> dict[str, np.ndarray]:
+    """The key columns of a score frame, as arrays (the frame is built once, at the end)."""
+    n = len(frame)
+    out = {column: frame[column].to_numpy(dtype=object) if column in frame else np.full(n, None)
+           for column in ("network", "processing_date", "window_days", id_column)}
     codes, uniques = pd.factorize(out["processing_date"], use_na_sentinel=False)
     days = pd.to_datetime(pd.Series(uniques)).dt.date.to_numpy(dtype=object)  # each date once
     out["processing_date"] = days[codes]
@@ -107,14 +108,14 @@ class RiskScoring:
     def score_matrix(self, alerts: pd.DataFrame, matrix: np.ndarray) -> pd.DataFrame:
         """Score, rank score and risk band per row; explanations left empty ("[]")."""
         scores = self._predict(self.bundle.alert_scorer.booster, matrix)
-        out = _key_frame(alerts, "alert_id")
-        out["address"] = alerts["address"].astype(str).to_numpy()
+        out = _key_columns(alerts, "alert_id")
+        out["address"] = alerts["address"].astype(str).to_numpy(dtype=object)
         out["score"] = scores
         out["rank_score"] = self._predict(self.bundle.alert_ranker.booster, matrix)
         out["risk_level"] = risk_levels(scores, self.policy.risk_bands)
         out["explanation"] = np.full(len(alerts), "[]", dtype=object)
-        out["model_version"] = self.model_version
-        return out[ALERT_SCORE_COLUMNS]
+        out["model_version"] = np.full(len(alerts), self.model_version, dtype=object)
+        return pd.DataFrame({c: out[c] for c in ALERT_SCORE_COLUMNS}, copy=False)
 
     def add_explanations(self, scores: pd.DataFrame, matrix: np.ndarray) -> None:
         """Fill ``explanation`` for the rows the policy explains (score ≥ explain_min_score)."""
@@ -144,15 +145,15 @@ class RiskScoring:
             self.bundle.cluster_spec, clusters, alert_ids, alert_matrix
         )
         scores = self._predict(self.bundle.cluster_scorer.booster, matrix)
-        out = _key_frame(clusters, "cluster_id")
+        out = _key_columns(clusters, "cluster_id")
         n_alerts = pd.to_numeric(clusters.get("total_alerts", pd.Series(0, index=clusters.index)),
                                  errors="coerce").fillna(0)
         out["score"] = scores
         out["risk_level"] = risk_levels(scores, self.policy.risk_bands)
         out["n_alerts"] = n_alerts.to_numpy(dtype=np.int64)
         out["n_alerts_found"] = found
-        out["model_version"] = self.model_version
-        return out[CLUSTER_SCORE_COLUMNS]
+        out["model_version"] = np.full(len(clusters), self.model_version, dtype=object)
+        return pd.DataFrame({c: out[c] for c in CLUSTER_SCORE_COLUMNS}, copy=False)
 
     def score_clusters_from_alerts(
         self, clusters: pd.DataFrame, member_alerts: pd.DataFrame,

@@ -17,6 +17,8 @@ import numpy as np
 import pandas as pd
 from cachetools import TTLCache
 
+from shared.features import FeatureBlock
+
 FeatureKey = tuple[str, str, int, str]  # network, processing_date (ISO), window_days, address
 KEY_NAMES = ("network", "processing_date", "window_days", "address")
 _ABSENT = ("absent",)  # cached: this address has no feature row
@@ -49,13 +51,19 @@ class FeatureRows:
             row += len(part)
         return FeatureRows([k for p in parts for k in p.keys], columns, matrix)
 
-    def frame(self) -> pd.DataFrame:
-        """Key columns (plain objects, no per-batch string conversion) and the features."""
+    def block(self) -> FeatureBlock:
+        """What the feature builder takes: key columns (plain objects, no per-batch string
+        conversion) beside the matrix."""
         keys = list(zip(*self.keys, strict=True)) if self.keys else [(), (), (), ()]
-        data = {name: pd.Series(values, dtype=object) for name, values in zip(KEY_NAMES, keys, strict=True)}
-        data["window_days"] = pd.Series(keys[2], dtype="int64")
-        data.update({c: self.matrix[:, j] for j, c in enumerate(self.columns)})
-        return pd.DataFrame(data)
+        frame = pd.DataFrame({name: pd.Series(values, dtype=object)
+                              for name, values in zip(KEY_NAMES, keys, strict=True)})
+        frame["window_days"] = pd.Series(keys[2], dtype="int64")
+        return FeatureBlock(frame, tuple(self.columns), self.matrix)
+
+    def frame(self) -> pd.DataFrame:
+        """Key columns and features in one DataFrame."""
+        block = self.block()
+        return pd.concat([block.keys, pd.DataFrame(self.matrix, columns=list(self.columns))], axis=1)
 
 
 class FeatureSource(Protocol):

@@ -22,7 +22,7 @@ import pandas as pd
 
 from shared.clickhouse.ddl import RAW_ALERT_COLUMNS
 from shared.cluster_features import cluster_members
-from shared.features import KEY_COLUMNS
+from shared.features import KEY_COLUMNS, FeatureBlock
 from shared.schemas import AlertEvent
 from shared.scoring import RiskScoring
 from stream.decode import Decoded, decode_alerts, decode_clusters
@@ -121,18 +121,18 @@ class AlertBatchProcessor:
                  config: StreamConfig) -> None:
         self.holder, self.lookup, self.sink, self.config = holder, lookup, sink, config
 
-    def _features(self, events: Sequence[AlertEvent]) -> pd.DataFrame | None:
+    def _features(self, events: Sequence[AlertEvent]) -> FeatureBlock | None:
         keys = [(e.network, e.processing_date.isoformat(), e.window_days, e.address)
                 for e in events if e.features is None]
         parts = [unavailable("feature lookup", self.lookup.lookup, keys)] if keys else []
         # Embedded rows last: for an address given both ways in one batch, the event's own wins.
         parts.append(embedded_rows([e for e in events if e.features is not None]))
         rows = FeatureRows.stack(parts)
-        return rows.frame() if len(rows) else None
+        return rows.block() if len(rows) else None
 
     @staticmethod
     def _score(scoring: RiskScoring, alerts: pd.DataFrame,
-               features: pd.DataFrame | None) -> tuple[pd.DataFrame, np.ndarray, dict[int, str]]:
+               features: FeatureBlock | None) -> tuple[pd.DataFrame, np.ndarray, dict[int, str]]:
         try:
             matrix = scoring.alert_matrix(alerts, features)
             return scoring.score_matrix(alerts, matrix), matrix, {}

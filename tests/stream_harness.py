@@ -16,6 +16,7 @@ from pathlib import Path
 
 import orjson
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from prometheus_client.parser import text_string_to_metric_families
 
 from batch import replay as rp
 from batch.sot_reader import BatchKey, open_source
@@ -77,6 +78,13 @@ class WorkerProcess:
                 return r.status, r.read().decode()
         except urllib.error.HTTPError as e:
             return e.code, e.read().decode()
+
+    def metrics(self) -> dict[str, float]:
+        """Every sample of /metrics, by its name with labels as exposed."""
+        _, text = self.get("/metrics")
+        return {sample.name + ("{" + ",".join(f'{k}="{v}"' for k, v in sample.labels.items()) + "}"
+                               if sample.labels else ""): sample.value
+                for family in text_string_to_metric_families(text) for sample in family.samples}
 
     def metric(self, name: str) -> float:
         _, text = self.get("/metrics")

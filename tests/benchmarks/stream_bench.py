@@ -132,13 +132,7 @@ def _faust_ceiling(bootstrap: str, topic: str, n: int, work: Path, tag: str) -> 
 
 
 def _metrics(worker: WorkerProcess) -> dict[str, float]:
-    _, text = worker.get("/metrics")
-    out: dict[str, float] = {}
-    for line in text.splitlines():
-        if line and not line.startswith("#"):
-            name, value = line.rsplit(" ", 1)
-            out[name] = float(value)
-    return out
+    return worker.metrics()
 
 
 def _scored(worker: WorkerProcess) -> float:
