@@ -32,7 +32,7 @@ CLUSTER_SCORE_COLUMNS = [
 @dataclass(frozen=True)
 class ScoringPolicy:
     risk_bands: tuple[float, float, float] = (0.10, 0.30, 0.60)
-    explain_min_score: float = 0.10
+    explain_min_score: float = 0.30  # the high band: the alerts investigators open first
     explain_top_k: int = 5
     predict_threads: int = 1
 

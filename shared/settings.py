@@ -62,8 +62,8 @@ class Settings(BaseSettings):
     predict_threads: int = Field(1, ge=1, description="Threads per XGBoost predict call")
     train_threads: int = Field(2, ge=1, description="Threads for XGBoost training")
     explain_min_score: float = Field(
-        0.10, ge=0.0, le=1.0,
-        description="Alerts scoring at least this get a TreeSHAP explanation (0 = all)",
+        0.30, ge=0.0, le=1.0,
+        description="Alerts scoring at least this get a TreeSHAP explanation (default: the high band; 0 = all)",
     )
     explain_top_k: int = Field(5, ge=1, description="Features per explanation")
     risk_bands: tuple[float, float, float] = Field(
