@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import itertools
 import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -104,16 +105,12 @@ def score_events(scores: pd.DataFrame, topic: str, partitions: int, scored_at: s
 def embedded_rows(events: Sequence[AlertEvent]) -> FeatureRows:
     """The features alerts carry, as one block. A feature named like a key column is left out:
     it must not overwrite the key the rows are joined on."""
-    columns = list(dict.fromkeys(k for e in events for k in e.features if k not in KEY_COLUMNS))
-    position = {c: j for j, c in enumerate(columns)}
-    matrix = np.full((len(events), len(columns)), np.nan)
-    for i, event in enumerate(events):
-        for name, value in event.features.items():
-            j = position.get(name)
-            if j is not None and value is not None:
-                matrix[i, j] = value
+    names = dict.fromkeys(itertools.chain.from_iterable(e.features for e in events))
+    columns = [c for c in names if c not in KEY_COLUMNS]
+    # None (a feature sent as null) becomes NaN in a float64 array
+    matrix = np.array([[e.features.get(c) for c in columns] for e in events], dtype=np.float64)
     keys = [(e.network, e.processing_date.isoformat(), e.window_days, e.address) for e in events]
-    return FeatureRows(keys, columns, matrix)
+    return FeatureRows(keys, columns, matrix.reshape(len(events), len(columns)))
 
 
 class AlertBatchProcessor:
