@@ -154,3 +154,5 @@ class BatchOutcome:
     model_version: str | None = None
     phases: dict[str, float] = field(default_factory=dict)  # seconds per phase, for the trace
     members_pending: bool = False  # clusters: members missing, nothing written; ask again later
+    started_at: float = 0.0   # wall clock in the scoring process: the call began / ended there
+    finished_at: float = 0.0

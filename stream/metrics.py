@@ -66,12 +66,17 @@ class WorkerMetrics:
     def gauges(self, read: Callable[[], Iterable[GaugeReading]]) -> None:
         self.registry.register(_Gauges(read))
 
-    def observe_phases(self, kind: str, phases: dict[str, float], call_seconds: float) -> None:
-        for phase, seconds in phases.items():
+    def observe_phases(self, kind: str, outcome: BatchOutcome, sent_at: float,
+                       received_at: float) -> None:
+        """The scoring process's own phases, and the two hops around them (wall clock): "send"
+        (handing the batch over until the scoring process starts on it) and "receive" (its
+        answer until this process's event loop takes it up)."""
+        for phase, seconds in outcome.phases.items():
             self.phase_seconds.labels(kind=kind, phase=phase).inc(seconds)
-        # what the call cost beyond the scoring process's own phases: pickling, pipes, queueing
-        self.phase_seconds.labels(kind=kind, phase="transfer").inc(
-            max(0.0, call_seconds - sum(phases.values())))
+        if outcome.started_at:
+            self.phase_seconds.labels(kind=kind, phase="send").inc(max(0.0, outcome.started_at - sent_at))
+            self.phase_seconds.labels(kind=kind, phase="receive").inc(
+                max(0.0, received_at - outcome.finished_at))
 
     def batch_done(self, kind: str, batch: Batch, outcome: BatchOutcome, publish_seconds: float,
                    ack_seconds: float, age_seconds: float, now: float) -> None:

@@ -193,12 +193,13 @@ class Pipeline:
             pass
 
     async def _dispatch(self, lane: Lane, batch: Batch) -> None:
-        started = self.clock()
-        final = lane.kind != "cluster" or started >= batch.chunks[0].taken_at + self.config.cluster_member_wait
+        final = (lane.kind != "cluster"
+                 or self.clock() >= batch.chunks[0].taken_at + self.config.cluster_member_wait)
         request = BatchRequest(lane.kind, batch.inbound(), self._score_partitions, final)
+        sent_at = time.time()
         outcome = await self._retry(f"{lane.kind} batch", self.scorer.process, request)
         self._last_call = self.clock()
-        self.metrics.observe_phases(lane.kind, outcome.phases, self._last_call - started)
+        self.metrics.observe_phases(lane.kind, outcome, sent_at, time.time())
         if outcome.members_pending:
             # Members still in flight: ask again soon; alert batches go on meanwhile.
             batch.not_before = self._last_call + self.config.member_poll

@@ -73,7 +73,10 @@ def _start(overrides: dict) -> tuple[int, ModelStatus]:
 
 def _process(request: BatchRequest) -> BatchOutcome:
     assert _service is not None
-    return _service.process(request)
+    started = time.time()
+    outcome = _service.process(request)
+    outcome.started_at, outcome.finished_at = started, time.time()
+    return outcome
 
 
 def _refresh() -> tuple[str | None, ModelStatus]:
