@@ -1,6 +1,6 @@
 """Training data from ClickHouse: alerts, their address features, clusters, and labels.
 
-Labels (DESIGN §3): risk_level high/critical → 1, low/medium → 0, unlabelled → NaN (not used
+Labels: risk_level high/critical → 1, low/medium → 0, unlabelled → NaN (not used
 for training). Labels join on (network, address) and never enter the feature matrix.
 """
 

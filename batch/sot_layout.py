@@ -1,4 +1,4 @@
-"""Names and paths of the SOT batch layout (DESIGN §3), shared by writer and reader."""
+"""Names and paths of the SOT batch layout ({root}/{network}/{date}/{window}/…), shared by writer and reader."""
 
 from __future__ import annotations
 

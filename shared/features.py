@@ -1,6 +1,6 @@
 """The one feature builder every path uses (training, backfill, stream).
 
-Invariants (DESIGN §3):
+Invariants:
 - an alert's features depend only on that alert's row and its address's feature row — never on the
   other alerts of the batch, never on the label table;
 - the feature list is taken from the data at training time and stored with the model, in order;

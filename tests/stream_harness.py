@@ -24,7 +24,7 @@ from stream.local_broker import free_port
 from tests.backends import KafkaTarget
 
 PYTHON = sys.executable
-FAST_GROUP = {  # short timeouts: Tansu joins take about rebalance_timeout / 2 (DESIGN §7)
+FAST_GROUP = {  # short timeouts: Tansu joins take about rebalance_timeout / 2
     "AMLSCORE_SESSION_TIMEOUT": "6", "AMLSCORE_REBALANCE_TIMEOUT": "6",
     "AMLSCORE_HEARTBEAT_INTERVAL": "1", "AMLSCORE_COMMIT_INTERVAL": "0.5",
     "AMLSCORE_MODEL_POLL_INTERVAL": "1", "AMLSCORE_BATCH_WAIT": "0.05",

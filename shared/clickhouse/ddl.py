@@ -1,4 +1,4 @@
-"""Every table amlscore uses, in one place (DESIGN §5).
+"""Every table amlscore uses, in one place.
 
 Raw tables mirror the SOT files and are keyed by (network, window_days, processing_date, …); they
 are ReplacingMergeTree on ``_version`` (the ingest run), so re-ingesting a batch replaces it.
@@ -80,7 +80,7 @@ def schema_statements(db: str) -> list[str]:
         _raw_table(db, "raw_clusters", RAW_CLUSTER_COLUMNS, "cluster_id"),
         _raw_table(db, "raw_money_flows", RAW_MONEY_FLOW_COLUMNS, "from_address, to_address"),
         # Feature columns vary by source: they are added on ingest as Float64 DEFAULT nan,
-        # so a batch that lacks a column reads back NaN for it (DESIGN §3).
+        # so a batch that lacks a column reads back NaN for it.
         f"CREATE TABLE IF NOT EXISTS {db}.raw_features ({BATCH_KEY}, address String, "
         f"{INGEST_COLUMNS}) ENGINE = ReplacingMergeTree(_version) "
         f"PARTITION BY toYYYYMM(processing_date) "
@@ -113,7 +113,7 @@ def schema_statements(db: str) -> list[str]:
         f"metrics String, data_fingerprint String, registered_at DateTime64(3, 'UTC'), "
         f"updated_at DateTime64(3, 'UTC')) ENGINE = ReplacingMergeTree(updated_at) "
         f"ORDER BY (model_name, model_version)",
-        # Rank positions come from a query, never from a stored batch order (DESIGN §5).
+        # Rank positions come from a query, never from a stored batch order.
         f"CREATE VIEW IF NOT EXISTS {db}.alert_rankings AS SELECT network, processing_date, "
         f"window_days, model_version, alert_id, address, score, rank_score, risk_level, "
         f"explanation, row_number() OVER (PARTITION BY network, processing_date, window_days, "
