@@ -2,7 +2,7 @@
 
 ``process`` returns once every scorable row of the batch is durably written, with what the Faust
 process must publish (score events, dead letters) before it acknowledges anything. It tries
-once: a sink that is unavailable raises :class:`~stream.sinks.SinkUnavailable` and the caller
+once: a sink that is unavailable raises :class:`~stream.messages.SinkUnavailable` and the caller
 retries the whole batch (writes are idempotent). Nothing about one event can make it raise:
 bad events, rows that cannot be scored and rows the sink rejects become dead letters.
 """
