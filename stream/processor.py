@@ -83,21 +83,22 @@ def alerts_frame(events: Sequence[AlertEvent]) -> pd.DataFrame:
 
 
 def score_events(scores: pd.DataFrame, topic: str, partitions: int, scored_at: str) -> OutboundColumns:
-    """One ScoreEvent per row, keyed by alert_id (columns read once, not row by row)."""
-    keys = [a.encode() for a in scores["alert_id"]]
-    dates = [d.isoformat() for d in scores["processing_date"]]
+    """One ScoreEvent per row, keyed by alert_id (columns read once as lists, not row by row)."""
+    column = {name: scores[name].tolist() for name in (
+        "network", "processing_date", "window_days", "alert_id", "address", "score", "rank_score",
+        "risk_level", "model_version", "explanation")}
+    iso = {d: d.isoformat() for d in set(column["processing_date"])}
+    keys = [a.encode() for a in column["alert_id"]]
     values = [
         orjson.dumps({
-            "network": network, "processing_date": date, "window_days": window,
+            "network": network, "processing_date": iso[date], "window_days": window,
             "alert_id": alert_id, "address": address, "score": score, "rank_score": rank,
             "risk_level": level, "model_version": version,
             "explanation": orjson.Fragment(explanation),  # already JSON, written by RiskScoring
             "scored_at": scored_at, "source": "stream",
         })
         for network, date, window, alert_id, address, score, rank, level, version, explanation in zip(
-            scores["network"], dates, scores["window_days"].tolist(), scores["alert_id"],
-            scores["address"], scores["score"].tolist(), scores["rank_score"].tolist(),
-            scores["risk_level"], scores["model_version"], scores["explanation"], strict=True)
+            *column.values(), strict=True)
     ]
     return OutboundColumns(topic, keys, values, partitions_for(keys, partitions))
 
