@@ -24,13 +24,18 @@ class Decoded(Generic[E]):
     events: list[E]
     sources: list[int]          # message index of each event in the batch
     items: list[int | None]     # index inside its envelope, None for a message of its own
+    raws: list[dict | None]     # an envelope item as it came, for its dead letter
     dead: list[DeadLetter]
 
     def dead_letter(self, batch: InboundBatch, i: int, reason: str, error: str) -> DeadLetter:
         """A dead letter for event ``i`` (an envelope item travels as its own JSON)."""
-        item = self.items[i]
-        value = None if item is None else orjson.dumps(self.events[i].model_dump(mode="json"))
-        return DeadLetter(batch.message(self.sources[i]), reason, error, item, value)
+        return item_letter(batch, self.sources[i], self.items[i], self.raws[i], reason, error)
+
+
+def item_letter(batch: InboundBatch, i: int, item: int | None, raw: dict | None, reason: str,
+                error: str) -> DeadLetter:
+    """Message ``i``'s dead letter; for an envelope item, that item alone, as it came."""
+    return DeadLetter(batch.message(i), reason, error, item, None if raw is None else orjson.dumps(raw))
 
 
 def _reason(exc: ValidationError) -> str:
@@ -68,18 +73,18 @@ def _envelope(value: bytes) -> AlertEnvelope | None:
 def decode(batch: InboundBatch, model: type[E], networks: Iterable[str] | None, max_bytes: int,
            envelopes: bool = False) -> Decoded[E]:
     allowed = set(networks) if networks is not None else None
-    out: Decoded[E] = Decoded([], [], [], [])
+    out: Decoded[E] = Decoded([], [], [], [], [])
 
     def accept(i: int, item: int | None, event: E, raw: dict | None) -> None:
         network = event.network  # type: ignore[attr-defined]
         if allowed is not None and network not in allowed:
-            out.dead.append(DeadLetter(batch.message(i), Reason.UNKNOWN_NETWORK,
-                                       f"network {network!r} is not one of {sorted(allowed)}",
-                                       item, None if raw is None else orjson.dumps(raw)))
+            out.dead.append(item_letter(batch, i, item, raw, Reason.UNKNOWN_NETWORK,
+                                        f"network {network!r} is not one of {sorted(allowed)}"))
             return
         out.events.append(event)
         out.sources.append(i)
         out.items.append(item)
+        out.raws.append(raw)
 
     for i, value in enumerate(batch.values):
         if not value:
@@ -102,8 +107,7 @@ def decode(batch: InboundBatch, model: type[E], networks: Iterable[str] | None, 
             try:
                 accept(i, item, model.model_validate(raw), raw)
             except ValidationError as exc:
-                out.dead.append(DeadLetter(batch.message(i), _reason(exc), _brief(exc), item,
-                                           orjson.dumps(raw)))
+                out.dead.append(item_letter(batch, i, item, raw, _reason(exc), _brief(exc)))
     return out
 
 

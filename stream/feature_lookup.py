@@ -60,10 +60,6 @@ class FeatureRows:
         frame["window_days"] = pd.Series(keys[2], dtype="int64")
         return FeatureBlock(frame, tuple(self.columns), self.matrix)
 
-    def frame(self) -> pd.DataFrame:
-        """Key columns and features in one DataFrame."""
-        block = self.block()
-        return pd.concat([block.keys, pd.DataFrame(self.matrix, columns=list(self.columns))], axis=1)
 
 
 class FeatureSource(Protocol):
@@ -79,8 +75,6 @@ class CachedFeatureLookup:
         self._cache: TTLCache | None = (
             TTLCache(maxsize=max_entries, ttl=ttl, timer=clock) if max_entries > 0 and ttl > 0 else None)
         self.hits = 0
-        self.misses = 0
-        self.queries = 0
 
     def lookup(self, keys: Sequence[FeatureKey]) -> FeatureRows:
         """Feature rows for the keys that have one."""
@@ -90,7 +84,6 @@ class CachedFeatureLookup:
         for key in dict.fromkeys(keys):
             entry = cache.get(key) if cache is not None else None
             if entry is None:
-                self.misses += 1
                 missing[key[:3]].append(key[3])
             else:
                 self.hits += 1
@@ -99,7 +92,6 @@ class CachedFeatureLookup:
         for (network, date, window), addresses in missing.items():
             returned, names, matrix = self.source.feature_rows(
                 network, dt.date.fromisoformat(date), window, sorted(addresses))
-            self.queries += 1
             columns = tuple(names)
             for address, row in zip(returned, matrix, strict=True):
                 key = (network, date, window, address)

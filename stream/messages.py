@@ -15,6 +15,10 @@ class SinkUnavailable(Exception):  # noqa: N818 - a state, not a programming err
     """The store cannot take writes or answer reads now: the batch is retried whole, and nothing
     is acknowledged meanwhile. Raised in the scoring process, caught in the Faust process."""
 
+    @classmethod
+    def caused_by(cls, exc: BaseException, what: str = "") -> SinkUnavailable:
+        return cls(f"{what + ': ' if what else ''}{type(exc).__name__}: {exc}"[:500])
+
 
 class Reason:
     OVERSIZE = "oversize"
@@ -148,7 +152,6 @@ class BatchOutcome:
 
     kind: str
     scored: int = 0
-    alerts_in: int = 0                                   # alerts decoded (envelopes count each)
     scores: OutboundColumns | None = None
     dead: list[DeadLetter] = field(default_factory=list)
     model_version: str | None = None

@@ -71,7 +71,7 @@ def unavailable(what: str, func, *args):  # noqa: ANN001, ANN201 - a thin wrappe
     try:
         return func(*args)
     except Exception as exc:  # noqa: BLE001
-        raise SinkUnavailable(f"{what}: {type(exc).__name__}: {exc}"[:500]) from exc
+        raise SinkUnavailable.caused_by(exc, what) from exc
 
 
 def alerts_frame(events: Sequence[AlertEvent]) -> pd.DataFrame:
@@ -155,8 +155,7 @@ class AlertBatchProcessor:
         batch = request.batch
         with timer("decode"):
             decoded = decode_alerts(batch, networks, self.config.max_message_bytes)
-        outcome = BatchOutcome("alert", alerts_in=len(decoded.events) + len(decoded.dead),
-                               model_version=scoring.model_version)
+        outcome = BatchOutcome("alert", model_version=scoring.model_version)
         dead = list(decoded.dead)
         events = decoded.events
         if events:

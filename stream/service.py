@@ -42,4 +42,4 @@ class ScoringService:
         try:
             self.sink.ping()
         except Exception as exc:  # noqa: BLE001
-            raise SinkUnavailable(f"{type(exc).__name__}: {exc}"[:500]) from exc
+            raise SinkUnavailable.caused_by(exc) from exc

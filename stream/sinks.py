@@ -80,7 +80,7 @@ def write_isolating(write: Callable[[np.ndarray], None], n: int) -> dict[int, st
             return
         except Exception as exc:  # noqa: BLE001 - classified right here
             if not is_data_rejection(exc):
-                raise SinkUnavailable(f"{type(exc).__name__}: {exc}"[:500]) from exc
+                raise SinkUnavailable.caused_by(exc) from exc
             if len(rows) == 1:
                 rejected[int(rows[0])] = f"{type(exc).__name__}: {exc}"[:500]
                 return

@@ -69,6 +69,7 @@ def test_an_envelope_is_scored_alert_by_alert_and_a_bad_item_goes_alone_to_the_d
     # a later failure of a valid envelope item dead-letters that item alone, too
     letter = decoded.dead_letter(_batch(orjson.dumps(VALID), envelope), 2, Reason.SINK_REJECTED, "no")
     assert orjson.loads(letter.value)["alert_id"] == "e1" and letter.envelope_item == 1
+    assert orjson.loads(letter.value) == items[1]  # as it came, unknown fields included
 
 
 def test_an_object_that_is_neither_alert_nor_envelope_keeps_the_alert_error():

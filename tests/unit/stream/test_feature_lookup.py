@@ -1,6 +1,12 @@
 import numpy as np
+import pandas as pd
 
 from stream.feature_lookup import CachedFeatureLookup
+
+
+def _frame(rows) -> pd.DataFrame:
+    block = rows.block()
+    return pd.concat([block.keys, pd.DataFrame(block.matrix, columns=list(block.columns))], axis=1)
 
 
 class FakeSource:
@@ -18,13 +24,13 @@ def test_one_query_per_batch_key_then_cache_hits():
     lookup = CachedFeatureLookup(source, max_entries=10, ttl=60, clock=lambda: now[0])
     keys = [("eth", "2025-01-02", 7, "0xa"), ("eth", "2025-01-02", 7, "0xbb"),
             ("eth", "2025-01-03", 7, "0xa"), ("eth", "2025-01-02", 7, "0xnone")]
-    frame = lookup.lookup(keys).frame()
+    frame = _frame(lookup.lookup(keys))
     assert len(source.calls) == 2  # one per (network, date, window)
     assert sorted(frame["address"]) == ["0xa", "0xa", "0xbb"]
     assert list(frame.columns) == ["network", "processing_date", "window_days", "address", "degree_in",
                                    "pagerank"]
     assert frame.set_index(["processing_date", "address"]).loc[("2025-01-02", "0xbb"), "degree_in"] == 4.0
-    again = lookup.lookup(keys).frame()
+    again = _frame(lookup.lookup(keys))
     assert len(source.calls) == 2 and lookup.hits == 4  # absent addresses are cached too
     assert again.sort_values(["processing_date", "address"]).to_numpy().tolist() == \
         frame.sort_values(["processing_date", "address"]).to_numpy().tolist()
@@ -42,7 +48,7 @@ def test_cache_is_bounded():
 def test_no_cache_when_sized_zero_and_no_rows_is_an_answer():
     source = FakeSource()
     lookup = CachedFeatureLookup(source, max_entries=0)
-    frame = lookup.lookup([("eth", "2025-01-02", 7, "0xnone")]).frame()
+    frame = _frame(lookup.lookup([("eth", "2025-01-02", 7, "0xnone")]))
     assert len(frame) == 0 and list(frame.columns) == ["network", "processing_date", "window_days", "address"]
     lookup.lookup([("eth", "2025-01-02", 7, "0xnone")])
     assert len(source.calls) == 2
