@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import datetime as dt
 import sys
-from collections.abc import Callable
-from functools import wraps
 from pathlib import Path
 
 import click
 
-from shared.errors import AmlScoreError, ConfigurationError
+from amlscore.failures import one_line_errors
+from shared.errors import AmlScoreError
 from shared.settings import load_settings
 
 
@@ -30,19 +29,9 @@ end_option = click.option("--end", callback=_date, help="Last processing date (i
 window_option = click.option("--window-days", default=7, show_default=True, type=click.IntRange(1))
 
 
-def friendly_errors(func: Callable) -> Callable:
-    """Errors meant for the operator print as one line and a non-zero exit, not a traceback."""
-    @wraps(func)
-    def wrapper(*args, **kwargs):
-        try:
-            return func(*args, **kwargs)
-        except ConfigurationError as exc:
-            click.echo(f"configuration error: {exc}", err=True)
-            sys.exit(2)
-        except AmlScoreError as exc:
-            click.echo(f"error: {exc}", err=True)
-            sys.exit(1)
-    return wrapper
+def _ordered(start: dt.date | None, end: dt.date | None) -> None:
+    if start is not None and end is not None and start > end:
+        raise click.UsageError(f"--start {start} is after --end {end}")
 
 
 def _context():
@@ -59,8 +48,7 @@ def _resolve_range(ctx, networks, start, end, window_days):
         if found is None:
             raise AmlScoreError(f"no alerts for {','.join(networks)} with window {window_days}")
         start, end = start or found[0], end or found[1]
-    if start > end:
-        raise click.BadParameter("--start is after --end")
+    _ordered(start, end)
     return networks, start, end
 
 
@@ -77,7 +65,7 @@ def main() -> None:
 @click.option("--alerts-per-day", default=3000, show_default=True, type=click.IntRange(10))
 @click.option("--window-days", default=7, show_default=True, type=click.IntRange(1))
 @click.option("--seed", default=7, show_default=True, type=int)
-@friendly_errors
+@one_line_errors
 def synth(out, networks, start, days, alerts_per_day, window_days, seed) -> None:
     """Write synthetic SOT batches (with _truth.parquet beside each)."""
     from tqdm import tqdm
@@ -96,13 +84,14 @@ def synth(out, networks, start, days, alerts_per_day, window_days, seed) -> None
 @end_option
 @click.option("--window-days", type=click.IntRange(1), default=None, help="Only this window.")
 @click.option("--skip-existing", is_flag=True, help="Leave batches already ingested alone.")
-@friendly_errors
+@one_line_errors
 def ingest(source, networks, start, end, window_days, skip_existing) -> None:
     """Validate and load SOT batches into ClickHouse (a broken batch is refused whole)."""
     from tqdm import tqdm
 
     from batch.ingest import ingest_source
     from batch.sot_reader import open_source
+    _ordered(start, end)
     ctx = _context()
     fs, root = open_source(source, ctx.settings.s3_endpoint, ctx.settings.s3_anonymous)
     bar = tqdm(unit="batch", desc="ingest")
@@ -110,6 +99,10 @@ def ingest(source, networks, start, end, window_days, skip_existing) -> None:
                            window_days=window_days, skip_existing=skip_existing,
                            on_batch=lambda key, status: bar.update(1))
     bar.close()
+    if report.did_nothing:
+        raise AmlScoreError(
+            f"nothing to ingest: no batch folders {{network}}/{{YYYY-MM-DD}}/{{window}}/ under {source}"
+            + (" match the filters given" if networks or start or end or window_days else ""))
     click.echo(f"ingested {len(report.ingested)} batches ({report.rows} rows), skipped "
                f"{len(report.skipped)}, labels {report.labels or 'none'} into {ctx.target.describe()}")
     for batch, problems in report.refused.items():
@@ -129,9 +122,10 @@ def ingest(source, networks, start, end, window_days, skip_existing) -> None:
               help="Last dates held out for evaluation (default 20%).")
 @click.option("--seed", default=42, show_default=True, type=int)
 @click.option("--no-promote", is_flag=True, help="Register as a candidate; do not promote.")
-@friendly_errors
+@one_line_errors
 def train(networks, start, end, window_days, holdout_days, seed, no_promote) -> None:
     """Train alert_scorer, alert_ranker and cluster_scorer; write models and a report."""
+    _ordered(start, end)
     from batch.train import TrainConfig
     from batch.train import train as run_train
     ctx = _context()
@@ -150,9 +144,52 @@ def train(networks, start, end, window_days, holdout_days, seed, no_promote) -> 
     click.echo(f"  alert_ranker   NDCG@10 {ranking['ranker_ndcg@10']} (classifier baseline "
                f"{ranking['classifier_baseline_ndcg@10']}), precision@50 "
                f"{ranking['ranker_precision@50']} ({ranking['classifier_baseline_precision@50']})")
-    click.echo(f"  cluster_scorer held-out AUC {m['cluster_scorer']['auc']}  PR-AUC "
-               f"{m['cluster_scorer']['pr_auc']}")
+    choice = m["rank_score"]
+    click.echo(f"  rank_score     from the {choice['source']}: {choice['why']}")
+    if "skipped" in m["cluster_scorer"]:
+        click.echo(f"  cluster_scorer not trained: {m['cluster_scorer']['skipped']}; clusters stay "
+                   "unscored with this version")
+    else:
+        click.echo(f"  cluster_scorer held-out AUC {m['cluster_scorer']['auc']}  PR-AUC "
+                   f"{m['cluster_scorer']['pr_auc']}")
     click.echo(f"  report: {result.report_dir / 'report.json'} (+ plots)")
+
+
+@main.command()
+@one_line_errors
+def models() -> None:
+    """List trained model versions, their held-out figures, and which one is promoted."""
+    from batch.model_admin import list_versions
+    ctx = _context()
+    versions = list_versions(ctx.models)
+    if not versions:
+        raise AmlScoreError(f"no trained models in {ctx.models.models_dir}; run `amlscore train`")
+    click.echo(f"{'':2}{'version':<28}{'trained on':<40}{'AUC':>8}{'NDCG@10':>9}  rank by     clusters")
+    for v in versions:
+        click.echo(f"{'*' if v.promoted else ' ':2}{v.version:<28}{v.training_range:<40}"
+                   f"{v.auc if v.auc is not None else '-':>8}{v.ndcg if v.ndcg is not None else '-':>9}"
+                   f"  {v.rank_source:<11} {v.clusters}")
+    click.echo("* promoted")
+
+
+@main.command()
+@click.argument("version")
+@one_line_errors
+def promote(version) -> None:
+    """Make VERSION the model every scorer uses (running workers reload it on their next poll)."""
+    from batch.model_admin import promote as run_promote
+    ctx = _context()
+    run_promote(ctx.models, ctx.registry_table, version)
+    click.echo(f"promoted {version}")
+
+
+@main.command()
+@one_line_errors
+def rollback() -> None:
+    """Promote again the version that was promoted before the current one."""
+    from batch.model_admin import rollback as run_rollback
+    ctx = _context()
+    click.echo(f"rolled back to {run_rollback(ctx.models, ctx.registry_table)}")
 
 
 @main.command()
@@ -163,9 +200,10 @@ def train(networks, start, end, window_days, holdout_days, seed, no_promote) -> 
 @click.option("--chunk-size", default=50_000, show_default=True, type=click.IntRange(1))
 @click.option("--force", is_flag=True, help="Re-score batches already complete for this model.")
 @click.option("--model-version", default=None, help="Default: the promoted version.")
-@friendly_errors
+@one_line_errors
 def backfill(networks, start, end, window_days, chunk_size, force, model_version) -> None:
     """Score a date range from ClickHouse into alert_scores / cluster_scores."""
+    _ordered(start, end)
     from tqdm import tqdm
 
     from batch.backfill import BackfillConfig
@@ -181,6 +219,9 @@ def backfill(networks, start, end, window_days, chunk_size, force, model_version
     click.echo(f"model {report.model_version}: scored {len(report.scored)} batches "
                f"({report.alerts} alerts, {report.clusters} clusters) in {report.seconds:.1f}s "
                f"= {report.alerts_per_second:,.0f} alerts/s; skipped {len(report.skipped)} complete")
+    if report.clusters_skipped:
+        click.echo(f"clusters left unscored: model {report.model_version} has no cluster_scorer "
+                   f"({report.clusters_skipped})")
 
 
 @main.command()
@@ -190,9 +231,10 @@ def backfill(networks, start, end, window_days, chunk_size, force, model_version
 @end_option
 @window_option
 @click.option("--model-version", default=None, help="Default: the promoted version.")
-@friendly_errors
+@one_line_errors
 def export(out, networks, start, end, window_days, model_version) -> None:
     """Write scores (with rank positions) for a date range to Parquet."""
+    _ordered(start, end)
     from batch.export import export_scores
     ctx = _context()
     networks, start, end = _resolve_range(ctx, networks, start, end, window_days)
@@ -206,7 +248,7 @@ def export(out, networks, start, end, window_days, model_version) -> None:
 @main.command()
 @click.option("--web-port", type=click.IntRange(1, 65535), default=None, help="Default AMLSCORE_WEB_PORT.")
 @click.option("--batch-size", type=click.IntRange(1), default=None, help="Default AMLSCORE_BATCH_SIZE.")
-@friendly_errors
+@one_line_errors
 def worker(web_port, batch_size) -> None:
     """Run the Faust scoring worker (Kafka → RiskScoring → ClickHouse + aml.alert-scores)."""
     from stream.worker import run_worker
@@ -223,14 +265,16 @@ def worker(web_port, batch_size) -> None:
 @click.option("--features", "features_mode", type=click.Choice(["embed", "lookup", "mixed"]),
               default="embed", show_default=True,
               help="Embed address features in events, leave them for the worker to look up, or half each.")
-@click.option("--rate", type=float, default=None, help="Alerts per second (default: as fast as possible).")
+@click.option("--rate", type=click.FloatRange(0, min_open=True), default=None,
+              help="Messages per second (default: as fast as possible).")
 @click.option("--no-clusters", is_flag=True, help="Publish alerts only.")
 @click.option("--envelope", default=1, show_default=True, type=click.IntRange(1, 10_000),
               help="Alerts per message: above 1, alerts travel in envelopes the worker unpacks.")
-@friendly_errors
+@one_line_errors
 def replay(source, networks, start, end, window_days, features_mode, rate, no_clusters,
            envelope) -> None:
     """Publish historical alerts (and clusters) into Kafka with batched produce."""
+    _ordered(start, end)
     import asyncio
     import time
 
@@ -268,7 +312,7 @@ def replay(source, networks, start, end, window_days, features_mode, rate, no_cl
               show_default=True, help="Everything the demo makes; emptied at the start of each run.")
 @click.option("--alerts-per-day", default=3000, show_default=True, type=click.IntRange(100))
 @click.option("--rate", default=2000.0, show_default=True, help="Messages per second streamed live.")
-@friendly_errors
+@one_line_errors
 def demo(directory, alerts_per_day, rate) -> None:
     """The whole product on embedded defaults: synth → ingest → train → worker → live stream."""
     import time
@@ -312,19 +356,26 @@ def demo(directory, alerts_per_day, rate) -> None:
 @click.option("--reason", "chosen", multiple=True, help="Only dead letters with this reason (repeatable).")
 @click.option("--redrive", is_flag=True, help="Publish the chosen ones, unchanged, back to the alerts topic.")
 @click.option("--show", default=5, show_default=True, help="Examples to print per reason.")
-@friendly_errors
+@one_line_errors
 def dlq(chosen, redrive, show) -> None:
     """Summarise the dead-letter topic by reason; optionally re-drive some of it."""
     import asyncio
 
     from stream import dlq as dead
+    from stream.messages import Reason
+    known = Reason.all()
+    unknown = sorted(set(chosen) - set(known))
+    if unknown:
+        raise click.BadParameter(f"unknown reason {', '.join(unknown)}; known: {', '.join(known)}",
+                                 param_hint="--reason")
     settings = load_settings()
     records = asyncio.run(dead.read_dead_letters(settings.kafka_bootstrap, settings.dlq_topic))
     selected = [r for r in records if not chosen or r.reason in chosen]
-    click.echo(f"{len(records)} dead letters in {settings.dlq_topic}")
-    for reason, count in dead.reasons(records).most_common():
+    click.echo(f"{len(records)} dead letters in {settings.dlq_topic}"
+               + (f", {len(selected)} with reason {', '.join(chosen)}" if chosen else ""))
+    for reason, count in dead.reasons(selected).most_common():
         click.echo(f"  {count:>7}  {reason}")
-        for record in [r for r in records if r.reason == reason][:show]:
+        for record in [r for r in selected if r.reason == reason][:show]:
             key = (record.key or b"").decode("utf-8", "replace")[:40]
             click.echo(f"           {record.headers.get('dlq.source_topic', '?')}[{record.partition}]@"
                        f"{record.headers.get('dlq.offset', '?')} key={key} {record.headers.get('dlq.error', '')[:100]}")

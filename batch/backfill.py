@@ -42,6 +42,7 @@ class BackfillReport:
     alerts: int = 0
     clusters: int = 0
     seconds: float = 0.0
+    clusters_skipped: str | None = None  # the model has no cluster_scorer: why
 
     @property
     def alerts_per_second(self) -> float:
@@ -52,7 +53,8 @@ def score_one_batch(raw: RawStore, sink: ScoreStore, scoring: RiskScoring, netwo
                     date: dt.date, window: int, chunk_size: int) -> tuple[int, int]:
     scored_at = dt.datetime.now(dt.UTC)
     features = raw.features(network, date, window)
-    n_alerts, after, chunks = 0, "", []
+    n_alerts, pages, after = 0, 0, ""
+    only_page = None  # the batch's one page, kept for its clusters; dropped once a second comes
     while True:
         chunk = raw.alerts(network, date, window, after_id=after, limit=chunk_size,
                            columns=SCORING_COLUMNS)
@@ -60,13 +62,16 @@ def score_one_batch(raw: RawStore, sink: ScoreStore, scoring: RiskScoring, netwo
             break
         scores, matrix = scoring.score_alerts_matrix(chunk, features)
         sink.write_alert_scores(scores, "backfill", scored_at)
-        chunks.append((chunk, matrix))
+        pages += 1
+        only_page = (chunk, matrix) if pages == 1 else None
         n_alerts += len(chunk)
         after = str(chunk["alert_id"].iloc[-1])
+    if not scoring.scores_clusters:
+        return n_alerts, 0
     clusters = raw.clusters(network, date, window)
     if len(clusters):
-        if len(chunks) == 1:  # the whole batch is at hand: reuse its feature matrix
-            chunk, matrix = chunks[0]
+        if only_page is not None:  # the whole batch is at hand: reuse its feature matrix
+            chunk, matrix = only_page
             scores = scoring.score_clusters(clusters, pd.Index(chunk["alert_id"].astype(str)), matrix)
         else:
             member_ids = sorted({m for ids in cluster_members(clusters) for m in ids})
@@ -79,7 +84,7 @@ def score_one_batch(raw: RawStore, sink: ScoreStore, scoring: RiskScoring, netwo
 def backfill(raw: RawStore, sink: ScoreStore, scoring: RiskScoring, cfg: BackfillConfig,
              on_batch: Callable[[str, str, int], None] | None = None) -> BackfillReport:
     version = scoring.model_version
-    report = BackfillReport(version)
+    report = BackfillReport(version, clusters_skipped=scoring.bundle.cluster_skipped)
     started = time.perf_counter()
     for network, date, window, n_alerts in raw.batches(cfg.networks, cfg.start, cfg.end, cfg.window_days):
         name = f"{network}/{date}/{window}"

@@ -39,3 +39,21 @@ def ranking_metrics(groups: np.ndarray, labels: np.ndarray, scorers: dict[str, n
             values = [r[f"{name}_{metric}"] for r in per_group if r[f"{name}_{metric}"] is not None]
             means[f"{name}_{metric}"] = _clean(float(np.mean(values))) if values else None
     return {"per_date": per_group, "mean": means}
+
+
+def choose_rank_source(groups: np.ndarray, labels: np.ndarray, ranker: np.ndarray,
+                       classifier: np.ndarray, k: int = 10) -> tuple[str, str, dict]:
+    """("ranker" | "classifier", why, figures): the learning-to-rank model is used only when it
+    ranks the validation dates strictly better (mean NDCG@k) than sorting by the classifier."""
+    if not len(labels):
+        return "classifier", "no validation dates to show the ranker beats the classifier", {}
+    means = ranking_metrics(groups, labels, {"ranker": ranker, "classifier": classifier},
+                            k_ndcg=k)["mean"]
+    figures = {"ranker_ndcg": means[f"ranker_ndcg@{k}"], "classifier_ndcg": means[f"classifier_ndcg@{k}"]}
+    if figures["ranker_ndcg"] is None or figures["classifier_ndcg"] is None:
+        return "classifier", "the validation dates have no labelled positives to rank", figures
+    if figures["ranker_ndcg"] > figures["classifier_ndcg"]:
+        return "ranker", (f"ranker NDCG@{k} {figures['ranker_ndcg']} beats classifier "
+                          f"{figures['classifier_ndcg']} on the validation dates"), figures
+    return "classifier", (f"ranker NDCG@{k} {figures['ranker_ndcg']} does not beat classifier "
+                          f"{figures['classifier_ndcg']} on the validation dates"), figures

@@ -16,7 +16,7 @@ import orjson
 import pyarrow as pa
 import pyarrow.fs as pafs
 
-from batch.sot_reader import BatchKey, SotBatch, discover_batches, read_batch, read_labels
+from batch.sot_reader import BatchKey, SotBatch, find_batches, read_batch, read_labels
 from shared.clickhouse.ddl import (
     RAW_ALERT_COLUMNS,
     RAW_CLUSTER_COLUMNS,
@@ -46,6 +46,10 @@ class IngestReport:
     @property
     def ok(self) -> bool:
         return not self.refused
+
+    @property
+    def did_nothing(self) -> bool:
+        return not (self.ingested or self.skipped or self.refused or self.labels)
 
 
 def new_version() -> int:
@@ -132,10 +136,30 @@ def ingest_source(
     on_batch: Callable[[BatchKey, str], None] | None = None,
 ) -> IngestReport:
     report = IngestReport()
-    keys = select(discover_batches(fs, root), networks, start, end, window_days)
+    found, strays = find_batches(fs, root)
+    keys = select(found, networks, start, end, window_days)
+    for path, why in strays.items():
+        if not networks or path.split("/")[0] in networks:
+            report.refused[path] = [why]
+    # Labels are read and checked before any batch is written: a network whose labels are
+    # refused has none of its batches loaded either (exit 1 never means "partly written").
+    labels: dict[str, pa.Table] = {}
+    for network in sorted({k.network for k in keys} | (networks or set())):
+        try:
+            table = read_labels(fs, root, network)
+        except BatchRejected as exc:
+            report.refused[exc.batch] = exc.problems
+            continue
+        if table is not None:
+            labels[network] = table
+    refused_networks = {k.network for k in keys} - set(labels) - {
+        k.network for k in keys if f"address-labels/{k.network}" not in report.refused}
     for key in keys:
         status = "ingested"
-        if skip_existing and store.ingested(key.network, key.processing_date, key.window_days):
+        if key.network in refused_networks:
+            report.refused[str(key)] = [f"not loaded: the address labels of {key.network} were refused"]
+            status = "refused"
+        elif skip_existing and store.ingested(key.network, key.processing_date, key.window_days):
             report.skipped.append(key)
             status = "skipped"
         else:
@@ -149,14 +173,8 @@ def ingest_source(
                 report.ingested.append(key)
         if on_batch is not None:
             on_batch(key, status)
-    for network in sorted({k.network for k in keys} | (networks or set())):
-        try:
-            labels = read_labels(fs, root, network)
-        except BatchRejected as exc:
-            report.refused[exc.batch] = exc.problems
-            continue
-        if labels is not None:
-            version = new_version()
-            store.replace_labels(network, label_table(network, labels, version), version)
-            report.labels[network] = labels.num_rows
+    for network, table in labels.items():
+        version = new_version()
+        store.replace_labels(network, label_table(network, table, version), version)
+        report.labels[network] = table.num_rows
     return report

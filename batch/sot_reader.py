@@ -18,10 +18,14 @@ import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 
 from batch.sot_layout import LABELS_DIR, META_FILE, SOT_FILES, batch_path, labels_path
-from shared.errors import BatchRejected, ConfigurationError
+from shared.errors import AmlScoreError, BatchRejected, ConfigurationError
+from shared.schemas import NETWORK_PATTERN
 
 _IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,127}$")
 _DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+_NETWORK = re.compile(NETWORK_PATTERN)
+_NON_EMPTY = {"alerts.parquet": ["alert_id", "address"], "features.parquet": ["address"],
+              "clusters.parquet": ["cluster_id"], "money_flows.parquet": ["from_address", "to_address"]}
 
 # kind per column: "string", "number", "integer", "strings" (list of str), "flag" (bool or int)
 REQUIRED: dict[str, dict[str, str]] = {
@@ -53,6 +57,10 @@ LABEL_OPTIONAL = {"label": "string", "address_type": "string", "confidence_score
 RISK_LEVELS = {"low", "medium", "high", "critical"}
 UNIQUE_KEYS = {"alerts.parquet": ["alert_id"], "features.parquet": ["address"],
                "clusters.parquet": ["cluster_id"]}
+
+
+class SourceUnreadable(AmlScoreError):
+    """The SOT source cannot be listed or read at all."""
 
 
 @dataclass(frozen=True, order=True)
@@ -92,24 +100,55 @@ def open_source(source: str, s3_endpoint: str | None = None, anonymous: bool = F
     return local, str(source).rstrip("/")
 
 
-def _children(fs: pafs.FileSystem, path: str) -> list[str]:
-    infos = fs.get_file_info(pafs.FileSelector(path, allow_not_found=True))
-    return sorted(i.base_name for i in infos if i.type == pafs.FileType.Directory)
-
-
-def discover_batches(fs: pafs.FileSystem, root: str) -> list[BatchKey]:
-    """Every ``{network}/{YYYY-MM-DD}/{window}`` directory under ``root``."""
-    keys = []
+def find_batches(fs: pafs.FileSystem, root: str) -> tuple[list[BatchKey], dict[str, str]]:
+    """Every ``{network}/{YYYY-MM-DD}/{window}`` directory under ``root``, and the folders that
+    sit where the layout expects one of those but are not (``{path: why}``). Folders starting
+    with ``.`` or ``_`` are left alone."""
+    keys: list[BatchKey] = []
+    strays: dict[str, str] = {}
     for network in _children(fs, root):
         if network == LABELS_DIR or network.startswith((".", "_")):
             continue
+        if not _NETWORK.match(network):
+            strays[network] = f"network folder name must match {NETWORK_PATTERN}"
+            continue
         for day in _children(fs, f"{root}/{network}"):
-            if not _DATE.match(day):
+            if day.startswith((".", "_")):
+                continue
+            date = _parse_date(day)
+            if date is None:
+                strays[f"{network}/{day}"] = "not a YYYY-MM-DD date folder"
                 continue
             for window in _children(fs, f"{root}/{network}/{day}"):
-                if window.isdigit():
-                    keys.append(BatchKey(network, dt.date.fromisoformat(day), int(window)))
-    return sorted(keys)
+                if window.startswith((".", "_")):
+                    continue
+                if not window.isdigit() or not 1 <= int(window) <= 3650:
+                    strays[f"{network}/{day}/{window}"] = "not a window folder (days, 1..3650)"
+                    continue
+                keys.append(BatchKey(network, date, int(window)))
+    return sorted(keys), strays
+
+
+def _parse_date(text: str) -> dt.date | None:
+    if not _DATE.match(text):
+        return None
+    try:
+        return dt.date.fromisoformat(text)
+    except ValueError:
+        return None
+
+
+def discover_batches(fs: pafs.FileSystem, root: str) -> list[BatchKey]:
+    return find_batches(fs, root)[0]
+
+
+def _children(fs: pafs.FileSystem, path: str) -> list[str]:
+    try:
+        infos = fs.get_file_info(pafs.FileSelector(path, allow_not_found=True))
+    except OSError as exc:  # S3: no such bucket, no network, no credentials
+        detail = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        raise SourceUnreadable(f"cannot list the SOT source at {path}: {detail}") from exc
+    return sorted(i.base_name for i in infos if i.type == pafs.FileType.Directory)
 
 
 def _read_bytes(fs: pafs.FileSystem, path: str) -> bytes | None:
@@ -144,7 +183,21 @@ def _meta_counts(meta: dict) -> dict[str, int]:
     return counts
 
 
+def _meta_problems(meta: dict, key: BatchKey) -> list[str]:
+    """META's own idea of the batch must be the folder's (when META states it)."""
+    stated = {"network": meta.get("network"),
+              "processing_date": meta.get("processing_date", meta.get("date")),
+              "window_days": meta.get("window_days", meta.get("window"))}
+    actual = {"network": key.network, "processing_date": key.processing_date.isoformat(),
+              "window_days": key.window_days}
+    return [f"{META_FILE} says {name} {value!r} but the folder is {actual[name]!r}"
+            for name, value in stated.items()
+            if value is not None and str(value) != str(actual[name])]
+
+
 def _kind_ok(kind: str, dtype: pa.DataType) -> bool:
+    if pa.types.is_null(dtype):
+        return True  # an all-null column (e.g. written by pandas from an empty frame)
     if pa.types.is_dictionary(dtype):
         dtype = dtype.value_type
     if kind == "string":
@@ -163,20 +216,57 @@ def _kind_ok(kind: str, dtype: pa.DataType) -> bool:
 def check_columns(name: str, table: pa.Table, required: dict, optional: dict) -> list[str]:
     problems = []
     schema = table.schema
-    for column, kind in required.items():
+    for column in required:
         if column not in schema.names:
             problems.append(f"{name}: required column {column!r} is missing")
-        elif not _kind_ok(kind, schema.field(column).type):
+    for column, kind in {**required, **optional}.items():
+        if column in schema.names and not _all_null(table, column) \
+                and not _kind_ok(kind, schema.field(column).type):
             problems.append(f"{name}: column {column!r} has type {schema.field(column).type}, expected {kind}")
-    for column, kind in optional.items():
-        if column in schema.names and not _kind_ok(kind, schema.field(column).type):
-            problems.append(f"{name}: column {column!r} has type {schema.field(column).type}, expected {kind}")
+    return problems
+
+
+def _all_null(table: pa.Table, column: str) -> bool:
+    """An all-null column (0 rows included) carries no value of the wrong type, whatever its type."""
+    return table.column(column).null_count == table.num_rows
+
+
+def _value_problems(name: str, table: pa.Table) -> list[str]:
+    """The stream's rules for values: keys present and non-empty, numbers finite."""
+    problems = []
+    for column in _NON_EMPTY.get(name, []):
+        if column in table.column_names and table.num_rows:
+            values = table.column(column)
+            if values.null_count == table.num_rows:
+                empty = table.num_rows
+            else:
+                if pa.types.is_dictionary(values.type):
+                    values = values.cast(values.type.value_type)
+                lengths = pc.utf8_length(values.fill_null("x"))
+                empty = values.null_count + (pc.sum(pc.equal(lengths, 0)).as_py() or 0)
+            if empty:
+                problems.append(f"{name}: {empty} rows have no {column} (null or empty)")
+    required_numbers = [c for c, kind in REQUIRED.get(name, {}).items() if kind == "number"]
+    for field_ in table.schema:
+        if not table.num_rows:
+            break
+        column = table.column(field_.name)
+        if field_.name in required_numbers:
+            missing = column.null_count + (pc.sum(pc.is_nan(column.fill_null(0.0))).as_py() or 0
+                                           if pa.types.is_floating(field_.type) else 0)
+            if missing:
+                problems.append(f"{name}: {missing} rows have no {field_.name} (null or NaN)")
+        if pa.types.is_floating(field_.type):
+            # NaN elsewhere is "missing" (pandas writes missing floats so); infinity is no value.
+            infinite = pc.sum(pc.is_inf(column.fill_null(0.0))).as_py() or 0
+            if infinite:
+                problems.append(f"{name}: column {field_.name!r} has {infinite} infinite values")
     return problems
 
 
 def _check_keys(name: str, table: pa.Table, key: BatchKey) -> list[str]:
     problems = []
-    if "processing_date" in table.column_names and table.num_rows:
+    if "processing_date" in table.column_names and not _all_null(table, "processing_date"):
         column = table.column("processing_date")
         try:
             dates = pc.unique(column.cast(pa.date32()) if not pa.types.is_string(column.type)
@@ -186,7 +276,7 @@ def _check_keys(name: str, table: pa.Table, key: BatchKey) -> list[str]:
                 problems.append(f"{name}: processing_date {sorted(map(str, found))} does not match the batch date {key.processing_date}")
         except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as exc:
             problems.append(f"{name}: processing_date is not a date ({exc})")
-    if "window_days" in table.column_names and table.num_rows:
+    if "window_days" in table.column_names and not _all_null(table, "window_days"):
         column = table.column("window_days")
         if not pa.types.is_integer(column.type):
             problems.append(f"{name}: column 'window_days' has type {column.type}, expected integer")
@@ -222,7 +312,13 @@ def read_batch(fs: pafs.FileSystem, root: str, key: BatchKey) -> SotBatch:
     except (orjson.JSONDecodeError, ValueError) as exc:
         raise BatchRejected(str(key), [f"{META_FILE} is not valid JSON: {exc}"]) from exc
     digests = _expected_digests(meta)
-    problems: list[str] = []
+    problems: list[str] = _meta_problems(meta, key)
+    for name in sorted(set(digests) - set(SOT_FILES)):  # extra files META vouches for
+        data = _read_bytes(fs, f"{directory}/{name}")
+        if data is None:
+            problems.append(f"{META_FILE} lists a checksum for {name}, which is not there")
+        elif hashlib.new(digests[name][0], data).hexdigest() != digests[name][1]:
+            problems.append(f"{name}: {digests[name][0]} checksum mismatch")
     tables: dict[str, pa.Table] = {}
     for name in SOT_FILES:
         data = _read_bytes(fs, f"{directory}/{name}")
@@ -245,7 +341,7 @@ def read_batch(fs: pafs.FileSystem, root: str, key: BatchKey) -> SotBatch:
         column_problems = check_columns(name, table, REQUIRED[name], OPTIONAL[name])
         if name == "features.parquet":
             column_problems += _check_feature_names(table)
-        column_problems += [] if column_problems else _check_keys(name, table, key)
+        column_problems += [] if column_problems else _check_keys(name, table, key) + _value_problems(name, table)
         problems += column_problems
         tables[name] = table
     counts = _meta_counts(meta)

@@ -17,14 +17,14 @@ import numpy as np
 import pandas as pd
 
 from batch.dataset import TrainingData, load_training_data
-from batch.evaluate import binary_metrics, ranking_metrics
+from batch.evaluate import binary_metrics, choose_rank_source, ranking_metrics
 from batch.models import FitResult, fit_binary, fit_ranker
 from batch.report import write_report
 from shared.clickhouse.raw_store import RawStore
 from shared.clickhouse.registry_store import RegistryStore
-from shared.cluster_features import build_cluster_matrix, fit_cluster_spec
+from shared.cluster_features import ClusterFeatureSpec, build_cluster_matrix, fit_cluster_spec
 from shared.errors import TrainingRefused
-from shared.features import build_alert_matrix, fit_feature_spec
+from shared.features import FeatureSpec, build_alert_matrix, fit_feature_spec
 from shared.registry import DirectoryModelRegistry
 
 
@@ -103,6 +103,42 @@ def _cluster_matrix(data: TrainingData, spec, alert_matrix: np.ndarray) -> np.nd
     return out
 
 
+@dataclass
+class ClusterFit:
+    model: FitResult | None
+    spec: ClusterFeatureSpec | None
+    matrix: np.ndarray
+    skipped: str | None = None   # why no cluster_scorer was trained
+    metrics: dict | None = None
+
+
+def _fit_clusters(data: TrainingData, spec: FeatureSpec, x: np.ndarray, dates: tuple[list, list],
+                  cfg: TrainConfig) -> ClusterFit:
+    """cluster_scorer, or the reason there is none: a range without (labelled) clusters is valid
+    data, and the alert models are trained all the same."""
+    clusters = data.clusters
+    fit_dates, valid_dates = dates
+    empty = np.empty((0, 0), dtype=np.float32)
+    if not len(clusters):
+        return ClusterFit(None, None, empty, f"no clusters between {cfg.start} and {cfg.end}")
+    cluster_spec = fit_cluster_spec(clusters[clusters["processing_date"].isin(fit_dates + valid_dates)],
+                                    spec.names)
+    cx = _cluster_matrix(data, cluster_spec, x)
+    cy = clusters["label"].to_numpy()
+    c_part = _parts(clusters["processing_date"], fit_dates, valid_dates)
+    try:
+        _require("cluster_scorer", cy[c_part != "held"], cfg, "training")
+        _require("cluster_scorer", cy[c_part == "held"], cfg, "held-out")
+    except TrainingRefused as exc:
+        return ClusterFit(None, None, empty, str(exc))
+    c_labelled = ~np.isnan(cy)
+    c_fit, c_valid, c_held = (c_labelled & (c_part == p) for p in ("fit", "valid", "held"))
+    model = fit_binary(cx[c_fit], cy[c_fit], cx[c_valid], cy[c_valid], list(cluster_spec.names),
+                       cfg.seed, cfg.threads)
+    held_scores = model.booster.inplace_predict(cx[c_held]).astype(np.float64)
+    return ClusterFit(model, cluster_spec, cx[c_labelled], None, binary_metrics(cy[c_held], held_scores))
+
+
 def train(store: RawStore, registry: DirectoryModelRegistry, cfg: TrainConfig,
           registry_table: RegistryStore | None = None) -> TrainResult:
     data = load_training_data(store, cfg.networks, cfg.start, cfg.end, cfg.window_days)
@@ -111,7 +147,7 @@ def train(store: RawStore, registry: DirectoryModelRegistry, cfg: TrainConfig,
             f"no alerts for {','.join(cfg.networks)} between {cfg.start} and {cfg.end} "
             f"(window {cfg.window_days}); run `amlscore ingest` first")
     fit_dates, valid_dates, held_dates = split_dates(data.alerts["processing_date"], cfg.holdout_days)
-    alerts, clusters = data.alerts, data.clusters
+    alerts = data.alerts
     part = _parts(alerts["processing_date"], fit_dates, valid_dates)
     train_rows = part != "held"
 
@@ -128,23 +164,17 @@ def train(store: RawStore, registry: DirectoryModelRegistry, cfg: TrainConfig,
     qid_codes = pd.factorize(alerts["network"] + "|" + alerts["processing_date"])[0]
     ranker = fit_ranker(x[fit_mask], y[fit_mask], qid_codes[fit_mask], x[valid_mask], y[valid_mask],
                         qid_codes[valid_mask], names, cfg.seed, cfg.threads)
-
-    cluster_spec = fit_cluster_spec(clusters[clusters["processing_date"].isin(fit_dates + valid_dates)], spec.names)
-    cx = _cluster_matrix(data, cluster_spec, x)
-    cy = clusters["label"].to_numpy()
-    c_part = _parts(clusters["processing_date"], fit_dates, valid_dates)
-    c_labelled = ~np.isnan(cy)
-    _require("cluster_scorer", cy[c_part != "held"], cfg, "training")
-    _require("cluster_scorer", cy[c_part == "held"], cfg, "held-out")
-    c_fit, c_valid, c_held = (c_labelled & (c_part == p) for p in ("fit", "valid", "held"))
-    cluster_model = fit_binary(cx[c_fit], cy[c_fit], cx[c_valid], cy[c_valid],
-                               list(cluster_spec.names), cfg.seed, cfg.threads)
+    query = (alerts["network"] + "/" + alerts["processing_date"]).to_numpy()
+    rank_source, rank_why, rank_figures = choose_rank_source(
+        query[valid_mask], y[valid_mask], ranker.booster.inplace_predict(x[valid_mask]),
+        scorer.booster.inplace_predict(x[valid_mask]))
+    clusters = _fit_clusters(data, spec, x, (fit_dates, valid_dates), cfg)
 
     held_x, held_y = x[held_mask], y[held_mask]
     held_scores = scorer.booster.inplace_predict(held_x).astype(np.float64)
-    held_rank = ranker.booster.inplace_predict(held_x).astype(np.float64)
-    cluster_scores = cluster_model.booster.inplace_predict(cx[c_held]).astype(np.float64)
-    groups = (alerts["network"] + "/" + alerts["processing_date"]).to_numpy()[held_mask]
+    held_ranker = ranker.booster.inplace_predict(held_x).astype(np.float64)
+    held_rank = held_ranker if rank_source == "ranker" else held_scores
+    groups = query[held_mask]
     # Addresses recur: a held-out alert of an address labelled in training is partly a lookup.
     # The unseen-address figures say how the model does on addresses it has never been told about.
     address_key = alerts["network"] + "|" + alerts["address"].astype(str)
@@ -154,10 +184,12 @@ def train(store: RawStore, registry: DirectoryModelRegistry, cfg: TrainConfig,
     metrics = {
         "alert_scorer": binary_metrics(held_y, held_scores),
         "alert_scorer_unseen_addresses": binary_metrics(held_y[unseen], held_scores[unseen]),
-        "ranking": ranking_metrics(groups, held_y, {"ranker": held_rank, "classifier_baseline": held_scores}),
-        "cluster_scorer": binary_metrics(cy[c_held], cluster_scores),
+        "ranking": ranking_metrics(groups, held_y, {"ranker": held_ranker, "classifier_baseline": held_scores}),
+        "rank_score": {"source": rank_source, "why": rank_why, "validation": rank_figures},
+        "cluster_scorer": clusters.metrics if clusters.model else {"skipped": clusters.skipped},
     }
-    fingerprint = _fingerprint(x[labelled & train_rows], y[labelled & train_rows], cx[c_labelled], names=names)
+    fingerprint = _fingerprint(x[labelled & train_rows], y[labelled & train_rows], clusters.matrix,
+                               names=names)
     version = f"{dt.datetime.now(dt.UTC):%Y%m%dT%H%M%SZ}-{fingerprint[:8]}"
     split = {"fit_dates": fit_dates, "validation_dates": valid_dates, "holdout_dates": held_dates}
     common = {
@@ -165,13 +197,17 @@ def train(store: RawStore, registry: DirectoryModelRegistry, cfg: TrainConfig,
                            "end": cfg.end.isoformat(), "window_days": cfg.window_days, **split},
         "data_fingerprint": fingerprint,
         "metrics": metrics,
+        "cluster_scorer_skipped": clusters.skipped,
         "created_at": dt.datetime.now(dt.UTC).isoformat(),
     }
     fits: dict[str, tuple[FitResult, list[str], dict]] = {
         "alert_scorer": (scorer, names, {"feature_spec": spec.to_dict()}),
-        "alert_ranker": (ranker, names, {"feature_spec": spec.to_dict()}),
-        "cluster_scorer": (cluster_model, list(cluster_spec.names), {"cluster_spec": cluster_spec.to_dict()}),
+        "alert_ranker": (ranker, names, {"feature_spec": spec.to_dict(), "rank_source": rank_source,
+                                         "rank_source_why": rank_why}),
     }
+    if clusters.model is not None and clusters.spec is not None:
+        fits["cluster_scorer"] = (clusters.model, list(clusters.spec.names),
+                                  {"cluster_spec": clusters.spec.to_dict()})
     for name, (fit, feature_names, extra) in fits.items():
         registry.save(version, name, fit.booster, {**common, **extra, "feature_names": feature_names,
                                                     "params": fit.params, "rounds": fit.rounds,
@@ -190,5 +226,7 @@ def train(store: RawStore, registry: DirectoryModelRegistry, cfg: TrainConfig,
                 path=str(registry.version_dir(version) / f"{name}.ubj"), feature_names=feature_names,
                 train_start=cfg.start, train_end=cfg.end, networks=cfg.networks,
                 metrics=metrics.get(name, metrics["ranking"]["mean"]), fingerprint=fingerprint)
+        if cfg.promote:
+            registry_table.mark_promoted(version)
     return TrainResult(version, metrics, report_dir,
                        {name: fit.rounds for name, (fit, _, _) in fits.items()})

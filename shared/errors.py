@@ -24,3 +24,11 @@ class TrainingRefused(AmlScoreError):
 
 class ModelLoadError(AmlScoreError):
     """A model artifact is missing, corrupt or inconsistent with its metadata."""
+
+
+class ClickHouseUnavailable(AmlScoreError):
+    """ClickHouse cannot be reached or opened (server down, embedded directory in use)."""
+
+
+class KafkaUnavailable(AmlScoreError):
+    """The Kafka bootstrap servers cannot be reached."""

@@ -46,9 +46,10 @@ class ModelBundle:
     version: str
     alert_scorer: TrainedModel
     alert_ranker: TrainedModel
-    cluster_scorer: TrainedModel
+    cluster_scorer: TrainedModel | None  # None: trained on data without clusters (see cluster_skipped)
     feature_spec: FeatureSpec
-    cluster_spec: ClusterFeatureSpec
+    cluster_spec: ClusterFeatureSpec | None
+    cluster_skipped: str | None = None   # why this version has no cluster_scorer
 
 
 class ModelSource(Protocol):
@@ -106,17 +107,48 @@ class DirectoryModelRegistry:
         return model_path
 
     def promote(self, version: str) -> None:
+        """Point scorers at ``version`` (running workers pick it up on their next model poll);
+        the version it replaces is remembered for :meth:`rollback`."""
         self.load(version)  # refuse to point scorers at something that does not load
-        _atomic_write(self.models_dir / PROMOTED_FILE, orjson.dumps({"model_version": version}))
+        current, history = self._pointer()
+        if current == version:
+            return
+        history = [*history, current] if current else history
+        _atomic_write(self.models_dir / PROMOTED_FILE,
+                      orjson.dumps({"model_version": version, "history": history[-50:]}))
 
-    def current_version(self) -> str | None:
+    def rollback(self) -> str:
+        """Promote again the version that was promoted before the current one."""
+        current, history = self._pointer()
+        while history:
+            previous = history.pop()
+            if previous != current and previous in self.versions():
+                self.load(previous)
+                _atomic_write(self.models_dir / PROMOTED_FILE,
+                              orjson.dumps({"model_version": previous, "history": history}))
+                return previous
+        raise ModelLoadError(f"nothing to roll back to: no version was promoted before {current}")
+
+    def _pointer(self) -> tuple[str | None, list[str]]:
         pointer = self.models_dir / PROMOTED_FILE
         try:
-            return str(orjson.loads(pointer.read_bytes())["model_version"])
+            data = orjson.loads(pointer.read_bytes())
+            return str(data["model_version"]), [str(v) for v in data.get("history", [])]
         except FileNotFoundError:
-            return None
-        except (orjson.JSONDecodeError, KeyError, TypeError) as exc:
+            return None, []
+        except (orjson.JSONDecodeError, KeyError, TypeError, AttributeError) as exc:
             raise ModelLoadError(f"{pointer} is unreadable ({exc}); re-run `amlscore train`") from exc
+
+    def current_version(self) -> str | None:
+        return self._pointer()[0]
+
+    def metadata(self, version: str) -> dict:
+        """The alert_scorer's metadata of ``version`` (training range, metrics, …)."""
+        path = self.version_dir(version) / "alert_scorer.json"
+        try:
+            return orjson.loads(path.read_bytes())
+        except (OSError, orjson.JSONDecodeError) as exc:
+            raise ModelLoadError(f"model version {version} has no readable {path.name}: {exc}") from exc
 
     def versions(self) -> list[str]:
         if not self.models_dir.is_dir():
@@ -151,21 +183,24 @@ class DirectoryModelRegistry:
         return TrainedModel(name, booster, metadata)
 
     def load(self, version: str) -> ModelBundle:
-        models = {name: self.load_model(version, name) for name in MODEL_NAMES}
+        scorer = self.load_model(version, "alert_scorer")
+        skipped = scorer.metadata.get("cluster_scorer_skipped")
+        models = {"alert_scorer": scorer, "alert_ranker": self.load_model(version, "alert_ranker")}
+        if not skipped:
+            models["cluster_scorer"] = self.load_model(version, "cluster_scorer")
         try:
-            feature_spec = FeatureSpec.from_dict(models["alert_scorer"].metadata["feature_spec"])
-            cluster_spec = ClusterFeatureSpec.from_dict(
-                models["cluster_scorer"].metadata["cluster_spec"]
-            )
+            feature_spec = FeatureSpec.from_dict(scorer.metadata["feature_spec"])
+            cluster_spec = None if skipped else ClusterFeatureSpec.from_dict(
+                models["cluster_scorer"].metadata["cluster_spec"])
         except (KeyError, ValueError) as exc:
             raise ModelLoadError(f"model version {version} has an invalid feature spec: {exc}") from exc
         for name in ("alert_scorer", "alert_ranker"):
             if models[name].feature_names != feature_spec.names:
                 raise ModelLoadError(f"{name} of {version} was not trained on its feature spec")
-        if models["cluster_scorer"].feature_names != cluster_spec.names:
+        if cluster_spec is not None and models["cluster_scorer"].feature_names != cluster_spec.names:
             raise ModelLoadError(f"cluster_scorer of {version} was not trained on its cluster spec")
         return ModelBundle(version, models["alert_scorer"], models["alert_ranker"],
-                           models["cluster_scorer"], feature_spec, cluster_spec)
+                           models.get("cluster_scorer"), feature_spec, cluster_spec, skipped)
 
     def load_current(self) -> ModelBundle:
         version = self.current_version()

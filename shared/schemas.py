@@ -10,6 +10,9 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
 NonEmpty = Annotated[str, StringConstraints(min_length=1, max_length=256)]
+# One pattern for network names, in events and in SOT folders alike.
+NETWORK_PATTERN = r"^[a-z0-9][a-z0-9_-]{0,63}$"
+Network = Annotated[str, StringConstraints(pattern=NETWORK_PATTERN)]
 Text = Annotated[str, StringConstraints(max_length=65_536)]
 FiniteFloat = Annotated[float, Field(allow_inf_nan=False)]
 MAX_FEATURES = 1_000
@@ -27,7 +30,7 @@ class _BatchEvent(_Event):
     """An input event: versioned, and keyed to its SOT batch (network, date, window)."""
 
     schema_version: Literal[1] = 1
-    network: NonEmpty
+    network: Network
     processing_date: StorableDate
     window_days: Annotated[int, Field(ge=1, le=3650)]
 

@@ -63,6 +63,8 @@ class RiskScoring:
         self.bundle = bundle
         self.policy = policy or ScoringPolicy()
         for model in (bundle.alert_scorer, bundle.alert_ranker, bundle.cluster_scorer):
+            if model is None:
+                continue
             # One thread per predict call by default: determinism and no oversubscription
             # under a worker that already runs one process per core.
             model.booster.set_param({"nthread": self.policy.predict_threads})
@@ -70,6 +72,17 @@ class RiskScoring:
     @property
     def model_version(self) -> str:
         return self.bundle.version
+
+    @property
+    def ranks_by_score(self) -> bool:
+        """True when training found the learning-to-rank model no better than sorting by the
+        classifier on the validation dates: ``rank_score`` is then the classifier's score."""
+        return self.bundle.alert_ranker.metadata.get("rank_source", "ranker") == "classifier"
+
+    @property
+    def scores_clusters(self) -> bool:
+        """False for a version trained on data without clusters: clusters are then left unscored."""
+        return self.bundle.cluster_scorer is not None
 
     def _predict(self, booster: xgb.Booster, matrix: np.ndarray) -> np.ndarray:
         if not len(matrix):
@@ -111,7 +124,8 @@ class RiskScoring:
         out = _key_columns(alerts, "alert_id")
         out["address"] = alerts["address"].astype(str).to_numpy(dtype=object)
         out["score"] = scores
-        out["rank_score"] = self._predict(self.bundle.alert_ranker.booster, matrix)
+        out["rank_score"] = (scores.copy() if self.ranks_by_score
+                             else self._predict(self.bundle.alert_ranker.booster, matrix))
         out["risk_level"] = risk_levels(scores, self.policy.risk_bands)
         out["explanation"] = np.full(len(alerts), "[]", dtype=object)
         out["model_version"] = np.full(len(alerts), self.model_version, dtype=object)
@@ -141,6 +155,9 @@ class RiskScoring:
     def score_clusters(
         self, clusters: pd.DataFrame, alert_ids: pd.Index, alert_matrix: np.ndarray
     ) -> pd.DataFrame:
+        if self.bundle.cluster_scorer is None or self.bundle.cluster_spec is None:
+            raise ValueError(f"model {self.model_version} has no cluster_scorer "
+                             f"({self.bundle.cluster_skipped}); check scores_clusters first")
         matrix, found = build_cluster_matrix(
             self.bundle.cluster_spec, clusters, alert_ids, alert_matrix
         )

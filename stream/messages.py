@@ -31,6 +31,10 @@ class Reason:
     SINK_REJECTED = "sink_rejected"
     MEMBERS_MISSING = "members_missing"
 
+    @classmethod
+    def all(cls) -> list[str]:
+        return sorted(v for k, v in vars(cls).items() if k.isupper() and isinstance(v, str))
+
 
 @dataclass(frozen=True)
 class Inbound:
@@ -152,6 +156,7 @@ class BatchOutcome:
 
     kind: str
     scored: int = 0
+    unscored: int = 0  # valid events the model cannot score (clusters, for a version without cluster_scorer)
     scores: OutboundColumns | None = None
     dead: list[DeadLetter] = field(default_factory=list)
     model_version: str | None = None

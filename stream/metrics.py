@@ -45,6 +45,9 @@ class WorkerMetrics:
                                  ["topic"], registry=r)
         self.scored = Counter("amlscore_scored", "Alerts and clusters scored and written",
                               ["kind"], registry=r)
+        self.unscored = Counter("amlscore_unscored",
+                                "Valid events acknowledged unscored (a model without cluster_scorer)",
+                                ["kind"], registry=r)
         self.dead_lettered = Counter("amlscore_dead_lettered", "Alerts or messages sent to the DLQ",
                                      ["reason"], registry=r)
         self.sink_failures = Counter("amlscore_sink_failures",
@@ -82,6 +85,8 @@ class WorkerMetrics:
                    ack_seconds: float, age_seconds: float, now: float) -> None:
         """``age_seconds``: since the batch's first event was taken; ``now``: wall clock."""
         self.scored.labels(kind=kind).inc(outcome.scored)
+        if outcome.unscored:
+            self.unscored.labels(kind=kind).inc(outcome.unscored)
         for dead in outcome.dead:
             self.dead_lettered.labels(reason=dead.reason).inc()
         self.batches.labels(kind=kind).inc()

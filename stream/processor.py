@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import itertools
+import logging
 import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -32,6 +33,8 @@ from stream.messages import BatchOutcome, BatchRequest, OutboundColumns, Reason,
 from stream.model_holder import ModelHolder
 from stream.partitioning import partitions_for
 from stream.sinks import StreamSink, write_isolating
+
+log = logging.getLogger(__name__)
 
 ALERT_FIELDS = ["network", "processing_date", "window_days", *RAW_ALERT_COLUMNS]
 
@@ -207,6 +210,7 @@ class ClusterBatchProcessor:
     def __init__(self, holder: ModelHolder, members: MemberSource, sink: StreamSink,
                  config: StreamConfig) -> None:
         self.holder, self.members, self.sink, self.config = holder, members, sink, config
+        self._said_unscored: str | None = None  # the version we last said leaves clusters unscored
 
     def _members(self, group: pd.DataFrame, key: tuple) -> tuple[pd.DataFrame, list[int]]:
         """The member alerts found, and how many each cluster has."""
@@ -225,7 +229,15 @@ class ClusterBatchProcessor:
             decoded: Decoded = decode_clusters(request.batch, networks, self.config.max_message_bytes)
         outcome = BatchOutcome("cluster", model_version=scoring.model_version)
         dead = list(decoded.dead)
-        if decoded.events:
+        if decoded.events and not scoring.scores_clusters:
+            # A version trained on data without clusters: valid clusters are acknowledged
+            # unscored (not dead-lettered: nothing is wrong with them), said once per version.
+            if self._said_unscored != scoring.model_version:
+                self._said_unscored = scoring.model_version
+                log.warning("model %s has no cluster_scorer (%s): clusters are left unscored",
+                            scoring.model_version, scoring.bundle.cluster_skipped)
+            outcome.unscored = len(decoded.events)
+        elif decoded.events:
             clusters = pd.DataFrame([e.model_dump() for e in decoded.events])
             groups = clusters.groupby(["network", "processing_date", "window_days"], sort=True).groups
             parts = []

@@ -14,9 +14,13 @@ from urllib.parse import unquote, urlsplit
 import clickhouse_connect
 from clickhouse_connect.driver.client import Client
 
-from shared.errors import ConfigurationError
+from shared.errors import ClickHouseUnavailable, ConfigurationError
 
 _IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,127}$")
+# What the embedded engine itself keeps in its directory; anything else there is someone else's.
+_ENGINE_ENTRIES = {"data", "metadata", "metadata_dropped", "store", "tmp", "user_files", "flags",
+                   "format_schemas", "preprocessed_configs", "access", "status", "uuid",
+                   "user_scripts", "user_defined", "named_collections", "dictionaries_lib"}
 
 
 def check_identifier(name: str, what: str = "identifier") -> str:
@@ -76,6 +80,25 @@ def parse_clickhouse_url(
     )
 
 
+def check_embedded_path(path: Path) -> Path:
+    """The embedded engine writes ``data/ metadata/ store/ …`` straight into its directory, so it
+    gets a directory of its own: not a filesystem root or a home, nor one holding other files."""
+    resolved = path.expanduser().resolve()
+    if resolved == resolved.parent or resolved == Path.home().resolve():
+        raise ConfigurationError(
+            f"chdb://{resolved} would scatter ClickHouse's files over {resolved}; give the embedded "
+            "engine a directory of its own, e.g. chdb:///var/lib/amlscore/chdb")
+    if resolved.exists() and not resolved.is_dir():
+        raise ConfigurationError(f"chdb://{resolved} is a file, not a directory")
+    foreign = sorted(p.name for p in resolved.iterdir() if p.name not in _ENGINE_ENTRIES) \
+        if resolved.is_dir() else []
+    if foreign:
+        raise ConfigurationError(
+            f"chdb://{resolved} holds files that are not ClickHouse's ({', '.join(foreign[:3])}"
+            f"{' …' if len(foreign) > 3 else ''}); give the embedded engine an empty directory of its own")
+    return resolved
+
+
 def connect(target: ClickHouseTarget) -> Client:
     """Open a client and make sure the target database exists."""
     if target.interface == "chdb":
@@ -87,16 +110,35 @@ def connect(target: ClickHouseTarget) -> Client:
                 "the embedded ClickHouse engine needs `pip install 'amlscore[embedded]'` (package "
                 "chdb); or set AMLSCORE_CLICKHOUSE_URL to a ClickHouse server"
             ) from exc
-        target.path.mkdir(parents=True, exist_ok=True)
-        client = clickhouse_connect.get_client(interface="chdb", path=str(target.path))
+        path = check_embedded_path(target.path)
+        try:
+            path.mkdir(parents=True, exist_ok=True)
+            client = clickhouse_connect.get_client(interface="chdb", path=str(path))
+        except OSError as exc:
+            raise ConfigurationError(f"cannot create the embedded ClickHouse directory: {exc}") from exc
+        except Exception as exc:  # noqa: BLE001 - chdb says only "Error initializing EmbeddedServer"
+            raise ClickHouseUnavailable(
+                f"cannot open the embedded ClickHouse at {path}: another process holds it (a running "
+                "`amlscore worker`?). The embedded engine serves one process at a time: stop that "
+                "process, or run against a ClickHouse server (AMLSCORE_CLICKHOUSE_URL=http://…) to "
+                f"share one database ({_first_line(exc)})") from exc
     else:
-        client = clickhouse_connect.get_client(
-            interface=target.interface,
-            host=target.host,
-            port=target.port,
-            username=target.username,
-            password=target.password,
-            database="default",
-        )
+        try:
+            client = clickhouse_connect.get_client(
+                interface=target.interface,
+                host=target.host,
+                port=target.port,
+                username=target.username,
+                password=target.password,
+                database="default",
+            )
+        except Exception as exc:  # noqa: BLE001 - connection refused, DNS, TLS, authentication
+            raise ClickHouseUnavailable(
+                f"cannot reach ClickHouse at {target.describe()}: {_first_line(exc)}") from exc
     client.command(f"CREATE DATABASE IF NOT EXISTS {target.database}")
     return client
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return text[0][:300] if text else type(exc).__name__

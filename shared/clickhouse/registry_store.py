@@ -28,14 +28,17 @@ class RegistryStore:
             list(networks), orjson.dumps(metrics).decode(), fingerprint, now, now,
         ]], column_names=COLUMNS)
 
-    def set_status(self, version: str, status: str) -> None:
-        """Rewrite this version's rows with a new status (ReplacingMergeTree keeps the newest)."""
+    def mark_promoted(self, version: str) -> None:
+        """``version``'s rows become ``promoted`` and every other promoted row ``candidate``, so
+        exactly one version reads promoted (ReplacingMergeTree keeps each row's newest copy)."""
         rows = self.client.query(
             f"SELECT {', '.join(COLUMNS)} FROM {self.db}.model_registry FINAL "
-            "WHERE model_version = {version:String}", parameters={"version": version},
+            "WHERE model_version = {version:String} OR status = 'promoted'",
+            parameters={"version": version},
         ).result_rows
         now = dt.datetime.now(dt.UTC)
-        updated = [[*r[:2], status, *r[3:11], now] for r in rows]
+        updated = [[*r[:2], "promoted" if r[0] == version else "candidate", *r[3:11], now]
+                   for r in rows]
         if updated:
             self.client.insert(f"{self.db}.model_registry", updated, column_names=COLUMNS)
 

@@ -23,6 +23,8 @@ def arrow_column(source: pa.Table, name: str, target: pa.DataType, n: int) -> pa
         default = "" if pa.types.is_string(target) else (float("nan") if pa.types.is_floating(target) else 0)
         return pa.array([default] * n, target)
     column = source.column(name).combine_chunks()
+    if column.null_count == len(column):  # all null, of whatever type: nothing to convert
+        column = pa.nulls(n, target)
     if pa.types.is_dictionary(column.type):
         column = column.dictionary_decode()
     column = column.cast(target, safe=False)

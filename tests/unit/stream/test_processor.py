@@ -1,6 +1,8 @@
 """The alert and cluster processors against an in-memory sink: what is written, when, and what
 is returned for publishing."""
 
+import dataclasses
+
 import orjson
 import pytest
 
@@ -233,3 +235,17 @@ def test_clusters_wait_for_members_then_score_what_came_and_dead_letter_what_nev
     written = sink.cluster_writes[0]
     assert list(written["n_alerts_found"]) == [len(event["related_alert_ids"]) - 1 + (
         event["primary_alert_id"] not in event["related_alert_ids"])]
+
+
+def test_a_model_without_cluster_scorer_leaves_clusters_unscored_without_failing(holder, sot_frames):
+    alerts, features, clusters, _ = sot_frames
+    bundle = dataclasses.replace(holder.scoring.bundle, cluster_scorer=None, cluster_spec=None,
+                                 cluster_skipped="no clusters between 2025-01-01 and 2025-01-06")
+    without = FixedHolder(RiskScoring(bundle), holder.networks)
+    rows = clusters.head(10)
+    sink = MemorySink()
+    processor = ClusterBatchProcessor(without, FrameSource(alerts, features), sink, CONFIG)
+    outcome = processor.process(_request("cluster", _cluster_messages(rows) + _cluster_messages(
+        rows.head(1), network="Not A Network")))
+    assert outcome.unscored == 10 and outcome.scored == 0 and not sink.cluster_writes
+    assert [d.reason for d in outcome.dead] == ["schema_violation"]  # invalid ones still go to the DLQ

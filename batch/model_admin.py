@@ -1,0 +1,58 @@
+"""List, promote and roll back model versions. The promoted pointer in the models directory is
+what scorers follow (running workers pick a change up on their next model poll); the
+``model_registry`` table mirrors it with exactly one promoted version."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from shared.clickhouse.registry_store import RegistryStore
+from shared.errors import ModelLoadError
+from shared.registry import DirectoryModelRegistry
+
+
+@dataclass(frozen=True)
+class VersionSummary:
+    version: str
+    promoted: bool
+    training_range: str
+    auc: float | None
+    ndcg: float | None
+    rank_source: str
+    clusters: str   # "scored" or why not
+
+
+def list_versions(registry: DirectoryModelRegistry) -> list[VersionSummary]:
+    current = registry.current_version()
+    out = []
+    for version in registry.versions():
+        try:
+            meta = registry.metadata(version)
+        except ModelLoadError:
+            continue
+        span = meta.get("training_range", {})
+        metrics = meta.get("metrics", {})
+        rank = metrics.get("rank_score", {}).get("source", "ranker")
+        ndcg = metrics.get("ranking", {}).get("mean", {}).get(
+            "ranker_ndcg@10" if rank == "ranker" else "classifier_baseline_ndcg@10")
+        out.append(VersionSummary(
+            version, version == current,
+            f"{','.join(span.get('networks', []))} {span.get('start')}..{span.get('end')} "
+            f"w{span.get('window_days')}",
+            metrics.get("alert_scorer", {}).get("auc"), ndcg, rank,
+            "scored" if not meta.get("cluster_scorer_skipped") else "not scored"))
+    return out
+
+
+def promote(registry: DirectoryModelRegistry, table: RegistryStore, version: str) -> None:
+    if version not in registry.versions():
+        known = ", ".join(registry.versions()[-5:]) or "none yet"
+        raise ModelLoadError(f"no model version {version!r}; known: {known} (see `amlscore models`)")
+    registry.promote(version)
+    table.mark_promoted(version)
+
+
+def rollback(registry: DirectoryModelRegistry, table: RegistryStore) -> str:
+    version = registry.rollback()
+    table.mark_promoted(version)
+    return version
