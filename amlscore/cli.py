@@ -342,6 +342,8 @@ def demo(directory, alerts_per_day, rate) -> None:
     click.echo(f"  {s.scored / s.seconds:,.0f} alerts/s over {s.seconds:.1f}s (paced at {rate:.0f} msg/s); "
                f"event→score latency p50 {percentile(s.latencies_ms, 50):.0f} ms, "
                f"p99 {percentile(s.latencies_ms, 99):.0f} ms")
+    click.echo(f"  stream = backfill: {s.equal_to_backfill} of {s.streamed} streamed scores equal, bit for "
+               "bit, the batch path's for the same alerts")
     click.echo("\nten riskiest alerts of the day:")
     for row in s.top:
         top = ", ".join(f"{c['feature']} {c['contribution']:+.2f}" for c in orjson.loads(row["explanation"])[:3])

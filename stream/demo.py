@@ -58,6 +58,8 @@ class DemoSummary:
     latencies_ms: list[float] = field(default_factory=list)
     top: list[dict] = field(default_factory=list)
     train_output: str = ""
+    equal_to_backfill: int = 0  # streamed scores of the live day equal to the batch path's
+    streamed: int = 0
     report_dir: str = ""
     model_version: str = ""
 
@@ -160,12 +162,21 @@ async def event_to_score_latencies(bootstrap: str, keys: set[bytes], alerts_topi
     return out
 
 
-def _top_alerts(env: dict, day: dt.date, version: str, limit: int = 10) -> list[dict]:
+def _read_back(env: dict, day: dt.date, version: str, limit: int = 10) -> tuple[list[dict], int, int]:
+    """The day's riskiest alerts, and how many of its streamed scores equal (bit for bit) what
+    the batch path computes for the same alerts from ClickHouse: (top, equal, streamed)."""
     from shared.context import Context
     from shared.settings import Settings
 
     context = Context(Settings(home=Path(env["AMLSCORE_HOME"])))
-    return context.scores.top_alerts("ethereum", day, 7, version, limit)
+    streamed = context.scores.alert_scores(["ethereum"], day, day, 7, version)
+    streamed = streamed[streamed["source"] == "stream"].set_index("alert_id")
+    alerts = context.raw.alerts("ethereum", day, 7)
+    batch = context.scoring(version).score_alerts(alerts, context.raw.features("ethereum", day, 7))
+    batch = batch.set_index("alert_id").reindex(streamed.index)
+    equal = int(((batch["score"].to_numpy() == streamed["score"].to_numpy())
+                 & (batch["rank_score"].to_numpy() == streamed["rank_score"].to_numpy())).sum())
+    return context.scores.top_alerts("ethereum", day, 7, version, limit), equal, len(streamed)
 
 
 def run_demo(cfg: DemoConfig, say: Say, on_progress: Callable[[int, int], None] | None = None) -> DemoSummary:
@@ -180,9 +191,13 @@ def run_demo(cfg: DemoConfig, say: Say, on_progress: Callable[[int, int], None] 
     say(f"[1/5] synthetic SOT: {cfg.days} days × ~{cfg.alerts_per_day} alerts → {sot}")
     generate(SynthConfig(out=sot, start=start, days=cfg.days, alerts_per_day=cfg.alerts_per_day, seed=cfg.seed))
     say("[2/5] ingest into the embedded ClickHouse (checksums, columns, types checked first)")
-    say("      " + _amlscore(env, "ingest", "--source", str(sot), "--end", str(live_day - dt.timedelta(days=1))).strip())
-    say("[3/5] train alert_scorer, alert_ranker, cluster_scorer (last 2 days held out)")
-    summary.train_output = _amlscore(env, "train", "--holdout-days", "2")
+    # The live day is ingested too, as an upstream SOT job would have loaded its address
+    # features: alerts streamed without embedded features find them, as backfill does.
+    say("      " + _amlscore(env, "ingest", "--source", str(sot)).strip())
+    say("[3/5] train alert_scorer, alert_ranker, cluster_scorer on the days before the live one "
+        "(last 2 held out)")
+    summary.train_output = _amlscore(env, "train", "--holdout-days", "2",
+                                     "--end", str(live_day - dt.timedelta(days=1)))
     summary.model_version = summary.train_output.split("model version ", 1)[1].split()[0]
     summary.report_dir = str(cfg.directory / "home" / "models" / summary.model_version / "report")
 
@@ -243,7 +258,7 @@ def run_demo(cfg: DemoConfig, say: Say, on_progress: Callable[[int, int], None] 
             summary.scored, summary.dead_lettered, summary.clusters = scored, dead, clusters
             keys = {k for t, k, _ in records if t == "aml.alerts"}
             summary.latencies_ms = asyncio.run(event_to_score_latencies(broker.bootstrap, keys))
-    summary.top = _top_alerts(env, live_day, summary.model_version)
+    summary.top, summary.equal_to_backfill, summary.streamed = _read_back(env, live_day, summary.model_version)
     return summary
 
 
