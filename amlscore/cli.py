@@ -8,7 +8,7 @@ from pathlib import Path
 
 import click
 
-from amlscore.failures import one_line_errors
+from amlscore.failures import one_line_errors, quiet_libraries
 from shared.errors import AmlScoreError
 from shared.settings import load_settings
 
@@ -274,6 +274,7 @@ def worker(web_port, batch_size) -> None:
 def replay(source, networks, start, end, window_days, features_mode, rate, no_clusters,
            envelope) -> None:
     """Publish historical alerts (and clusters) into Kafka with batched produce."""
+    quiet_libraries()
     _ordered(start, end)
     import asyncio
     import time
@@ -361,6 +362,7 @@ def demo(directory, alerts_per_day, rate) -> None:
 @one_line_errors
 def dlq(chosen, redrive, show) -> None:
     """Summarise the dead-letter topic by reason; optionally re-drive some of it."""
+    quiet_libraries()
     import asyncio
 
     from stream import dlq as dead

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import sys
 from collections.abc import Callable
@@ -34,13 +35,21 @@ def describe(exc: BaseException) -> tuple[str, int]:
     module = type(exc).__module__ or ""
     if module.startswith("aiokafka") or isinstance(exc, ConnectionError):
         bootstrap = os.environ.get("AMLSCORE_KAFKA_BOOTSTRAP", "localhost:9092")
-        return (f"error: cannot reach Kafka at {bootstrap} ({type(exc).__name__}: "
-                f"{_first_line(exc)}); is the broker up and AMLSCORE_KAFKA_BOOTSTRAP right?"), EXIT_FAILED
+        return (f"error: cannot reach Kafka at {bootstrap} ({_first_line(exc) or type(exc).__name__}); "
+                "is the broker up and AMLSCORE_KAFKA_BOOTSTRAP right?"), EXIT_FAILED
     if isinstance(exc, OSError) and exc.filename is not None:
         return f"error: {exc.strerror or type(exc).__name__}: {exc.filename}", EXIT_FAILED
     detail = _first_line(exc)
     return (f"error: {type(exc).__name__}{': ' + detail if detail else ''} "
             "(AMLSCORE_LOG_LEVEL=debug shows where)"), EXIT_FAILED
+
+
+def quiet_libraries() -> None:
+    """For one-shot commands: client libraries log their own connection failures, and the one
+    line of :func:`describe` says it for them. (Not for the worker, whose logs are its record.)"""
+    if not _debug():
+        for name in ("aiokafka", "kafka", "clickhouse_connect", "faust", "mode"):
+            logging.getLogger(name).setLevel(logging.CRITICAL)
 
 
 def one_line_errors(func: Callable) -> Callable:

@@ -36,7 +36,11 @@ async def read_dead_letters(bootstrap: str, topic: str, idle: float = 2.0,
     """Every record of the DLQ, from the beginning, until it has been quiet for ``idle`` s."""
     consumer = AIOKafkaConsumer(topic, bootstrap_servers=bootstrap, auto_offset_reset="earliest",
                                 enable_auto_commit=False, group_id=None)
-    await consumer.start()
+    try:
+        await consumer.start()
+    except BaseException:
+        await consumer.stop()  # a consumer that never started still holds a client
+        raise
     out: list[DeadLetterRecord] = []
     quiet_since = time.monotonic()
     try:

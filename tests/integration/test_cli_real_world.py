@@ -115,7 +115,20 @@ def test_failures_a_user_can_cause_are_one_line_and_write_nothing(user, small_so
             "cannot reach ClickHouse at http://127.0.0.1:1")
     refused(run({**env, "AMLSCORE_KAFKA_BOOTSTRAP": "127.0.0.1:1"}, cwd, "replay", "--source",
                 str(small_sot)), "cannot reach Kafka at 127.0.0.1:1")
+    refused(run({**env, "AMLSCORE_KAFKA_BOOTSTRAP": "127.0.0.1:1"}, cwd, "dlq"),
+            "cannot reach Kafka at 127.0.0.1:1")
     nothing_ingested(env, cwd)
+
+    holder = subprocess.Popen(  # as a running worker does, hold the embedded engine
+        [sys.executable, "-c", "import time; from shared.context import Context; from shared.settings "
+         "import load_settings; held = Context(load_settings()); held.client; print('held', flush=True); time.sleep(60)"],
+        env=env, cwd=cwd, stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        refused(run(env, cwd, "export", "--out", "x.parquet"), "another process holds it")
+    finally:
+        holder.kill()
+        holder.wait()
 
 
 @pytest.mark.parametrize("defect", ["window_folder", "meta_network", "absent_checksum", "labels",
