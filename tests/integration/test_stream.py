@@ -211,12 +211,15 @@ def test_dead_letters_can_be_read_and_redriven_after_a_fix(prepared, broker, spa
     home = home_copy(prepared, tmp_path / "home")
     records, _ = sot_records(broker, prepared["sot"], LAST, clusters=False)
     foreign = [(t, k, orjson.dumps({**orjson.loads(v), "network": "polygon"})) for t, k, v in records[:30]]
+    broken = [(t, k + b"-x", orjson.dumps({**orjson.loads(v), "volume_usd": "lots"})) for t, k, v in records[30:35]]
     first = spawn(stream_env(home, broker))
-    produce(broker.bootstrap, foreign)
-    first.wait_for("amlscore_dead_lettered_total", 30)
+    produce(broker.bootstrap, foreign + broken)
+    first.wait_for("amlscore_dead_lettered_total", 35)
     first.stop()
     summary = cli(stream_env(home, broker), "dlq", "--show", "1").stdout
-    assert "30 dead letters" in summary and "30  unknown_network" in summary
+    assert "35 dead letters" in summary and "30  unknown_network" in summary and "5  schema_violation" in summary
+    chosen = cli(stream_env(home, broker), "dlq", "--reason", "unknown_network").stdout
+    assert "30 with reason unknown_network" in chosen and "schema_violation" not in chosen
     # the fix: this deployment now accepts polygon; re-drive exactly those dead letters
     second = spawn(stream_env(home, broker, AMLSCORE_NETWORKS='["ethereum", "polygon"]'))
     done = cli(stream_env(home, broker), "dlq", "--reason", "unknown_network", "--redrive")
