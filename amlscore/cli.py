@@ -284,7 +284,7 @@ def replay(source, networks, start, end, window_days, features_mode, rate, no_cl
     from batch import replay as rp
     from batch.ingest import select
     from batch.sot_reader import discover_batches, open_source
-    from stream.kafka_admin import ensure_topics
+    from shared.kafka_io import ensure_topics, publish
     settings = load_settings()
     if source:
         fs, root = open_source(source, settings.s3_endpoint, settings.s3_anonymous)
@@ -302,7 +302,7 @@ def replay(source, networks, start, end, window_days, features_mode, rate, no_cl
                               settings.topic_partitions))
     started = time.monotonic()
     with tqdm(unit="msg", desc="replay") as bar:
-        sent = asyncio.run(rp.publish(records, settings.kafka_bootstrap, rate, bar.update))
+        sent = asyncio.run(publish(records, settings.kafka_bootstrap, rate, bar.update))
     seconds = time.monotonic() - started
     click.echo(f"published {report.alerts} alerts and {report.clusters} clusters ({sent} messages) "
                f"to {settings.kafka_bootstrap} in {seconds:.1f}s = {sent / max(seconds, 1e-9):,.0f} msg/s")
@@ -321,7 +321,7 @@ def demo(directory, alerts_per_day, rate) -> None:
     import orjson
     from tqdm import tqdm
 
-    from stream.demo import DemoConfig, percentile, run_demo
+    from amlscore.demo import DemoConfig, percentile, run_demo
     started = time.monotonic()
     bar = None
 

@@ -3,22 +3,19 @@ ClickHouse, with batched produce. The way to backfill through the worker fleet."
 
 from __future__ import annotations
 
-import asyncio
 import math
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 import numpy as np
 import orjson
 import pandas as pd
-from aiokafka import AIOKafkaProducer
 
 from shared.features import KEY_COLUMNS
+from shared.kafka_io import Record
 from shared.schemas import AlertEvent, ClusterEvent
 
 FEATURE_MODES = ("embed", "lookup", "mixed")
-Record = tuple[str, bytes, bytes]  # topic, key, value
 ALERT_FIELDS = [f for f in AlertEvent.model_fields if f not in ("features", "event_time", "schema_version")]
 CLUSTER_FIELDS = [f for f in ClusterEvent.model_fields if f != "schema_version"]
 
@@ -75,37 +72,6 @@ def cluster_records(clusters: pd.DataFrame, topic: str) -> Iterator[Record]:
         event = {k: _clean(v) for k, v in row.items()}
         event["schema_version"] = 1
         yield topic, event["cluster_id"].encode(), orjson.dumps(event)
-
-
-async def publish(records: Iterator[Record], bootstrap: str, rate: float | None = None,
-                  on_sent: Callable[[int], None] | None = None, window: int = 5000) -> int:
-    """Batched produce (acks=all, idempotence off: the broker here has none); optionally paced
-    to ``rate`` records per second. Returns the number of records delivered."""
-    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", enable_idempotence=False,
-                                linger_ms=5, max_batch_size=1 << 18)
-    await producer.start()
-    sent = 0
-    try:
-        pending = []
-        started = time.monotonic()
-        for topic, key, value in records:
-            pending.append(await producer.send(topic, value, key=key))
-            sent += 1
-            if rate:
-                ahead = started + sent / rate - time.monotonic()
-                if ahead > 0:
-                    await asyncio.sleep(ahead)
-            if len(pending) >= window:
-                await asyncio.gather(*pending)
-                if on_sent:
-                    on_sent(len(pending))
-                pending.clear()
-        await asyncio.gather(*pending)
-        if on_sent and pending:
-            on_sent(len(pending))
-    finally:
-        await producer.stop()
-    return sent
 
 
 @dataclass(frozen=True)

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 from aiokafka import AIOKafkaConsumer
 
-from batch.replay import publish
+from shared.kafka_io import publish
 
 
 @dataclass(frozen=True)

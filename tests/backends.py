@@ -59,7 +59,7 @@ def kafka(log_path=None) -> Iterator[KafkaTarget]:  # noqa: ANN001
         with KafkaContainer("confluentinc/cp-kafka:7.6.0").with_kraft() as container:
             yield KafkaTarget(container.get_bootstrap_server(), "testcontainers")
         return
-    from stream.local_broker import LocalBroker
+    from amlscore.local_broker import LocalBroker
 
     with LocalBroker(log_path=log_path) as broker:
         yield KafkaTarget(broker.bootstrap, "tansu")

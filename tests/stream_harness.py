@@ -18,9 +18,9 @@ import orjson
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from prometheus_client.parser import text_string_to_metric_families
 
+from amlscore.local_broker import free_port
 from batch import replay as rp
 from batch.sot_reader import BatchKey, open_source
-from stream.local_broker import free_port
 from tests.backends import KafkaTarget
 
 PYTHON = sys.executable

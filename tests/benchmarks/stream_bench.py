@@ -27,11 +27,11 @@ import numpy as np
 import orjson
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
+from amlscore.demo import event_to_score_latencies
+from amlscore.local_broker import LocalBroker, free_port
 from batch import replay as rp
 from batch.sot_reader import discover_batches, open_source
-from stream.demo import event_to_score_latencies
-from stream.kafka_admin import ensure_topics
-from stream.local_broker import LocalBroker, free_port
+from shared.kafka_io import ensure_topics
 from tests.stream_harness import WorkerProcess, cli
 
 PY = sys.executable

@@ -9,7 +9,7 @@ import signal
 
 import pytest
 
-from stream.kafka_admin import ensure_topics
+from shared.kafka_io import ensure_topics
 from tests.backends import kafka
 from tests.stream_harness import DAYS, LAST, START, WorkerProcess, clean_env, cli, query
 

@@ -5,10 +5,10 @@ from __future__ import annotations
 import pyarrow.fs as pafs
 import pytest
 
+from amlscore.local_broker import free_port
 from batch.ingest import ingest_source
 from batch.sot_reader import open_source
 from shared.clickhouse.raw_store import RawStore
-from stream.local_broker import free_port
 
 pytestmark = pytest.mark.integration
 

@@ -15,8 +15,8 @@ import time
 import orjson
 import pytest
 
+from shared.kafka_io import ensure_topics
 from shared.registry import PROMOTED_FILE, DirectoryModelRegistry
-from stream.kafka_admin import ensure_topics
 from tests.backends import kafka
 from tests.stream_harness import (
     LAST,

@@ -27,11 +27,11 @@ import numpy as np
 import orjson
 from aiokafka import AIOKafkaConsumer
 
+from amlscore.local_broker import LocalBroker, free_port
 from batch import replay as rp
 from batch.sot_reader import BatchKey, open_source
 from batch.synth import SynthConfig, generate
-from stream.kafka_admin import ensure_topics
-from stream.local_broker import LocalBroker, free_port
+from shared.kafka_io import ensure_topics, publish
 
 Say = Callable[[str], None]
 DEMO_ENV = {"AMLSCORE_SESSION_TIMEOUT": "6", "AMLSCORE_REBALANCE_TIMEOUT": "6",
@@ -228,13 +228,13 @@ def run_demo(cfg: DemoConfig, say: Say, on_progress: Callable[[int, int], None] 
                 f"+ {report.clusters} clusters at {cfg.rate:.0f} msg/s")
             errors: list[BaseException] = []
 
-            def publish() -> None:
+            def stream_live() -> None:
                 try:
-                    asyncio.run(rp.publish(iter(mixed), broker.bootstrap, cfg.rate))
+                    asyncio.run(publish(iter(mixed), broker.bootstrap, cfg.rate))
                 except BaseException as exc:  # noqa: BLE001 - reported below
                     errors.append(exc)
 
-            publisher = threading.Thread(target=publish, daemon=True)
+            publisher = threading.Thread(target=stream_live, daemon=True)
             started = time.monotonic()
             publisher.start()
             expected_alerts = summary.alerts_in - cfg.poison

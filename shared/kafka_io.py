@@ -1,0 +1,59 @@
+"""Kafka topic helpers both adapters use: create topics, produce records in batches. (The worker
+itself consumes and produces through Faust; these serve replay, the DLQ tools, the demo,
+tests and benchmarks.)"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable, Iterable, Iterator
+
+from aiokafka import AIOKafkaProducer
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+
+Record = tuple[str, bytes, bytes]  # topic, key, value
+
+
+async def ensure_topics(bootstrap: str, names: Iterable[str], partitions: int) -> list[str]:
+    """Create the topics that do not exist yet; return the ones created."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    await admin.start()
+    try:
+        existing = set(await admin.list_topics())
+        missing = [n for n in dict.fromkeys(names) if n not in existing]
+        if missing:
+            await admin.create_topics([NewTopic(n, partitions, 1) for n in missing])
+        return missing
+    finally:
+        await admin.close()
+
+
+async def publish(records: Iterator[Record], bootstrap: str, rate: float | None = None,
+                  on_sent: Callable[[int], None] | None = None, window: int = 5000) -> int:
+    """Batched produce (acks=all, idempotence off: the broker here has none); optionally paced
+    to ``rate`` records per second. Returns the number of records delivered."""
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", enable_idempotence=False,
+                                linger_ms=5, max_batch_size=1 << 18)
+    await producer.start()
+    sent = 0
+    try:
+        pending = []
+        started = time.monotonic()
+        for topic, key, value in records:
+            pending.append(await producer.send(topic, value, key=key))
+            sent += 1
+            if rate:
+                ahead = started + sent / rate - time.monotonic()
+                if ahead > 0:
+                    await asyncio.sleep(ahead)
+            if len(pending) >= window:
+                await asyncio.gather(*pending)
+                if on_sent:
+                    on_sent(len(pending))
+                pending.clear()
+        await asyncio.gather(*pending)
+        if on_sent and pending:
+            on_sent(len(pending))
+    finally:
+        await producer.stop()
+    return sent
