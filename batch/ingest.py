@@ -8,7 +8,6 @@ versions → log the batch. A refused batch therefore leaves no rows; a re-inges
 from __future__ import annotations
 
 import datetime as dt
-import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
@@ -24,7 +23,7 @@ from shared.clickhouse.ddl import (
     RAW_MONEY_FLOW_COLUMNS,
 )
 from shared.clickhouse.raw_store import RawStore
-from shared.clickhouse.rows import arrow_column, conform, stamp
+from shared.clickhouse.rows import arrow_column, conform, row_version, stamp
 from shared.errors import BatchRejected
 from shared.features import KEY_COLUMNS
 
@@ -50,10 +49,6 @@ class IngestReport:
     @property
     def did_nothing(self) -> bool:
         return not (self.ingested or self.skipped or self.refused or self.labels)
-
-
-def new_version() -> int:
-    return time.time_ns() // 1000
 
 
 def _keyed(key: BatchKey, n: int) -> dict[str, pa.Array]:
@@ -169,12 +164,12 @@ def ingest_source(
                 report.refused[str(key)] = exc.problems
                 status = "refused"
             else:
-                report.rows += write_batch(store, batch, new_version())
+                report.rows += write_batch(store, batch, row_version())
                 report.ingested.append(key)
         if on_batch is not None:
             on_batch(key, status)
     for network, table in labels.items():
-        version = new_version()
+        version = row_version()
         store.replace_labels(network, label_table(network, table, version), version)
         report.labels[network] = table.num_rows
     return report

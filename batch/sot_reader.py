@@ -18,10 +18,10 @@ import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 
 from batch.sot_layout import LABELS_DIR, META_FILE, SOT_FILES, batch_path, labels_path
+from shared.clickhouse.connection import is_identifier
 from shared.errors import AmlScoreError, BatchRejected, ConfigurationError
 from shared.schemas import NETWORK_PATTERN
 
-_IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,127}$")
 _DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 _NETWORK = re.compile(NETWORK_PATTERN)
 _NON_EMPTY = {"alerts.parquet": ["alert_id", "address"], "features.parquet": ["address"],
@@ -296,7 +296,7 @@ def _check_keys(name: str, table: pa.Table, key: BatchKey) -> list[str]:
 
 def _check_feature_names(table: pa.Table) -> list[str]:
     return [f"features.parquet: column name {c!r} is not a plain identifier" for c in table.column_names
-            if not _IDENT.match(c)]
+            if not is_identifier(c)]
 
 
 def read_batch(fs: pafs.FileSystem, root: str, key: BatchKey) -> SotBatch:

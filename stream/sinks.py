@@ -18,7 +18,6 @@ from __future__ import annotations
 import datetime as dt
 import importlib
 import re
-import time
 from collections.abc import Callable
 from typing import Protocol
 
@@ -28,7 +27,7 @@ import pyarrow as pa
 
 from shared.clickhouse.ddl import RAW_ALERT_COLUMNS
 from shared.clickhouse.raw_store import RawStore
-from shared.clickhouse.rows import conform, stamp
+from shared.clickhouse.rows import conform, row_version, stamp
 from shared.clickhouse.score_store import ScoreStore
 from shared.errors import ConfigurationError
 from stream.messages import SinkUnavailable
@@ -113,7 +112,7 @@ class ClickHouseStreamSink:
     def write_alerts(self, alerts: pd.DataFrame, scores: pd.DataFrame, scored_at: dt.datetime) -> None:
         # Raw alerts first: a cluster scored later finds its members there. Both writes are
         # idempotent (ReplacingMergeTree), so a retry after a partial failure duplicates nothing.
-        self.raw.insert("raw_alerts", raw_alert_rows(alerts, time.time_ns() // 1000))
+        self.raw.insert("raw_alerts", raw_alert_rows(alerts, row_version()))
         self.scores.write_alert_scores(scores, "stream", scored_at)
 
     def write_clusters(self, scores: pd.DataFrame, scored_at: dt.datetime) -> None:

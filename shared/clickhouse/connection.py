@@ -23,6 +23,10 @@ _ENGINE_ENTRIES = {"data", "metadata", "metadata_dropped", "store", "tmp", "user
                    "user_scripts", "user_defined", "named_collections", "dictionaries_lib"}
 
 
+def is_identifier(name: str) -> bool:
+    return bool(_IDENTIFIER.match(name))
+
+
 def check_identifier(name: str, what: str = "identifier") -> str:
     """Identifiers cannot be bound as parameters, so they must match a strict pattern."""
     if not _IDENTIFIER.match(name):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import time
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -43,6 +44,11 @@ def arrow_column(source: pa.Table, name: str, target: pa.DataType, n: int) -> pa
 def conform(source: pa.Table, spec: dict[str, str]) -> dict[str, pa.Array]:
     n = source.num_rows
     return {name: arrow_column(source, name, ARROW_TYPES[ctype], n) for name, ctype in spec.items()}
+
+
+def row_version() -> int:
+    """A fresh ``_version`` for rows written now: microseconds, so a later write wins."""
+    return time.time_ns() // 1000
 
 
 def stamp(columns: dict[str, pa.Array], n: int, version: int) -> pa.Table:
