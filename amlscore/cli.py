@@ -152,7 +152,9 @@ def train(networks, start, end, window_days, holdout_days, seed, no_promote) -> 
     else:
         click.echo(f"  cluster_scorer held-out AUC {m['cluster_scorer']['auc']}  PR-AUC "
                    f"{m['cluster_scorer']['pr_auc']}")
-    click.echo(f"  report: {result.report_dir / 'report.json'} (+ plots)")
+    from batch.report import NO_PLOTS, plt
+    click.echo(f"  report: {result.report_dir / 'report.json'} "
+               + ("(+ plots)" if plt is not None else f"({NO_PLOTS})"))
 
 
 @main.command()

@@ -1,23 +1,29 @@
 """Training report: report.json, held-out predictions and PNG plots (ROC, PR, calibration,
-feature importance)."""
+feature importance). The plots need the ``report`` extra (matplotlib); without it the report
+is written all the same and says that the plots were left out."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
-import matplotlib
+import numpy as np
+import orjson
+import pyarrow as pa
+import pyarrow.parquet as pq
+import xgboost as xgb
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import orjson  # noqa: E402
-import pyarrow as pa  # noqa: E402
-import pyarrow.parquet as pq  # noqa: E402
-import xgboost as xgb  # noqa: E402
-
-from shared import metrics as m  # noqa: E402
+from shared import metrics as m
 
 PLOTS = ("roc.png", "pr.png", "calibration.png", "importance.png")
+NO_PLOTS = "plots left out: install the report extra (pip install 'amlscore[report]') for them"
+
+try:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+except ImportError:  # a lean install: the worker image, say
+    plt = None
 
 
 def _save(fig, path: Path) -> None:
@@ -58,14 +64,16 @@ def _plot_calibration(labels, scores, brier, path: Path) -> None:
     _save(fig, path)
 
 
-def _plot_importance(booster: xgb.Booster, path: Path, top: int = 20) -> list[dict]:
+def _importance(booster: xgb.Booster, top: int = 20) -> list[tuple[str, float]]:
     gain = booster.get_score(importance_type="total_gain")
-    ranked = sorted(gain.items(), key=lambda kv: (-kv[1], kv[0]))[:top]
+    return sorted(gain.items(), key=lambda kv: (-kv[1], kv[0]))[:top]
+
+
+def _plot_importance(ranked: list[tuple[str, float]], path: Path) -> None:
     fig, ax = plt.subplots(figsize=(6, 0.3 * len(ranked) + 1.2))
     ax.barh([k for k, _ in ranked][::-1], [v for _, v in ranked][::-1])
     ax.set(xlabel="total gain", title="alert_scorer feature importance")
     _save(fig, path)
-    return [{"feature": k, "total_gain": round(v, 4)} for k, v in ranked]
 
 
 def write_report(directory: Path, version: str, metrics: dict, split: dict, held: dict,
@@ -73,18 +81,23 @@ def write_report(directory: Path, version: str, metrics: dict, split: dict, held
     directory.mkdir(parents=True, exist_ok=True)
     labels, scores = held["labels"], held["scores"]
     scorer = metrics["alert_scorer"]
-    _plot_roc(labels, scores, scorer["auc"], directory / "roc.png")
-    _plot_pr(labels, scores, scorer["pr_auc"], directory / "pr.png")
-    _plot_calibration(labels, scores, scorer["brier"], directory / "calibration.png")
-    importance = _plot_importance(booster, directory / "importance.png")
+    ranked = _importance(booster)
+    if plt is not None:
+        _plot_roc(labels, scores, scorer["auc"], directory / "roc.png")
+        _plot_pr(labels, scores, scorer["pr_auc"], directory / "pr.png")
+        _plot_calibration(labels, scores, scorer["brier"], directory / "calibration.png")
+        _plot_importance(ranked, directory / "importance.png")
     pq.write_table(pa.table({
         "alert_id": held["alert_ids"].astype(str), "group": held["groups"].astype(str),
         "label": labels.astype(np.int8), "score": scores, "rank_score": held["rank_scores"],
         "seen_address": held["seen_address"],
     }), directory / "holdout_predictions.parquet")
     report = {"model_version": version, "split": split, "metrics": metrics,
-              "feature_importance": importance, "n_features": len(names),
-              "plots": list(PLOTS), "holdout_predictions": "holdout_predictions.parquet"}
+              "feature_importance": [{"feature": k, "total_gain": round(v, 4)} for k, v in ranked],
+              "n_features": len(names), "plots": list(PLOTS) if plt is not None else [],
+              "holdout_predictions": "holdout_predictions.parquet"}
+    if plt is None:
+        report["plots_left_out"] = NO_PLOTS
     path = directory / "report.json"
     path.write_bytes(orjson.dumps(report, option=orjson.OPT_INDENT_2))
     return path
