@@ -139,16 +139,16 @@ def ingest_source(
     # Labels are read and checked before any batch is written: a network whose labels are
     # refused has none of its batches loaded either (exit 1 never means "partly written").
     labels: dict[str, pa.Table] = {}
+    refused_networks: set[str] = set()
     for network in sorted({k.network for k in keys} | (networks or set())):
         try:
             table = read_labels(fs, root, network)
         except BatchRejected as exc:
             report.refused[exc.batch] = exc.problems
+            refused_networks.add(network)
             continue
         if table is not None:
             labels[network] = table
-    refused_networks = {k.network for k in keys} - set(labels) - {
-        k.network for k in keys if f"address-labels/{k.network}" not in report.refused}
     for key in keys:
         status = "ingested"
         if key.network in refused_networks:
