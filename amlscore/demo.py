@@ -25,13 +25,12 @@ from pathlib import Path
 
 import numpy as np
 import orjson
-from aiokafka import AIOKafkaConsumer
 
 from amlscore.local_broker import LocalBroker, free_port
 from batch import replay as rp
 from batch.sot_reader import BatchKey, open_source
 from batch.synth import SynthConfig, generate
-from shared.kafka_io import ensure_topics, publish
+from shared.kafka_io import ensure_topics, publish, read_topic
 
 Say = Callable[[str], None]
 DEMO_ENV = {"AMLSCORE_SESSION_TIMEOUT": "6", "AMLSCORE_REBALANCE_TIMEOUT": "6",
@@ -139,27 +138,13 @@ def _poison(template: dict, count: int) -> list[tuple[str, bytes, bytes]]:
 async def event_to_score_latencies(bootstrap: str, keys: set[bytes], alerts_topic: str = "aml.alerts",
                                    scores_topic: str = "aml.alert-scores") -> list[float]:
     """Milliseconds from each alert's producer timestamp to its ScoreEvent's (first delivery)."""
-    sent, out = {}, []
-    for topic, store in ((alerts_topic, "in"), (scores_topic, "out")):
-        consumer = AIOKafkaConsumer(topic, bootstrap_servers=bootstrap, auto_offset_reset="earliest",
-                                    enable_auto_commit=False)
-        await consumer.start()
-        try:
-            seen: set[bytes] = set()
-            idle = time.monotonic()
-            while len(seen) < len(keys) and time.monotonic() - idle < 5:
-                for records in (await consumer.getmany(timeout_ms=500, max_records=10000)).values():
-                    idle = time.monotonic()
-                    for r in records:
-                        if r.key in keys and r.key not in seen:
-                            seen.add(r.key)
-                            if store == "in":
-                                sent[r.key] = r.timestamp
-                            elif r.key in sent:
-                                out.append(float(r.timestamp - sent[r.key]))
-        finally:
-            await consumer.stop()
-    return out
+    sent: dict[bytes, int] = {}
+    for r in await read_topic(bootstrap, alerts_topic, expected=len(keys), idle=5, keys=keys):
+        sent.setdefault(r.key, r.timestamp)
+    scored: dict[bytes, int] = {}
+    for r in await read_topic(bootstrap, scores_topic, expected=len(keys), idle=5, keys=keys):
+        scored.setdefault(r.key, r.timestamp)
+    return [float(scored[k] - sent[k]) for k in scored if k in sent]
 
 
 def _read_back(env: dict, day: dt.date, version: str, limit: int = 10) -> tuple[list[dict], int, int]:

@@ -1,15 +1,16 @@
-"""Kafka topic helpers both adapters use: create topics, produce records in batches. (The worker
-itself consumes and produces through Faust; these serve replay, the DLQ tools, the demo,
-tests and benchmarks.)"""
+"""Kafka topic helpers both adapters use: create topics, produce records in batches, read a topic
+from the beginning. (The worker itself consumes and produces through Faust; these serve replay,
+the DLQ tools, the demo, tests and benchmarks.)"""
 
 from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable
 
-from aiokafka import AIOKafkaProducer
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.structs import ConsumerRecord
 
 Record = tuple[str, bytes, bytes]  # topic, key, value
 
@@ -28,12 +29,13 @@ async def ensure_topics(bootstrap: str, names: Iterable[str], partitions: int) -
         await admin.close()
 
 
-async def publish(records: Iterator[Record], bootstrap: str, rate: float | None = None,
-                  on_sent: Callable[[int], None] | None = None, window: int = 5000) -> int:
+async def publish(records: Iterable[Record], bootstrap: str, rate: float | None = None,
+                  on_sent: Callable[[int], None] | None = None, window: int = 5000,
+                  max_request_size: int = 1 << 20) -> int:
     """Batched produce (acks=all, idempotence off: the broker here has none); optionally paced
     to ``rate`` records per second. Returns the number of records delivered."""
     producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", enable_idempotence=False,
-                                linger_ms=5, max_batch_size=1 << 18)
+                                linger_ms=5, max_batch_size=1 << 18, max_request_size=max_request_size)
     await producer.start()
     sent = 0
     try:
@@ -57,3 +59,30 @@ async def publish(records: Iterator[Record], bootstrap: str, rate: float | None 
     finally:
         await producer.stop()
     return sent
+
+
+async def read_topic(bootstrap: str, topic: str, *, expected: int | None = None, idle: float = 3.0,
+                     timeout: float = 60.0, keys: set[bytes] | None = None) -> list[ConsumerRecord]:
+    """The records of ``topic`` from its beginning (only those keyed in ``keys``, if given), read
+    without a consumer group: until ``expected`` records, or ``idle`` quiet seconds, or
+    ``timeout``."""
+    consumer = AIOKafkaConsumer(topic, bootstrap_servers=bootstrap, auto_offset_reset="earliest",
+                                enable_auto_commit=False, group_id=None)
+    try:
+        await consumer.start()
+    except BaseException:
+        await consumer.stop()  # a consumer that never started still holds a client
+        raise
+    records: list[ConsumerRecord] = []
+    started = quiet_since = time.monotonic()
+    try:
+        while time.monotonic() - started < timeout and time.monotonic() - quiet_since < idle:
+            batch = await consumer.getmany(timeout_ms=500, max_records=10_000)
+            for got in batch.values():
+                quiet_since = time.monotonic()
+                records += got if keys is None else [r for r in got if r.key in keys]
+            if expected is not None and len(records) >= expected:
+                break
+    finally:
+        await consumer.stop()
+    return records

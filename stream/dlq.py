@@ -8,14 +8,11 @@ network-list fix; anything still invalid is dead-lettered again with its reason.
 from __future__ import annotations
 
 import asyncio
-import time
 from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from aiokafka import AIOKafkaConsumer
-
-from shared.kafka_io import publish
+from shared.kafka_io import publish, read_topic
 
 
 @dataclass(frozen=True)
@@ -34,25 +31,10 @@ class DeadLetterRecord:
 async def read_dead_letters(bootstrap: str, topic: str, idle: float = 2.0,
                             limit: int | None = None) -> list[DeadLetterRecord]:
     """Every record of the DLQ, from the beginning, until it has been quiet for ``idle`` s."""
-    consumer = AIOKafkaConsumer(topic, bootstrap_servers=bootstrap, auto_offset_reset="earliest",
-                                enable_auto_commit=False, group_id=None)
-    try:
-        await consumer.start()
-    except BaseException:
-        await consumer.stop()  # a consumer that never started still holds a client
-        raise
-    out: list[DeadLetterRecord] = []
-    quiet_since = time.monotonic()
-    try:
-        while time.monotonic() - quiet_since < idle and (limit is None or len(out) < limit):
-            batch = await consumer.getmany(timeout_ms=500)
-            for records in batch.values():
-                quiet_since = time.monotonic()
-                out += [DeadLetterRecord(r.key, r.value,
-                                         {k: v.decode("utf-8", "replace") for k, v in (r.headers or ())},
-                                         r.partition, r.offset) for r in records]
-    finally:
-        await consumer.stop()
+    records = await read_topic(bootstrap, topic, expected=limit, idle=idle, timeout=float("inf"))
+    out = [DeadLetterRecord(r.key, r.value,
+                            {k: v.decode("utf-8", "replace") for k, v in (r.headers or ())},
+                            r.partition, r.offset) for r in records]
     return out[:limit] if limit else out
 
 

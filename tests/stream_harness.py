@@ -21,6 +21,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from amlscore.local_broker import free_port
 from batch import replay as rp
 from batch.sot_reader import BatchKey, open_source
+from shared import kafka_io
 from tests.backends import KafkaTarget
 
 PYTHON = sys.executable
@@ -115,26 +116,8 @@ class WorkerProcess:
 def read_topic(bootstrap: str, topic: str, expected: int | None = None, timeout: float = 60,
                idle: float = 3.0) -> list:
     """Every record of ``topic``; stops at ``expected`` records or after ``idle`` quiet seconds."""
-    async def run() -> list:
-        consumer = AIOKafkaConsumer(topic, bootstrap_servers=bootstrap, auto_offset_reset="earliest",
-                                    enable_auto_commit=False, group_id=None)
-        await consumer.start()
-        records, deadline, quiet_since = [], time.monotonic() + timeout, time.monotonic()
-        try:
-            while time.monotonic() < deadline:
-                batch = await consumer.getmany(timeout_ms=500)
-                got = [r for recs in batch.values() for r in recs]
-                records += got
-                if got:
-                    quiet_since = time.monotonic()
-                if expected is not None and len(records) >= expected:
-                    break
-                if expected is None and time.monotonic() - quiet_since > idle:
-                    break
-        finally:
-            await consumer.stop()
-        return records
-    return asyncio.run(run())
+    return asyncio.run(kafka_io.read_topic(bootstrap, topic, expected=expected, timeout=timeout,
+                                           idle=idle if expected is None else float("inf")))
 
 
 def poison_events(valid_event: dict, network: str) -> list[tuple[bytes, bytes, str]]:

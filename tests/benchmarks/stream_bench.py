@@ -31,7 +31,7 @@ from amlscore.demo import event_to_score_latencies
 from amlscore.local_broker import LocalBroker, free_port
 from batch import replay as rp
 from batch.sot_reader import discover_batches, open_source
-from shared.kafka_io import ensure_topics
+from shared.kafka_io import ensure_topics, publish
 from tests.stream_harness import WorkerProcess, cli
 
 PY = sys.executable
@@ -48,22 +48,11 @@ LIMITS = {  # key: (limit, "min" | "max"); a ratio's own reference is measured i
 }
 
 
-async def _produce(bootstrap: str, topic: str, records, timestamps: bool = False) -> float:
-    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, enable_idempotence=False, acks="all",
-                                linger_ms=5, max_batch_size=1 << 18, max_request_size=8 << 20)
-    await producer.start()
+async def _produce(bootstrap: str, topic: str, records) -> float:
+    """Seconds to publish (key, value) records to ``topic`` (batched, timestamped at send)."""
     started = time.perf_counter()
-    try:
-        pending = []
-        for key, value in records:
-            pending.append(await producer.send(topic, value, key=key,
-                                               timestamp_ms=int(time.time() * 1000) if timestamps else None))
-            if len(pending) >= 10_000:
-                await asyncio.gather(*pending)
-                pending.clear()
-        await asyncio.gather(*pending)
-    finally:
-        await producer.stop()
+    await publish(((topic, k, v) for k, v in records), bootstrap, window=10_000,
+                  max_request_size=8 << 20)
     return time.perf_counter() - started
 
 
