@@ -31,8 +31,10 @@ from batch import replay as rp
 from batch.sot_reader import BatchKey, open_source
 from batch.synth import SynthConfig, generate
 from shared.kafka_io import ensure_topics, publish, read_topic
+from shared.settings import Settings
 
 Say = Callable[[str], None]
+TOPICS = Settings.model_construct()  # the defaults, never the environment: the demo runs on those
 DEMO_ENV = {"AMLSCORE_SESSION_TIMEOUT": "6", "AMLSCORE_REBALANCE_TIMEOUT": "6",
             "AMLSCORE_HEARTBEAT_INTERVAL": "1", "AMLSCORE_BATCH_WAIT": "0.05"}
 
@@ -116,7 +118,7 @@ def _wait_ready(process: subprocess.Popen, port: int, log: Path, timeout: float 
         try:
             with urllib.request.urlopen(f"http://127.0.0.1:{port}/ready", timeout=2):  # noqa: S310
                 metrics = _metrics(port)
-                if metrics.get('amlscore_assigned_partitions{topic="aml.alerts"}', 0) > 0:
+                if metrics.get(f'amlscore_assigned_partitions{{topic="{TOPICS.alerts_topic}"}}', 0) > 0:
                     return
         except OSError:
             pass
@@ -132,11 +134,12 @@ def _poison(template: dict, count: int) -> list[tuple[str, bytes, bytes]]:
         orjson.dumps({**template, "network": "unknown-chain"}),
         orjson.dumps(template).replace(b'"volume_usd":', b'"volume_usd":1e999,"_was":', 1),
     ]
-    return [("aml.alerts", f"demo-poison-{i}".encode(), kinds[i % len(kinds)]) for i in range(count)]
+    return [(TOPICS.alerts_topic, f"demo-poison-{i}".encode(), kinds[i % len(kinds)]) for i in range(count)]
 
 
-async def event_to_score_latencies(bootstrap: str, keys: set[bytes], alerts_topic: str = "aml.alerts",
-                                   scores_topic: str = "aml.alert-scores") -> list[float]:
+async def event_to_score_latencies(bootstrap: str, keys: set[bytes],
+                                   alerts_topic: str = TOPICS.alerts_topic,
+                                   scores_topic: str = TOPICS.scores_topic) -> list[float]:
     """Milliseconds from each alert's producer timestamp to its ScoreEvent's (first delivery)."""
     sent: dict[bytes, int] = {}
     for r in await read_topic(bootstrap, alerts_topic, expected=len(keys), idle=5, keys=keys):
@@ -189,8 +192,8 @@ def run_demo(cfg: DemoConfig, say: Say, on_progress: Callable[[int, int], None] 
     fs, root = open_source(str(sot))
     report = rp.ReplayReport()
     records = list(rp.records(rp.batches_from_sot(fs, root, [BatchKey("ethereum", live_day, 7)]),
-                              "aml.alerts", "aml.clusters", "mixed", report))
-    template = orjson.loads(next(v for t, _, v in records if t == "aml.alerts"))
+                              TOPICS.alerts_topic, TOPICS.clusters_topic, "mixed", report))
+    template = orjson.loads(next(v for t, _, v in records if t == TOPICS.alerts_topic))
     poison = _poison(template, cfg.poison)
     step = max(1, len(records) // max(1, len(poison)))
     mixed: list = []
@@ -199,12 +202,13 @@ def run_demo(cfg: DemoConfig, say: Say, on_progress: Callable[[int, int], None] 
         if poison and i % step == step - 1:
             mixed.append(poison.pop())
     mixed += poison
-    summary.alerts_in = sum(1 for t, _, _ in mixed if t == "aml.alerts")
+    summary.alerts_in = sum(1 for t, _, _ in mixed if t == TOPICS.alerts_topic)
 
     with LocalBroker(log_path=cfg.directory / "tansu.log") as broker:
         env = _env(cfg, broker.bootstrap)
-        asyncio.run(ensure_topics(broker.bootstrap, ["aml.alerts", "aml.clusters", "aml.alert-scores",
-                                                     "aml.alerts.dlq"], 4))
+        asyncio.run(ensure_topics(broker.bootstrap, [TOPICS.alerts_topic, TOPICS.clusters_topic,
+                                                     TOPICS.scores_topic, TOPICS.dlq_topic],
+                                  TOPICS.topic_partitions))
         say(f"[4/5] local broker on {broker.bootstrap}; starting the worker")
         log = cfg.directory / "worker.log"
         with _worker(env, log) as (process, port):
@@ -241,7 +245,7 @@ def run_demo(cfg: DemoConfig, say: Say, on_progress: Callable[[int, int], None] 
             summary.seconds = time.monotonic() - started
             publisher.join(30)
             summary.scored, summary.dead_lettered, summary.clusters = scored, dead, clusters
-            keys = {k for t, k, _ in records if t == "aml.alerts"}
+            keys = {k for t, k, _ in records if t == TOPICS.alerts_topic}
             summary.latencies_ms = asyncio.run(event_to_score_latencies(broker.bootstrap, keys))
     summary.top, summary.equal_to_backfill, summary.streamed = _read_back(env, live_day, summary.model_version)
     return summary

@@ -27,6 +27,7 @@ from shared.cluster_features import cluster_members
 from shared.features import KEY_COLUMNS, FeatureBlock
 from shared.schemas import AlertEvent
 from shared.scoring import RiskScoring
+from shared.settings import Settings
 from stream.decode import Decoded, decode_alerts, decode_clusters
 from stream.feature_lookup import CachedFeatureLookup, FeatureRows
 from stream.messages import BatchOutcome, BatchRequest, OutboundColumns, Reason, SinkUnavailable
@@ -41,9 +42,15 @@ ALERT_FIELDS = ["network", "processing_date", "window_days", *RAW_ALERT_COLUMNS]
 
 @dataclass(frozen=True)
 class StreamConfig:
+    """What the processors take from the settings (whose defaults are the only defaults)."""
+
     scores_topic: str
-    max_message_bytes: int = 1_048_576
-    networks: tuple[str, ...] | None = None  # None: the networks the model was trained on
+    max_message_bytes: int
+    networks: tuple[str, ...] | None  # None: the networks the model was trained on
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> StreamConfig:
+        return cls(settings.scores_topic, settings.max_message_bytes, settings.networks)
 
 
 class MemberSource(Protocol):

@@ -21,7 +21,7 @@ class ScoringService:
         self.holder.load_initial()
         self.sink = load_sink(settings.stream_sink, ClickHouseStreamSink(context.raw, context.scores))
         self.sink.ping()
-        config = StreamConfig(settings.scores_topic, settings.max_message_bytes, settings.networks)
+        config = StreamConfig.from_settings(settings)
         lookup = CachedFeatureLookup(context.raw, settings.feature_cache_size, settings.feature_cache_ttl)
         self.processors = {
             "alert": AlertBatchProcessor(self.holder, lookup, self.sink, config),

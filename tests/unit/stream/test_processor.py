@@ -8,13 +8,14 @@ import pytest
 
 from shared.registry import DirectoryModelRegistry
 from shared.scoring import RiskScoring, ScoringPolicy
+from shared.settings import Settings
 from stream.feature_lookup import CachedFeatureLookup
 from stream.messages import BatchRequest, Inbound, InboundBatch, Reason, SinkUnavailable
 from stream.model_holder import ModelHolder
 from stream.partitioning import partitions_for
 from stream.processor import AlertBatchProcessor, ClusterBatchProcessor, StreamConfig
 
-CONFIG = StreamConfig("aml.alert-scores")
+CONFIG = StreamConfig.from_settings(Settings())
 
 
 class MemorySink:
