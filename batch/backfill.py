@@ -17,9 +17,9 @@ import pandas as pd
 
 from batch.dataset import ALERT_TRAINING_COLUMNS
 from shared.clickhouse.raw_store import RawStore
-from shared.clickhouse.score_store import ScoreStore
 from shared.cluster_features import cluster_members
 from shared.scoring import RiskScoring
+from shared.sink import ScoreRuns, ScoreSink
 
 SCORING_COLUMNS = ALERT_TRAINING_COLUMNS  # what RiskScoring reads; descriptions stay in ClickHouse
 
@@ -49,7 +49,7 @@ class BackfillReport:
         return self.alerts / self.seconds if self.seconds else 0.0
 
 
-def score_one_batch(raw: RawStore, sink: ScoreStore, scoring: RiskScoring, network: str,
+def score_one_batch(raw: RawStore, sink: ScoreSink, scoring: RiskScoring, network: str,
                     date: dt.date, window: int, chunk_size: int) -> tuple[int, int]:
     scored_at = dt.datetime.now(dt.UTC)
     features = raw.features(network, date, window)
@@ -81,21 +81,24 @@ def score_one_batch(raw: RawStore, sink: ScoreStore, scoring: RiskScoring, netwo
     return n_alerts, len(clusters)
 
 
-def backfill(raw: RawStore, sink: ScoreStore, scoring: RiskScoring, cfg: BackfillConfig,
-             on_batch: Callable[[str, str, int], None] | None = None) -> BackfillReport:
+def backfill(raw: RawStore, sink: ScoreSink, scoring: RiskScoring, cfg: BackfillConfig,
+             on_batch: Callable[[str, str, int], None] | None = None,
+             runs: ScoreRuns | None = None) -> BackfillReport:
+    """``runs`` (default: ``sink``, when it keeps the log too, as ClickHouse's store does)."""
+    log: ScoreRuns = runs if runs is not None else sink  # type: ignore[assignment]
     version = scoring.model_version
     report = BackfillReport(version, clusters_skipped=scoring.bundle.cluster_skipped)
     started = time.perf_counter()
     for network, date, window, n_alerts in raw.batches(cfg.networks, cfg.start, cfg.end, cfg.window_days):
         name = f"{network}/{date}/{window}"
-        if not cfg.force and sink.completed_alerts(network, date, window, version) == n_alerts:
+        if not cfg.force and log.completed_alerts(network, date, window, version) == n_alerts:
             report.skipped.append(name)
             if on_batch:
                 on_batch(name, "skipped", n_alerts)
             continue
         alerts, clusters = score_one_batch(raw, sink, scoring, network, date, window, cfg.chunk_size)
         # Logged only after every row of the batch is written: this is the resume point.
-        sink.mark_complete(network, date, window, version, alerts, clusters)
+        log.mark_complete(network, date, window, version, alerts, clusters)
         report.scored.append(name)
         report.alerts += alerts
         report.clusters += clusters

@@ -139,6 +139,30 @@ def _fit_clusters(data: TrainingData, spec: FeatureSpec, x: np.ndarray, dates: t
     return ClusterFit(model, cluster_spec, cx[c_labelled], None, binary_metrics(cy[c_held], held_scores))
 
 
+def _register(registry: DirectoryModelRegistry, registry_table: RegistryStore | None,
+              cfg: TrainConfig, version: str, fits: dict[str, tuple[FitResult, list[str], dict]],
+              common: dict) -> None:
+    """Save every model of the version (artifact + metadata), promote it if asked, and record it
+    in ``model_registry`` with exactly one promoted version."""
+    for name, (fit, feature_names, extra) in fits.items():
+        registry.save(version, name, fit.booster, {**common, **extra, "feature_names": feature_names,
+                                                    "params": fit.params, "rounds": fit.rounds,
+                                                    "rounds_run": fit.rounds_run})
+    if cfg.promote:
+        registry.promote(version)
+    if registry_table is None:
+        return
+    metrics = common["metrics"]
+    for name, (_fit, feature_names, _) in fits.items():
+        registry_table.register(
+            version=version, name=name, status="promoted" if cfg.promote else "candidate",
+            path=str(registry.version_dir(version) / f"{name}.ubj"), feature_names=feature_names,
+            train_start=cfg.start, train_end=cfg.end, networks=cfg.networks,
+            metrics=metrics.get(name, metrics["ranking"]["mean"]), fingerprint=common["data_fingerprint"])
+    if cfg.promote:
+        registry_table.mark_promoted(version)
+
+
 def train(store: RawStore, registry: DirectoryModelRegistry, cfg: TrainConfig,
           registry_table: RegistryStore | None = None) -> TrainResult:
     data = load_training_data(store, cfg.networks, cfg.start, cfg.end, cfg.window_days)
@@ -192,14 +216,6 @@ def train(store: RawStore, registry: DirectoryModelRegistry, cfg: TrainConfig,
                                names=names)
     version = f"{dt.datetime.now(dt.UTC):%Y%m%dT%H%M%SZ}-{fingerprint[:8]}"
     split = {"fit_dates": fit_dates, "validation_dates": valid_dates, "holdout_dates": held_dates}
-    common = {
-        "training_range": {"networks": list(cfg.networks), "start": cfg.start.isoformat(),
-                           "end": cfg.end.isoformat(), "window_days": cfg.window_days, **split},
-        "data_fingerprint": fingerprint,
-        "metrics": metrics,
-        "cluster_scorer_skipped": clusters.skipped,
-        "created_at": dt.datetime.now(dt.UTC).isoformat(),
-    }
     fits: dict[str, tuple[FitResult, list[str], dict]] = {
         "alert_scorer": (scorer, names, {"feature_spec": spec.to_dict()}),
         "alert_ranker": (ranker, names, {"feature_spec": spec.to_dict(), "rank_source": rank_source,
@@ -208,25 +224,19 @@ def train(store: RawStore, registry: DirectoryModelRegistry, cfg: TrainConfig,
     if clusters.model is not None and clusters.spec is not None:
         fits["cluster_scorer"] = (clusters.model, list(clusters.spec.names),
                                   {"cluster_spec": clusters.spec.to_dict()})
-    for name, (fit, feature_names, extra) in fits.items():
-        registry.save(version, name, fit.booster, {**common, **extra, "feature_names": feature_names,
-                                                    "params": fit.params, "rounds": fit.rounds,
-                                                    "rounds_run": fit.rounds_run})
+    common = {
+        "training_range": {"networks": list(cfg.networks), "start": cfg.start.isoformat(),
+                           "end": cfg.end.isoformat(), "window_days": cfg.window_days, **split},
+        "data_fingerprint": fingerprint,
+        "metrics": metrics,
+        "cluster_scorer_skipped": clusters.skipped,
+        "created_at": dt.datetime.now(dt.UTC).isoformat(),
+    }
     report_dir = registry.version_dir(version) / "report"
     write_report(report_dir, version, metrics, split, {
         "alert_ids": alerts["alert_id"].to_numpy()[held_mask], "groups": groups, "labels": held_y,
         "scores": held_scores, "rank_scores": held_rank, "seen_address": held_seen,
     }, scorer.booster, names)
-    if cfg.promote:
-        registry.promote(version)
-    if registry_table is not None:
-        for name, (_fit, feature_names, _) in fits.items():
-            registry_table.register(
-                version=version, name=name, status="promoted" if cfg.promote else "candidate",
-                path=str(registry.version_dir(version) / f"{name}.ubj"), feature_names=feature_names,
-                train_start=cfg.start, train_end=cfg.end, networks=cfg.networks,
-                metrics=metrics.get(name, metrics["ranking"]["mean"]), fingerprint=fingerprint)
-        if cfg.promote:
-            registry_table.mark_promoted(version)
+    _register(registry, registry_table, cfg, version, fits, common)
     return TrainResult(version, metrics, report_dir,
                        {name: fit.rounds for name, (fit, _, _) in fits.items()})

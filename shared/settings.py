@@ -55,7 +55,8 @@ class Settings(BaseSettings):
         30.0, gt=0, description="Seconds a graceful stop may take before the worker exits anyway")
     cluster_member_wait: float = Field(5.0, ge=0, description="Seconds to wait for cluster members")
     networks: tuple[str, ...] | None = Field(None, description="Accepted networks; default: the model's")
-    stream_sink: str | None = Field(None, description="module:callable wrapping the ClickHouse sink")
+    stream_sink: str | None = Field(
+        None, description="module:callable given the ClickHouse sink, returning the sink to use (wrap or replace)")
     log_level: str = Field("info", description="Worker log level")
     s3_endpoint: str | None = Field(None, description="S3-compatible endpoint override for ingest")
     s3_anonymous: bool = Field(False, description="Read s3:// sources without credentials")

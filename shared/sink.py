@@ -1,4 +1,6 @@
-"""The score sink contract: where scored rows go. Swappable (ClickHouse, a test double, …)."""
+"""The score sink contract: where scored rows go, for backfill and the stream alike. Plain frames
+in (RiskScoring's columns); the shaping for a store lives in that store's implementation
+(``shared.clickhouse.score_store.ScoreStore``). Swappable: a test double, another store."""
 
 from __future__ import annotations
 
@@ -14,3 +16,15 @@ class ScoreSink(Protocol):
 
     def write_cluster_scores(self, scores: pd.DataFrame, source: str, scored_at: dt.datetime) -> None:
         """Durably write cluster score rows; return only once they are written (or raise)."""
+
+
+class ScoreRuns(Protocol):
+    """Backfill's resume log: which batches a model version has completely scored."""
+
+    def completed_alerts(self, network: str, processing_date: dt.date, window_days: int,
+                         model_version: str) -> int | None:
+        """Alerts the last complete run scored for the batch, or None."""
+
+    def mark_complete(self, network: str, processing_date: dt.date, window_days: int,
+                      model_version: str, n_alerts: int, n_clusters: int) -> None:
+        """Record the batch complete; called only after all its rows are written."""

@@ -25,11 +25,9 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
-from shared.clickhouse.ddl import RAW_ALERT_COLUMNS
 from shared.clickhouse.raw_store import RawStore
-from shared.clickhouse.rows import conform, row_version, stamp
-from shared.clickhouse.score_store import ScoreStore
 from shared.errors import ConfigurationError
+from shared.sink import ScoreSink
 from stream.messages import SinkUnavailable
 
 # ClickHouse error codes that say "this data cannot be stored", not "the server is unwell".
@@ -94,25 +92,18 @@ def write_isolating(write: Callable[[np.ndarray], None], n: int) -> dict[int, st
     return rejected
 
 
-def raw_alert_rows(alerts: pd.DataFrame, version: int) -> pa.Table:
-    source = pa.Table.from_pandas(alerts, preserve_index=False)
-    keys = {
-        "network": source.column("network").cast(pa.string()),
-        "processing_date": pa.array(list(alerts["processing_date"]), pa.date32()),
-        "window_days": source.column("window_days").cast(pa.uint16()),
-    }
-    return stamp({**keys, **conform(source, RAW_ALERT_COLUMNS)}, source.num_rows, version)
-
-
 class ClickHouseStreamSink:
-    def __init__(self, raw: RawStore, scores: ScoreStore) -> None:
+    """The stream's writes: raw alerts (so clusters and backfill find them) and scores through the
+    same :class:`ScoreSink` backfill writes to."""
+
+    def __init__(self, raw: RawStore, scores: ScoreSink) -> None:
         self.raw = raw
         self.scores = scores
 
     def write_alerts(self, alerts: pd.DataFrame, scores: pd.DataFrame, scored_at: dt.datetime) -> None:
         # Raw alerts first: a cluster scored later finds its members there. Both writes are
         # idempotent (ReplacingMergeTree), so a retry after a partial failure duplicates nothing.
-        self.raw.insert("raw_alerts", raw_alert_rows(alerts, row_version()))
+        self.raw.insert_alert_frame(alerts)
         self.scores.write_alert_scores(scores, "stream", scored_at)
 
     def write_clusters(self, scores: pd.DataFrame, scored_at: dt.datetime) -> None:

@@ -12,6 +12,8 @@ import pyarrow as pa
 from clickhouse_connect.driver.client import Client
 
 from shared.clickhouse.connection import check_identifier
+from shared.clickhouse.ddl import RAW_ALERT_COLUMNS
+from shared.clickhouse.rows import conform, row_version, stamp
 
 RAW_TABLES = ("raw_alerts", "raw_features", "raw_clusters", "raw_money_flows")
 BATCH_FILTER = ("network = {network:String} AND processing_date = {date:Date} "
@@ -26,6 +28,16 @@ def batch_params(network: str, processing_date: dt.date, window_days: int) -> di
 
 def range_params(networks: Sequence[str], start: dt.date, end: dt.date, window_days: int) -> dict:
     return {"networks": list(networks), "start": start, "end": end, "window": window_days}
+
+
+def raw_alert_rows(alerts: pd.DataFrame, version: int) -> pa.Table:
+    source = pa.Table.from_pandas(alerts, preserve_index=False)
+    keys = {
+        "network": source.column("network").cast(pa.string()),
+        "processing_date": pa.array(list(alerts["processing_date"]), pa.date32()),
+        "window_days": source.column("window_days").cast(pa.uint16()),
+    }
+    return stamp({**keys, **conform(source, RAW_ALERT_COLUMNS)}, source.num_rows, version)
 
 
 class RawStore:
@@ -52,6 +64,11 @@ class RawStore:
                 self.client.command(
                     f"ALTER TABLE {self.db}.raw_features ADD COLUMN IF NOT EXISTS {name} Float64 DEFAULT nan"
                 )
+
+    def insert_alert_frame(self, alerts: pd.DataFrame) -> None:
+        """Alerts as decoded (one row per alert, contract columns) into ``raw_alerts``."""
+        if len(alerts):
+            self.insert("raw_alerts", raw_alert_rows(alerts, row_version()))
 
     def insert(self, table: str, data: pa.Table) -> None:
         if data.num_rows:

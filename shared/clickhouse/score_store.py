@@ -27,7 +27,7 @@ def _arrow(frame: pd.DataFrame, types: dict[str, pa.DataType], source: str,
 
 
 class ScoreStore:
-    """ClickHouse implementation of :class:`shared.sink.ScoreSink`."""
+    """ClickHouse implementation of :class:`shared.sink.ScoreSink` and :class:`shared.sink.ScoreRuns`."""
 
     def __init__(self, client: Client, database: str) -> None:
         self.client = client

@@ -29,7 +29,7 @@ def main() -> None:
         from tests.benchmarks import batch_bench
         batch = {f"batch.{k}": v for k, v in batch_bench.run(args.alerts or 1_000_000).items()}
         results.update(batch)
-        lines += [f"{key:<45} {value:>10}" for key, value in batch.items()]
+        lines += batch_bench.report(batch)
     print("\n".join(lines))
     args.json.write_text(json.dumps(results, indent=2))
     print(f"written {args.json}")
