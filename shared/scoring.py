@@ -49,13 +49,19 @@ def risk_levels(scores: np.ndarray, bands: tuple[float, float, float]) -> np.nda
 def _key_columns(frame: pd.DataFrame, id_column: str) -> dict[str, np.ndarray]:
     """The key columns of a score frame, as arrays (the frame is built once, at the end)."""
     n = len(frame)
-    out = {column: frame[column].to_numpy(dtype=object) if column in frame else np.full(n, None)
-           for column in ("network", "processing_date", "window_days", id_column)}
-    codes, uniques = pd.factorize(out["processing_date"], use_na_sentinel=False)
-    days = pd.to_datetime(pd.Series(uniques)).dt.date.to_numpy(dtype=object)  # each date once
-    out["processing_date"] = days[codes]
-    out["window_days"] = out["window_days"].astype("int64")
-    return out
+
+    def column(name: str) -> pd.Series:
+        return frame[name] if name in frame else pd.Series(np.full(n, None), index=frame.index)
+
+    # Dates are factorized before any conversion: each distinct date is converted once.
+    codes, uniques = pd.factorize(column("processing_date"), use_na_sentinel=False)
+    days = pd.to_datetime(pd.Series(uniques)).dt.date.to_numpy(dtype=object)
+    return {
+        "network": column("network").to_numpy(dtype=object),
+        "processing_date": days[codes],
+        "window_days": column("window_days").to_numpy().astype("int64"),
+        id_column: column(id_column).to_numpy(dtype=object),
+    }
 
 
 class RiskScoring:
