@@ -65,6 +65,8 @@ def score_one_batch(raw: RawStore, sink: ScoreSink, scoring: RiskScoring, networ
         pages += 1
         only_page = (chunk, matrix) if pages == 1 else None
         n_alerts += len(chunk)
+        if len(chunk) < chunk_size:
+            break  # a short page is the last: no query to learn that the next is empty
         after = str(chunk["alert_id"].iloc[-1])
     if not scoring.scores_clusters:
         return n_alerts, 0
