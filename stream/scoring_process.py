@@ -18,6 +18,7 @@ order given; a closed pipe is how either side learns that the other is gone.
 from __future__ import annotations
 
 import asyncio
+import importlib
 import logging
 import multiprocessing
 import os
@@ -56,16 +57,16 @@ def _portable(exc: BaseException) -> BaseException:
         return RuntimeError(f"{type(exc).__name__}: {exc}")
 
 
-def _child_main(conn: Connection, overrides: dict) -> None:
+def _child_main(conn: Connection, overrides: dict, service_path: str) -> None:
     from shared.settings import load_settings
     from stream.memory import limit_heap_growth
-    from stream.service import ScoringService
 
     limit_heap_growth()
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
     try:
-        service = ScoringService(load_settings(**overrides))
+        module, _, name = service_path.partition(":")
+        service = getattr(importlib.import_module(module), name)(load_settings(**overrides))
     except BaseException as exc:  # noqa: BLE001 - reported to the parent, which raises it
         conn.send(("error", _portable(exc)))
         return
@@ -95,9 +96,14 @@ def _timed(process):  # noqa: ANN001, ANN202
 # -- in the Faust process ----------------------------------------------------------------------
 
 class ScoringProcess:
+    """``service``: ``module:Class`` built in the child from its settings, with ``process``,
+    ``refresh``, ``ping`` and ``status`` (the real one, or a fake in tests)."""
+
     def __init__(self, overrides: dict | None = None, max_restarts: int = 3,
-                 restart_window: float = 600.0) -> None:
+                 restart_window: float = 600.0,
+                 service: str = "stream.service:ScoringService") -> None:
         self.overrides = dict(overrides or {})
+        self.service = service
         self.max_restarts = max_restarts
         self.restart_window = restart_window
         self.status: ModelStatus | None = None
@@ -112,7 +118,7 @@ class ScoringProcess:
         """A child that is up and built (blocking: model load, ClickHouse)."""
         context = multiprocessing.get_context("spawn")  # no fork of a process with threads
         ours, theirs = context.Pipe()
-        process = context.Process(target=_child_main, args=(theirs, self.overrides),
+        process = context.Process(target=_child_main, args=(theirs, self.overrides, self.service),
                                   name="amlscore-scoring", daemon=True)
         process.start()
         theirs.close()  # so that the child's death closes the pipe for us

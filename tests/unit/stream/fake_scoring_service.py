@@ -1,0 +1,32 @@
+"""A scoring service for the scoring-process tests: it does what the request's kind says."""
+
+from __future__ import annotations
+
+import os
+import time
+
+from stream.messages import BatchOutcome, BatchRequest, ModelStatus, SinkUnavailable
+
+
+class FakeScoringService:
+    def __init__(self, settings) -> None:  # noqa: ANN001
+        if os.environ.get("FAKE_SCORING_FAILS_AT_START"):
+            raise SinkUnavailable("ClickHouse is down")
+
+    def status(self) -> ModelStatus:
+        return ModelStatus("fake-v1", ("ethereum",), 0)
+
+    def process(self, request: BatchRequest) -> BatchOutcome:
+        if request.kind == "die":
+            os._exit(3)
+        if request.kind == "fail":
+            raise SinkUnavailable("ClickHouse is down")
+        if request.kind == "slow":
+            time.sleep(0.5)
+        return BatchOutcome(request.kind, scored=len(request.batch.values))
+
+    def refresh(self) -> tuple[str | None, ModelStatus]:
+        return None, self.status()
+
+    def ping(self) -> None:
+        pass

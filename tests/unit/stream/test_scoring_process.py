@@ -1,0 +1,72 @@
+"""The scoring process's supervision and its pipe protocol, with a fake service in a real child
+process (no broker, no ClickHouse): answers in order, errors carried back, a dead child replaced,
+a child that keeps dying ends it, and the late answer to a cancelled call never taken for the
+next call's."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from stream.messages import BatchRequest, Inbound, InboundBatch, SinkUnavailable
+from stream.scoring_process import ScoringProcess, ScoringProcessFailed, ScoringProcessRestarted
+
+FAKE = "tests.unit.stream.fake_scoring_service:FakeScoringService"
+
+
+def request(kind: str, n: int = 3) -> BatchRequest:
+    messages = [Inbound(b"k", b"{}", "aml.alerts", 0, i) for i in range(n)]
+    return BatchRequest(kind, InboundBatch.of(messages), 4)
+
+
+@pytest.fixture
+def scorer():
+    process = ScoringProcess(service=FAKE, max_restarts=2)
+    process.start()
+    yield process
+    process.stop(grace=0.5)
+
+
+def test_calls_are_answered_and_errors_come_back_as_raised(scorer):
+    async def run():
+        assert (await scorer.process(request("alert", 5))).scored == 5
+        with pytest.raises(SinkUnavailable, match="ClickHouse is down"):
+            await scorer.process(request("fail"))
+        assert (await scorer.process(request("alert", 2))).scored == 2
+    asyncio.run(run())
+    assert scorer.status.version == "fake-v1"
+
+
+def test_a_dead_child_is_replaced_and_one_that_keeps_dying_ends_it(scorer):
+    first = scorer.pid
+
+    async def run():
+        with pytest.raises(ScoringProcessRestarted):
+            await scorer.process(request("die"))
+        assert scorer.pid != first and len(scorer.restarts) == 1
+        assert (await scorer.process(request("alert", 4))).scored == 4
+        with pytest.raises(ScoringProcessRestarted):
+            await scorer.process(request("die"))
+        with pytest.raises(ScoringProcessFailed, match="died 3 times"):
+            await scorer.process(request("die"))
+        with pytest.raises(ScoringProcessFailed):
+            await scorer.process(request("alert"))
+    asyncio.run(run())
+    assert scorer.failed
+
+
+def test_the_late_answer_to_a_cancelled_call_is_not_the_next_calls(scorer):
+    async def run():
+        slow = asyncio.ensure_future(scorer.process(request("slow", 7)))
+        await asyncio.sleep(0.1)
+        slow.cancel()
+        assert (await scorer.process(request("alert", 1))).kind == "alert"
+    asyncio.run(run())
+
+
+def test_a_child_that_cannot_start_fails_start_with_its_error(monkeypatch):
+    monkeypatch.setenv("FAKE_SCORING_FAILS_AT_START", "1")
+    process = ScoringProcess(service=FAKE)
+    with pytest.raises(SinkUnavailable, match="ClickHouse is down"):
+        process.start()
