@@ -15,13 +15,11 @@ from dataclasses import dataclass, field
 
 import pandas as pd
 
-from batch.dataset import ALERT_TRAINING_COLUMNS
 from shared.clickhouse.raw_store import RawStore
 from shared.cluster_features import cluster_members
+from shared.features import ALERT_SCORING_COLUMNS
 from shared.scoring import RiskScoring
 from shared.sink import ScoreRuns, ScoreSink
-
-SCORING_COLUMNS = ALERT_TRAINING_COLUMNS  # what RiskScoring reads; descriptions stay in ClickHouse
 
 
 @dataclass(frozen=True)
@@ -57,7 +55,7 @@ def score_one_batch(raw: RawStore, sink: ScoreSink, scoring: RiskScoring, networ
     only_page = None  # the batch's one page, kept for its clusters; dropped once a second comes
     while True:
         chunk = raw.alerts(network, date, window, after_id=after, limit=chunk_size,
-                           columns=SCORING_COLUMNS)
+                           columns=ALERT_SCORING_COLUMNS)
         if not len(chunk):
             break
         scores, matrix = scoring.score_alerts_matrix(chunk, features)
@@ -77,7 +75,7 @@ def score_one_batch(raw: RawStore, sink: ScoreSink, scoring: RiskScoring, networ
             scores = scoring.score_clusters(clusters, pd.Index(chunk["alert_id"].astype(str)), matrix)
         else:
             member_ids = sorted({m for ids in cluster_members(clusters) for m in ids})
-            members = raw.alerts_by_id(network, date, window, member_ids, columns=SCORING_COLUMNS)
+            members = raw.alerts_by_id(network, date, window, member_ids, columns=ALERT_SCORING_COLUMNS)
             scores = scoring.score_clusters_from_alerts(clusters, members, features)
         sink.write_cluster_scores(scores, "backfill", scored_at)
     return n_alerts, len(clusters)

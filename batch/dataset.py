@@ -15,11 +15,9 @@ import pandas as pd
 
 from shared.clickhouse.raw_store import RawStore
 from shared.cluster_features import cluster_members
-from shared.features import ALERT_CATEGORICAL, ALERT_NUMERIC, KEY_COLUMNS, normalise_keys
+from shared.features import ALERT_SCORING_COLUMNS, normalise_keys
 
 POSITIVE_LEVELS = ("high", "critical")
-# What the feature builder reads from an alert (descriptions and evidence are for people).
-ALERT_TRAINING_COLUMNS = (*KEY_COLUMNS, "alert_id", *ALERT_NUMERIC, *ALERT_CATEGORICAL, "risk_indicators")
 
 
 @dataclass
@@ -62,7 +60,7 @@ def label_clusters(clusters: pd.DataFrame, alerts: pd.DataFrame) -> np.ndarray:
 def load_training_data(store: RawStore, networks: Sequence[str], start: dt.date, end: dt.date,
                        window_days: int) -> TrainingData:
     alerts = normalise_keys(store.range_frame("raw_alerts", networks, start, end, window_days,
-                                              columns=ALERT_TRAINING_COLUMNS))
+                                              columns=ALERT_SCORING_COLUMNS))
     features = normalise_keys(store.range_frame("raw_features", networks, start, end, window_days))
     clusters = normalise_keys(store.range_frame("raw_clusters", networks, start, end, window_days))
     alerts["label"] = label_alerts(alerts, store.labels(networks))

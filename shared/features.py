@@ -27,6 +27,8 @@ ALERT_CATEGORICAL = (
     "suspected_address_type",
     "suspected_address_subtype",
 )
+# What the feature builder reads from an alert row (descriptions and evidence are for people).
+ALERT_SCORING_COLUMNS = (*KEY_COLUMNS, "alert_id", *ALERT_NUMERIC, *ALERT_CATEGORICAL, "risk_indicators")
 SEVERITY_RANK = {"low": 0.0, "medium": 1.0, "high": 2.0, "critical": 3.0}
 # Columns that must never become features, whichever table they turn up in: they are the label,
 # or derived from it (upstream leaked label_confidence), or bookkeeping.
