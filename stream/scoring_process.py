@@ -29,6 +29,7 @@ from multiprocessing.connection import Connection
 from multiprocessing.process import BaseProcess
 from typing import Any
 
+from shared.read_api import ReadRequest
 from stream.messages import BatchOutcome, BatchRequest, ModelStatus
 
 log = logging.getLogger(__name__)
@@ -71,7 +72,8 @@ def _child_main(conn: Connection, overrides: dict, service_path: str) -> None:
         conn.send(("error", _portable(exc)))
         return
     conn.send(("ok", (os.getpid(), service.status())))
-    calls = {"process": _timed(service.process), "refresh": service.refresh, "ping": service.ping}
+    calls = {"process": _timed(service.process), "refresh": service.refresh, "ping": service.ping,
+             "read": service.read}
     while True:
         try:
             number, name, args = conn.recv()
@@ -97,7 +99,7 @@ def _timed(process):  # noqa: ANN001, ANN202
 
 class ScoringProcess:
     """``service``: ``module:Class`` built in the child from its settings, with ``process``,
-    ``refresh``, ``ping`` and ``status`` (the real one, or a fake in tests)."""
+    ``refresh``, ``ping``, ``read`` and ``status`` (the real one, or a fake in tests)."""
 
     def __init__(self, overrides: dict | None = None, max_restarts: int = 3,
                  restart_window: float = 600.0,
@@ -210,6 +212,10 @@ class ScoringProcess:
 
     async def ping(self) -> None:
         await self._call("ping")
+
+    async def read(self, request: ReadRequest) -> dict:
+        """The read API: served by the process that holds ClickHouse, between two batches."""
+        return await self._call("read", request)
 
     def stop(self, grace: float = 2.0) -> None:
         """Unfinished calls stay unanswered (their batches unacknowledged). The child, which

@@ -3,7 +3,9 @@ feature cache, the sink and the two processors. Imported only in that process.""
 
 from __future__ import annotations
 
+from shared.clickhouse.score_reads import ScoreReads
 from shared.context import Context
+from shared.read_api import NotFound, ReadRequest, answer
 from shared.scoring import ScoringPolicy
 from shared.settings import Settings
 from stream.feature_lookup import CachedFeatureLookup
@@ -22,6 +24,7 @@ class ScoringService:
         self.sink = load_sink(settings.stream_sink, ClickHouseStreamSink(context.raw, context.scores))
         self.sink.ping()
         config = StreamConfig.from_settings(settings)
+        self.reads = ScoreReads(context.client, context.target.database)
         lookup = CachedFeatureLookup(context.raw, settings.feature_cache_size, settings.feature_cache_ttl)
         self.processors = {
             "alert": AlertBatchProcessor(self.holder, lookup, self.sink, config),
@@ -41,5 +44,14 @@ class ScoringService:
     def ping(self) -> None:
         try:
             self.sink.ping()
+        except Exception as exc:  # noqa: BLE001
+            raise SinkUnavailable.caused_by(exc) from exc
+
+    def read(self, request: ReadRequest) -> dict:
+        """A read API answer; ClickHouse failing is :class:`SinkUnavailable` (the view's 503)."""
+        try:
+            return answer(self.reads, request, self.holder.scoring.model_version)
+        except NotFound:
+            raise
         except Exception as exc:  # noqa: BLE001
             raise SinkUnavailable.caused_by(exc) from exc

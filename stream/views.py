@@ -1,5 +1,6 @@
-"""HTTP views on the worker: /live, /ready (both from state, never waiting behind a batch) and
-/metrics (Prometheus)."""
+"""HTTP views on the worker: /live, /ready (both from state, never waiting behind a batch),
+/metrics (Prometheus), and the read-only score API (/scores, /alerts/{alert_id}, /clusters),
+answered by the scoring process, which holds ClickHouse, between two batches."""
 
 from __future__ import annotations
 
@@ -7,7 +8,9 @@ from collections.abc import Iterable
 
 import faust
 
+from shared.read_api import BadRequest, NotFound, ReadRequest, parse_page
 from stream.health import Health
+from stream.messages import SinkUnavailable
 from stream.metrics import GaugeReading, WorkerMetrics
 from stream.pipeline import Pipeline
 from stream.scoring_process import ScoringProcess
@@ -53,3 +56,29 @@ def install_views(app: faust.App, health: Health, metrics: WorkerMetrics, pipeli
     @app.page("/metrics")
     async def metrics_page(web, request):  # noqa: ANN001, ANN202
         return web.bytes(metrics.render(), content_type="text/plain; version=0.0.4")
+
+    async def read(web, request: ReadRequest):  # noqa: ANN001, ANN202
+        try:
+            return web.json(await scorer.read(request))
+        except NotFound as exc:
+            return web.json({"error": str(exc)}, status=404)
+        except SinkUnavailable as exc:
+            return web.json({"error": f"scores cannot be read now: {exc}"}, status=503)
+
+    def page(what: str):  # noqa: ANN202
+        async def view(web, request):  # noqa: ANN001, ANN202
+            try:
+                query = parse_page(dict(request.query))
+            except BadRequest as exc:
+                return web.json({"error": str(exc)}, status=400)
+            return await read(web, ReadRequest(what=what, page=query))
+        return view
+
+    app.page("/scores")(page("scores"))
+    app.page("/clusters")(page("clusters"))
+
+    @app.page("/alerts/{alert_id}")
+    async def alert(web, request, alert_id):  # noqa: ANN001, ANN202
+        if not alert_id or len(alert_id) > 256:
+            return web.json({"error": "alert_id must be 1..256 characters"}, status=400)
+        return await read(web, ReadRequest(what="alert", alert_id=alert_id))

@@ -30,3 +30,6 @@ class FakeScoringService:
 
     def ping(self) -> None:
         pass
+
+    def read(self, request) -> dict:  # noqa: ANN001
+        return {"what": request.what}
