@@ -248,6 +248,36 @@ def export(out, networks, start, end, window_days, model_version) -> None:
 
 
 @main.command()
+@network_option
+@start_option
+@end_option
+@window_option
+@click.option("--model-version", default=None, help="Default: the promoted version.")
+@click.option("--out", type=click.Path(path_type=Path), default=None,
+              help="Report directory; default: AMLSCORE_HOME/drift/VERSION_START_END.")
+@one_line_errors
+def drift(networks, start, end, window_days, model_version, out) -> None:
+    """Feature drift of ingested alerts against the model's training data (PSI per feature)."""
+    _ordered(start, end)
+    from batch.drift_report import drift_report, worst
+    from shared.drift import DriftThresholds
+    ctx = _context()
+    scoring = ctx.scoring(model_version)
+    networks, start, end = _resolve_range(ctx, networks, start, end, window_days)
+    thresholds = DriftThresholds(ctx.settings.drift_psi_watch, ctx.settings.drift_psi_act)
+    out = out or ctx.settings.home / "drift" / f"{scoring.model_version}_{start}_{end}"
+    report = drift_report(ctx.raw, scoring, networks, start, end, window_days, thresholds, out)
+    statuses = [v["status"] for v in report["features"].values()]
+    click.echo(f"model {scoring.model_version}, {report['rows']} alerts {start}..{end}: "
+               f"{statuses.count('act')} features act (PSI > {thresholds.act}), "
+               f"{statuses.count('watch')} watch (> {thresholds.watch}), {statuses.count('stable')} stable")
+    for name, value in worst(report, 5):
+        click.echo(f"  {value['psi']:8.4f}  {value['status']:<7} {name}  (missing {value['missing']:.1%}, "
+                   f"training {value['reference_missing']:.1%})")
+    click.echo(f"report: {out / 'drift.json'}")
+
+
+@main.command()
 @click.option("--web-port", type=click.IntRange(1, 65535), default=None, help="Default AMLSCORE_WEB_PORT.")
 @click.option("--batch-size", type=click.IntRange(1), default=None, help="Default AMLSCORE_BATCH_SIZE.")
 @one_line_errors

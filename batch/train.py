@@ -20,6 +20,7 @@ from batch.dataset import TrainingData, load_training_data
 from batch.evaluate import binary_metrics, choose_rank_source, ranking_metrics
 from batch.models import FitResult, fit_binary, fit_ranker
 from batch.report import write_report
+from shared import drift
 from shared.clickhouse.raw_store import RawStore
 from shared.clickhouse.registry_store import RegistryStore
 from shared.cluster_features import ClusterFeatureSpec, build_cluster_matrix, fit_cluster_spec
@@ -217,7 +218,8 @@ def train(store: RawStore, registry: DirectoryModelRegistry, cfg: TrainConfig,
     version = f"{dt.datetime.now(dt.UTC):%Y%m%dT%H%M%SZ}-{fingerprint[:8]}"
     split = {"fit_dates": fit_dates, "validation_dates": valid_dates, "holdout_dates": held_dates}
     fits: dict[str, tuple[FitResult, list[str], dict]] = {
-        "alert_scorer": (scorer, names, {"feature_spec": spec.to_dict()}),
+        "alert_scorer": (scorer, names, {"feature_spec": spec.to_dict(),
+                                         "drift_reference": drift.reference(x[train_rows], names)}),
         "alert_ranker": (ranker, names, {"feature_spec": spec.to_dict(), "rank_source": rank_source,
                                          "rank_source_why": rank_why}),
     }

@@ -35,7 +35,7 @@ class PageQuery(BaseModel):
 class ReadRequest(BaseModel):
     """What crosses to the process that holds ClickHouse."""
 
-    what: Literal["scores", "clusters", "alert"]
+    what: Literal["scores", "clusters", "alert", "drift"]
     page: PageQuery | None = None
     alert_id: str | None = None
 

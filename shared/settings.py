@@ -67,6 +67,9 @@ class Settings(BaseSettings):
         description="Alerts scoring at least this get a TreeSHAP explanation (default: the high band; 0 = all)",
     )
     explain_top_k: int = Field(5, ge=1, description="Features per explanation")
+    drift_window: int = Field(10_000, ge=0, description="Live alerts kept for drift (0: off)")
+    drift_psi_watch: float = Field(0.10, gt=0, description="PSI above which a feature is 'watch'")
+    drift_psi_act: float = Field(0.25, gt=0, description="PSI above which a feature is 'act'")
     risk_bands: tuple[float, float, float] = Field(
         (0.10, 0.30, 0.60), description="Score thresholds for medium, high, critical"
     )

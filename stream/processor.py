@@ -24,6 +24,7 @@ import pandas as pd
 
 from shared.clickhouse.ddl import RAW_ALERT_COLUMNS
 from shared.cluster_features import cluster_members
+from shared.drift import RollingRows
 from shared.features import KEY_COLUMNS, FeatureBlock
 from shared.schemas import AlertEvent
 from shared.scoring import RiskScoring
@@ -126,8 +127,9 @@ def embedded_rows(events: Sequence[AlertEvent]) -> FeatureRows:
 
 class AlertBatchProcessor:
     def __init__(self, holder: ModelHolder, lookup: CachedFeatureLookup, sink: StreamSink,
-                 config: StreamConfig) -> None:
+                 config: StreamConfig, live: RollingRows | None = None) -> None:
         self.holder, self.lookup, self.sink, self.config = holder, lookup, sink, config
+        self.live = live  # the last scored rows' features, for drift
 
     def _features(self, events: Sequence[AlertEvent]) -> FeatureBlock | None:
         keys = [(e.network, e.processing_date.isoformat(), e.window_days, e.address)
@@ -175,6 +177,8 @@ class AlertBatchProcessor:
                 features = self._features(events)
             with timer("predict"):
                 scores, matrix, failed = self._score(scoring, alerts, features)
+            if self.live is not None:
+                self.live.add(matrix)
             keep = [i for i in range(len(events)) if i not in failed]
             dead += [decoded.dead_letter(batch, i, Reason.SCORING_ERROR, e) for i, e in failed.items()]
             if failed:

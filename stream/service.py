@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from shared.clickhouse.score_reads import ScoreReads
 from shared.context import Context
+from shared.drift import DriftThresholds, RollingRows, compare
 from shared.read_api import NotFound, ReadRequest, answer
 from shared.scoring import ScoringPolicy
 from shared.settings import Settings
@@ -26,8 +27,10 @@ class ScoringService:
         config = StreamConfig.from_settings(settings)
         self.reads = ScoreReads(context.client, context.target.database)
         lookup = CachedFeatureLookup(context.raw, settings.feature_cache_size, settings.feature_cache_ttl)
+        self.live = RollingRows(settings.drift_window)
+        self.thresholds = DriftThresholds(settings.drift_psi_watch, settings.drift_psi_act)
         self.processors = {
-            "alert": AlertBatchProcessor(self.holder, lookup, self.sink, config),
+            "alert": AlertBatchProcessor(self.holder, lookup, self.sink, config, self.live),
             "cluster": ClusterBatchProcessor(self.holder, context.raw, self.sink, config),
         }
 
@@ -49,9 +52,22 @@ class ScoringService:
 
     def read(self, request: ReadRequest) -> dict:
         """A read API answer; ClickHouse failing is :class:`SinkUnavailable` (the view's 503)."""
+        if request.what == "drift":
+            return self.drift()
         try:
             return answer(self.reads, request, self.holder.scoring.model_version)
         except NotFound:
             raise
         except Exception as exc:  # noqa: BLE001
             raise SinkUnavailable.caused_by(exc) from exc
+
+    def drift(self) -> dict:
+        """PSI of the live window against the promoted model's training reference."""
+        scoring = self.holder.scoring
+        ref = scoring.bundle.alert_scorer.metadata.get("drift_reference")
+        if ref is None:
+            return {"model_version": scoring.model_version, "rows": 0, "features": {},
+                    "note": "this model was trained without a drift reference; retrain to get one"}
+        names = scoring.bundle.feature_spec.names
+        report = compare(ref, self.live.matrix(len(names)), names, self.thresholds)
+        return {"model_version": scoring.model_version, **report}

@@ -4,6 +4,7 @@ answered by the scoring process, which holds ClickHouse, between two batches."""
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterable
 
 import faust
@@ -15,9 +16,30 @@ from stream.metrics import GaugeReading, WorkerMetrics
 from stream.pipeline import Pipeline
 from stream.scoring_process import ScoringProcess
 
+log = logging.getLogger(__name__)
+
+
+DRIFT_REFRESH_SECONDS = 15.0  # how often the PSI gauges are recomputed from the live window
+
 
 def install_views(app: faust.App, health: Health, metrics: WorkerMetrics, pipeline: Pipeline,
                   scorer: ScoringProcess) -> None:
+    drift: dict = {}  # the scoring process's last drift answer, for the gauges
+
+    @app.timer(DRIFT_REFRESH_SECONDS)
+    async def refresh_drift() -> None:
+        try:
+            drift.update(await scorer.read(ReadRequest(what="drift")))
+        except Exception as exc:  # noqa: BLE001 - gauges keep their last values; /live tells of trouble
+            log.warning("drift gauges not refreshed: %s", exc)
+
+    def drift_gauges() -> Iterable[GaugeReading]:
+        features = drift.get("features", {})
+        yield ("amlscore_feature_psi", "Population stability index of each feature, live window vs training",
+               [({"feature": f}, v["psi"]) for f, v in features.items() if v["psi"] is not None])
+        yield ("amlscore_feature_missing_share", "Share of missing values per feature in the live window",
+               [({"feature": f}, v["missing"]) for f, v in features.items() if v["missing"] is not None])
+
     def gauges() -> Iterable[GaugeReading]:
         consumer = app.consumer
         lag, assigned = [], {}
@@ -40,6 +62,7 @@ def install_views(app: faust.App, health: Health, metrics: WorkerMetrics, pipeli
                [({"kind": k}, v) for k, v in health.liveness()[1]["oldest_unacked_s"].items()])
         yield ("amlscore_scoring_process_restarts", "Times the scoring process died and was replaced",
                [({}, len(scorer.restarts))])
+        yield from drift_gauges()
 
     metrics.gauges(gauges)
 
@@ -76,6 +99,10 @@ def install_views(app: faust.App, health: Health, metrics: WorkerMetrics, pipeli
 
     app.page("/scores")(page("scores"))
     app.page("/clusters")(page("clusters"))
+
+    @app.page("/drift")
+    async def drift_page(web, request):  # noqa: ANN001, ANN202
+        return await read(web, ReadRequest(what="drift"))
 
     @app.page("/alerts/{alert_id}")
     async def alert(web, request, alert_id):  # noqa: ANN001, ANN202

@@ -4,6 +4,7 @@ one line on stderr, a non-zero exit, no traceback and nothing written."""
 
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
 import os
 import subprocess
@@ -13,6 +14,7 @@ from pathlib import Path
 import orjson
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute  # noqa: F401 - pa.compute
 import pyarrow.parquet as pq
 import pytest
 
@@ -224,3 +226,25 @@ def _query(env: dict, cwd: Path, sql: str, cast=int, **params: str):  # noqa: AN
                           text=True, timeout=120)
     assert done.returncode == 0, done.stderr
     return cast(eval(done.stdout))  # noqa: S307 - a number or list ClickHouse returned
+
+
+def test_drift_of_a_shifted_day_flags_that_feature_alone(user, small_sot, tmp_path):
+    env, cwd = user
+    sot = clone(small_sot, tmp_path / "sot")
+    last = batch_dirs(sot)[-1]
+    alerts = read(last, "alerts.parquet")
+    shifted = pa.compute.multiply(alerts.column("volume_usd"), 20.0)
+    rewrite(last, "alerts.parquet", alerts.set_column(alerts.schema.get_field_index("volume_usd"),
+                                                      "volume_usd", shifted))
+    day = last.parent.name
+    assert run(env, cwd, "ingest", "--source", str(sot)).returncode == 0
+    before = (dt.date.fromisoformat(day) - dt.timedelta(days=1)).isoformat()
+    assert run(env, cwd, "train", "--holdout-days", "1", "--end", before).returncode == 0
+    done = run(env, cwd, "drift", "--start", day, "--end", day)
+    assert done.returncode == 0, done.stderr
+    report_path = Path(done.stdout.strip().splitlines()[-1].removeprefix("report: "))
+    features = orjson.loads(report_path.read_bytes())["features"]
+    assert features["volume_usd"]["psi"] > 0.25 and features["volume_usd"]["status"] == "act"
+    others = {k: v["psi"] for k, v in features.items() if k != "volume_usd" and v["psi"] is not None}
+    assert others and max(others.values()) < 0.1, sorted(others.items(), key=lambda kv: -kv[1])[:3]
+    assert "1 features act" in done.stdout and (report_path.parent / "drift.png").exists()

@@ -8,7 +8,7 @@ import urllib.parse
 import orjson
 import pytest
 
-from tests.stream_harness import LAST, home_copy, query, stream_env
+from tests.stream_harness import LAST, home_copy, produce, query, sot_records, stream_env
 
 pytestmark = pytest.mark.integration
 
@@ -57,3 +57,22 @@ def test_scores_alerts_and_clusters_read_from_a_running_worker(prepared, broker,
     assert "limit" in body["error"]
     status, page = get("/scores", network="ethereum", date="2030-01-01")
     assert status == 200 and page["total"] == 0 and page["items"] == []
+
+
+def test_drift_of_live_alerts_shows_the_shifted_feature(prepared, broker, spawn, tmp_path):
+    home = home_copy(prepared, tmp_path / "home")
+    records, report = sot_records(broker, prepared["sot"], LAST, features="embed", clusters=False)
+    shifted = [(t, k, orjson.dumps({**(e := orjson.loads(v)), "volume_usd": e["volume_usd"] * 20}))
+               for t, k, v in records]
+    worker = spawn(stream_env(home, broker))
+    produce(broker.bootstrap, shifted)
+    worker.wait_for('amlscore_scored_total{kind="alert"}', report.alerts)
+    status, body = worker.get("/drift")
+    drift = orjson.loads(body)
+    assert status == 200 and drift["rows"] == report.alerts and drift["model_version"] == prepared["v1"]
+    features = drift["features"]
+    assert features["volume_usd"]["psi"] > 0.25 and features["volume_usd"]["status"] == "act"
+    others = [v["psi"] for k, v in features.items() if k != "volume_usd" and v["psi"] is not None]
+    assert others and max(others) < 0.1
+    assert worker.wait_for('amlscore_feature_psi{feature="volume_usd"}', 0.25, timeout=45) > 0.25
+    assert worker.get("/ready")[0] == 200  # readiness does not depend on drift
