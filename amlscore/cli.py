@@ -377,6 +377,19 @@ def demo(directory, alerts_per_day, rate) -> None:
                f"p99 {percentile(s.latencies_ms, 99):.0f} ms")
     click.echo(f"  stream = backfill: {s.equal_to_backfill} of {s.streamed} streamed scores equal, bit for "
                "bit, the batch path's for the same alerts")
+    top = s.api_top
+    click.echo(f"\nGET /scores?network=ethereum&date={top.get('date')}&limit=5 (from the running worker, "
+               f"{top.get('total')} ranked):")
+    for item in top.get("items", []):
+        click.echo(f"  #{item['rank_position']:<3} {item['alert_id'][:22]:<22} score {item['score']:.3f} "
+                   f"rank_score {item['rank_score']:.3f} {item['risk_level']}")
+    features = {k: v for k, v in s.api_drift.get("features", {}).items() if v["psi"] is not None}
+    statuses = [v["status"] for v in features.values()]
+    worst = sorted(features.items(), key=lambda kv: -kv[1]["psi"])[:3]
+    click.echo(f"GET /drift: {s.api_drift.get('rows', 0)} live alerts vs training — "
+               f"{statuses.count('act')} act, {statuses.count('watch')} watch, "
+               f"{statuses.count('stable')} stable; highest PSI "
+               + ", ".join(f"{k} {v['psi']:.3f}" for k, v in worst))
     click.echo("\nten riskiest alerts of the day:")
     for row in s.top:
         top = ", ".join(f"{c['feature']} {c['contribution']:+.2f}" for c in orjson.loads(row["explanation"])[:3])

@@ -63,6 +63,8 @@ class DemoSummary:
     streamed: int = 0
     report_dir: str = ""
     model_version: str = ""
+    api_top: dict = field(default_factory=dict)    # GET /scores of the live day, from the worker
+    api_drift: dict = field(default_factory=dict)  # GET /drift
 
 
 def _env(cfg: DemoConfig, bootstrap: str = "") -> dict:
@@ -97,6 +99,11 @@ def _worker(env: dict, log: Path) -> Iterator[tuple[subprocess.Popen, int]]:
             except subprocess.TimeoutExpired:
                 os.killpg(process.pid, signal.SIGKILL)
                 process.wait(10)
+
+
+def _get_json(port: int, path: str) -> dict:
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=30) as response:  # noqa: S310
+        return orjson.loads(response.read())
 
 
 def _metrics(port: int) -> dict[str, float]:
@@ -247,6 +254,8 @@ def run_demo(cfg: DemoConfig, say: Say, on_progress: Callable[[int, int], None] 
             summary.scored, summary.dead_lettered, summary.clusters = scored, dead, clusters
             keys = {k for t, k, _ in records if t == TOPICS.alerts_topic}
             summary.latencies_ms = asyncio.run(event_to_score_latencies(broker.bootstrap, keys))
+            summary.api_top = _get_json(port, f"/scores?network=ethereum&date={live_day}&limit=5")
+            summary.api_drift = _get_json(port, "/drift")
     summary.top, summary.equal_to_backfill, summary.streamed = _read_back(env, live_day, summary.model_version)
     return summary
 

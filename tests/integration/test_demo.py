@@ -38,6 +38,8 @@ def test_demo_runs_end_to_end_and_leaves_no_process(tmp_path):
         assert "event→score latency p50" in out and "held-out AUC" in out
         equal = out.split("stream = backfill: ", 1)[1].split()
         assert equal[0] == equal[2] and int(equal[0]) > 1000, out  # every streamed score
+        assert "GET /scores?network=ethereum" in out and out.count("  #") == 5
+        assert "GET /drift: " in out and " stable; highest PSI " in out
         assert len([line for line in out.splitlines() if " because " in line]) == 10
         assert (directory / "home" / "models").is_dir()
         assert _processes_using(directory / "home") == []
