@@ -215,12 +215,16 @@ def backfill(networks, start, end, window_days, chunk_size, force, model_version
     networks, start, end = _resolve_range(ctx, networks, start, end, window_days)
     batches = ctx.raw.batches(networks, start, end, window_days)
     with tqdm(total=sum(b[3] for b in batches), unit="alert", desc="backfill") as bar:
+        challenger = ctx.models.shadow_version()
+        shadow = ctx.scoring(challenger) if challenger and challenger != scoring.model_version else None
         report = run_backfill(ctx.raw, ctx.scores, scoring,
                               BackfillConfig(networks, start, end, window_days, chunk_size, force),
-                              on_batch=lambda _name, _status, n: bar.update(n))
+                              on_batch=lambda _name, _status, n: bar.update(n), shadow=shadow)
     click.echo(f"model {report.model_version}: scored {len(report.scored)} batches "
                f"({report.alerts} alerts, {report.clusters} clusters) in {report.seconds:.1f}s "
                f"= {report.alerts_per_second:,.0f} alerts/s; skipped {len(report.skipped)} complete")
+    if shadow is not None:
+        click.echo(f"challenger {shadow.model_version} scored the same alerts into alert_scores_shadow")
     if report.clusters_skipped:
         click.echo(f"clusters left unscored: model {report.model_version} has no cluster_scorer "
                    f"({report.clusters_skipped})")
@@ -275,6 +279,54 @@ def drift(networks, start, end, window_days, model_version, out) -> None:
         click.echo(f"  {value['psi']:8.4f}  {value['status']:<7} {name}  (missing {value['missing']:.1%}, "
                    f"training {value['reference_missing']:.1%})")
     click.echo(f"report: {out / 'drift.json'}")
+
+
+@main.command()
+@click.argument("version", required=False)
+@click.option("--off", is_flag=True, help="Stop shadow scoring.")
+@one_line_errors
+def shadow(version, off) -> None:
+    """Score with VERSION beside the promoted model (stream and backfill) into alert_scores_shadow."""
+    if bool(version) == off:
+        raise click.UsageError("give a VERSION, or --off")
+    ctx = _context()
+    ctx.models.set_shadow(None if off else version)
+    click.echo("shadow scoring off" if off else
+               f"{version} scores in shadow beside {ctx.models.current_version()} (workers follow on "
+               "their next model poll; never published)")
+
+
+@main.command()
+@network_option
+@start_option
+@end_option
+@window_option
+@click.option("--version", "challenger", default=None, help="Default: the shadow version.")
+@click.option("--out", type=click.Path(path_type=Path), default=None,
+              help="Report directory; default: AMLSCORE_HOME/compare/CHAMPION_vs_CHALLENGER.")
+@one_line_errors
+def compare(networks, start, end, window_days, challenger, out) -> None:
+    """Champion vs challenger on the alerts of a range: metrics, score shift, rank agreement."""
+    _ordered(start, end)
+    from batch.compare import TOP, compare_versions
+    ctx = _context()
+    challenger = challenger or ctx.models.shadow_version()
+    if not challenger:
+        raise click.UsageError("no challenger: pass --version V or set one with `amlscore shadow V`")
+    champion = ctx.scoring()
+    networks, start, end = _resolve_range(ctx, networks, start, end, window_days)
+    out = out or ctx.settings.home / "compare" / f"{champion.model_version}_vs_{challenger}"
+    r = compare_versions(ctx.raw, champion, ctx.scoring(challenger), networks, start, end,
+                         window_days, out)
+    click.echo(f"{r['alerts']} alerts ({r['labelled']} labelled) {start}..{end}")
+    ranking = r["ranking"]["mean"]
+    for name in ("champion", "challenger"):
+        m = r["metrics"][name]
+        click.echo(f"  {name:<10} {r[name]:<28} AUC {m['auc']}  PR-AUC {m['pr_auc']}  "
+                   f"NDCG@10 {ranking[f'{name}_ndcg@10']}  precision@50 {ranking[f'{name}_precision@50']}")
+    click.echo(f"  score shift: mean {r['score_shift']['mean']:+.4f}, mean |shift| "
+               f"{r['score_shift']['mean_abs']:.4f}; top-{TOP} overlap {r['rank_agreement'][f'top{TOP}_overlap_mean']}")
+    click.echo(f"report: {out / 'compare.json'}")
 
 
 @main.command()

@@ -48,7 +48,8 @@ class BackfillReport:
 
 
 def score_one_batch(raw: RawStore, sink: ScoreSink, scoring: RiskScoring, network: str,
-                    date: dt.date, window: int, chunk_size: int) -> tuple[int, int]:
+                    date: dt.date, window: int, chunk_size: int,
+                    shadow: RiskScoring | None = None) -> tuple[int, int]:
     scored_at = dt.datetime.now(dt.UTC)
     features = raw.features(network, date, window)
     n_alerts, pages, after = 0, 0, ""
@@ -60,6 +61,9 @@ def score_one_batch(raw: RawStore, sink: ScoreSink, scoring: RiskScoring, networ
             break
         scores, matrix = scoring.score_alerts_matrix(chunk, features)
         sink.write_alert_scores(scores, "backfill", scored_at)
+        if shadow is not None:  # the challenger's rows, after the champion's
+            sink.write_alert_scores(shadow.score_alerts_matrix(chunk, features)[0], "backfill",
+                                    scored_at, table="alert_scores_shadow")
         pages += 1
         only_page = (chunk, matrix) if pages == 1 else None
         n_alerts += len(chunk)
@@ -83,8 +87,9 @@ def score_one_batch(raw: RawStore, sink: ScoreSink, scoring: RiskScoring, networ
 
 def backfill(raw: RawStore, sink: ScoreSink, scoring: RiskScoring, cfg: BackfillConfig,
              on_batch: Callable[[str, str, int], None] | None = None,
-             runs: ScoreRuns | None = None) -> BackfillReport:
-    """``runs`` (default: ``sink``, when it keeps the log too, as ClickHouse's store does)."""
+             runs: ScoreRuns | None = None, shadow: RiskScoring | None = None) -> BackfillReport:
+    """``runs`` (default: ``sink``, when it keeps the log too, as ClickHouse's store does);
+    ``shadow``: a challenger that scores every page too, into ``alert_scores_shadow``."""
     log: ScoreRuns = runs if runs is not None else sink  # type: ignore[assignment]
     version = scoring.model_version
     report = BackfillReport(version, clusters_skipped=scoring.bundle.cluster_skipped)
@@ -96,7 +101,8 @@ def backfill(raw: RawStore, sink: ScoreSink, scoring: RiskScoring, cfg: Backfill
             if on_batch:
                 on_batch(name, "skipped", n_alerts)
             continue
-        alerts, clusters = score_one_batch(raw, sink, scoring, network, date, window, cfg.chunk_size)
+        alerts, clusters = score_one_batch(raw, sink, scoring, network, date, window, cfg.chunk_size,
+                                           shadow)
         # Logged only after every row of the batch is written: this is the resume point.
         log.mark_complete(network, date, window, version, alerts, clusters)
         report.scored.append(name)

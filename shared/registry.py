@@ -25,6 +25,7 @@ from shared.features import FeatureSpec
 
 MODEL_NAMES = ("alert_scorer", "alert_ranker", "cluster_scorer")
 PROMOTED_FILE = "PROMOTED"
+SHADOW_FILE = "SHADOW"  # the challenger scoring beside the promoted version, if any
 _VERSION = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 
 
@@ -56,6 +57,8 @@ class ModelSource(Protocol):
     """Where scorers get models from; swappable (directory, object store, …)."""
 
     def current_version(self) -> str | None: ...
+
+    def shadow_version(self) -> str | None: ...
 
     def load(self, version: str) -> ModelBundle: ...
 
@@ -141,6 +144,28 @@ class DirectoryModelRegistry:
 
     def current_version(self) -> str | None:
         return self._pointer()[0]
+
+    def shadow_version(self) -> str | None:
+        try:
+            return str(orjson.loads((self.models_dir / SHADOW_FILE).read_bytes())["model_version"])
+        except FileNotFoundError:
+            return None
+        except (orjson.JSONDecodeError, KeyError, TypeError) as exc:
+            raise ModelLoadError(f"{self.models_dir / SHADOW_FILE} is unreadable ({exc}); "
+                                 "run `amlscore shadow --off`") from exc
+
+    def set_shadow(self, version: str | None) -> None:
+        """A registered version that is not the promoted one scores beside it (None: stop)."""
+        pointer = self.models_dir / SHADOW_FILE
+        if version is None:
+            pointer.unlink(missing_ok=True)
+            return
+        if version not in self.versions():
+            raise ModelLoadError(f"no model version {version!r} (see `amlscore models`)")
+        if version == self.current_version():
+            raise ModelLoadError(f"{version} is the promoted version; a challenger must be another one")
+        self.load(version)
+        _atomic_write(pointer, orjson.dumps({"model_version": version}))
 
     def metadata(self, version: str) -> dict:
         """The alert_scorer's metadata of ``version`` (training range, metrics, …)."""

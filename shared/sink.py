@@ -11,8 +11,10 @@ import pandas as pd
 
 
 class ScoreSink(Protocol):
-    def write_alert_scores(self, scores: pd.DataFrame, source: str, scored_at: dt.datetime) -> None:
-        """Durably write alert score rows; return only once they are written (or raise)."""
+    def write_alert_scores(self, scores: pd.DataFrame, source: str, scored_at: dt.datetime,
+                           table: str = "alert_scores") -> None:
+        """Durably write alert score rows; return only once they are written (or raise).
+        ``table="alert_scores_shadow"``: a challenger's rows."""
 
     def write_cluster_scores(self, scores: pd.DataFrame, source: str, scored_at: dt.datetime) -> None:
         """Durably write cluster score rows; return only once they are written (or raise)."""

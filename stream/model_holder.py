@@ -30,6 +30,7 @@ class ModelHolder:
         self.source = source
         self.policy = policy
         self._scoring: RiskScoring | None = None
+        self.shadow: RiskScoring | None = None  # a challenger scoring beside the champion
         self.status = ReloadStatus()
 
     @property
@@ -55,10 +56,25 @@ class ModelHolder:
                 "no promoted model; run `amlscore train` first or set AMLSCORE_MODELS_DIR")
         self._scoring = RiskScoring(self.source.load(version), self.policy)
         self.status.loaded += 1
+        self.refresh_shadow()
         return self._scoring
+
+    def refresh_shadow(self) -> None:
+        """Follow the shadow pointer; a challenger that fails to load is logged and left out
+        (it never stops the champion)."""
+        try:
+            version = self.source.shadow_version()
+            if version == (self.shadow.model_version if self.shadow else None):
+                return
+            self.shadow = RiskScoring(self.source.load(version), self.policy) if version else None
+            log.info("challenger %s scoring in shadow", version) if version else log.info("no challenger")
+        except ModelLoadError as exc:
+            self.shadow = None
+            log.error("challenger not loaded: %s", exc)
 
     def refresh(self) -> str | None:
         """Swap in a newly promoted version; return it, or None when nothing changed."""
+        self.refresh_shadow()
         try:
             version = self.source.current_version()
         except ModelLoadError as exc:

@@ -34,6 +34,7 @@ from stream.feature_lookup import CachedFeatureLookup, FeatureRows
 from stream.messages import BatchOutcome, BatchRequest, OutboundColumns, Reason, SinkUnavailable
 from stream.model_holder import ModelHolder
 from stream.partitioning import partitions_for
+from stream.shadow import ShadowScorer
 from stream.sinks import StreamSink, write_isolating
 
 log = logging.getLogger(__name__)
@@ -127,9 +128,11 @@ def embedded_rows(events: Sequence[AlertEvent]) -> FeatureRows:
 
 class AlertBatchProcessor:
     def __init__(self, holder: ModelHolder, lookup: CachedFeatureLookup, sink: StreamSink,
-                 config: StreamConfig, live: RollingRows | None = None) -> None:
+                 config: StreamConfig, live: RollingRows | None = None,
+                 shadow: ShadowScorer | None = None) -> None:
         self.holder, self.lookup, self.sink, self.config = holder, lookup, sink, config
         self.live = live  # the last scored rows' features, for drift
+        self.shadow = shadow  # the challenger, after the champion has written
 
     def _features(self, events: Sequence[AlertEvent]) -> FeatureBlock | None:
         keys = [(e.network, e.processing_date.isoformat(), e.window_days, e.address)
@@ -192,6 +195,9 @@ class AlertBatchProcessor:
                 dead += [decoded.dead_letter(batch, keep[i], Reason.SINK_REJECTED, e)
                          for i, e in rejected.items()]
                 scores = scores.drop(index=list(rejected)).reset_index(drop=True)
+                alerts = alerts.drop(index=list(rejected)).reset_index(drop=True)
+            if self.shadow is not None:  # only now: the champion's rows are written
+                self.shadow.submit(self.holder.shadow, alerts, features)
             with timer("encode"):
                 outcome.scores = score_events(scores, self.config.scores_topic,
                                               request.score_partitions, scored_at.isoformat())

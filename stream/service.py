@@ -13,6 +13,7 @@ from stream.feature_lookup import CachedFeatureLookup
 from stream.messages import BatchOutcome, BatchRequest, ModelStatus, SinkUnavailable
 from stream.model_holder import ModelHolder
 from stream.processor import AlertBatchProcessor, ClusterBatchProcessor, StreamConfig
+from stream.shadow import ShadowScorer
 from stream.sinks import ClickHouseStreamSink, load_sink
 
 
@@ -30,7 +31,8 @@ class ScoringService:
         self.live = RollingRows(settings.drift_window)
         self.thresholds = DriftThresholds(settings.drift_psi_watch, settings.drift_psi_act)
         self.processors = {
-            "alert": AlertBatchProcessor(self.holder, lookup, self.sink, config, self.live),
+            "alert": AlertBatchProcessor(self.holder, lookup, self.sink, config, self.live,
+                                         ShadowScorer(context.scores)),
             "cluster": ClusterBatchProcessor(self.holder, context.raw, self.sink, config),
         }
 

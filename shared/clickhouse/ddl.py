@@ -97,6 +97,8 @@ def schema_statements(db: str) -> list[str]:
         f"scored_at DateTime64(3, 'UTC'), source LowCardinality(String)) "
         f"ENGINE = ReplacingMergeTree(scored_at) PARTITION BY toYYYYMM(processing_date) "
         f"ORDER BY (network, window_days, processing_date, alert_id, model_version)",
+        # A challenger's scores (amlscore shadow): the same rows, never published, never ranked.
+        f"CREATE TABLE IF NOT EXISTS {db}.alert_scores_shadow AS {db}.alert_scores",
         f"CREATE TABLE IF NOT EXISTS {db}.cluster_scores ({BATCH_KEY}, cluster_id String, "
         f"model_version LowCardinality(String), score Float64, risk_level LowCardinality(String), "
         f"n_alerts UInt32, n_alerts_found UInt32, scored_at DateTime64(3, 'UTC'), "

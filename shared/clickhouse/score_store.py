@@ -33,13 +33,16 @@ class ScoreStore:
         self.client = client
         self.db = check_identifier(database, "database")
 
-    def write_alert_scores(self, scores: pd.DataFrame, source: str, scored_at: dt.datetime) -> None:
+    def write_alert_scores(self, scores: pd.DataFrame, source: str, scored_at: dt.datetime,
+                           table: str = "alert_scores") -> None:
+        """``table="alert_scores_shadow"`` for a challenger's rows."""
         if not len(scores):
             return
         types = {**_KEY_TYPES, "alert_id": pa.string(), "address": pa.string(),
                  "model_version": pa.string(), "score": pa.float64(), "rank_score": pa.float64(),
                  "risk_level": pa.string(), "explanation": pa.string()}
-        self.client.insert_arrow(f"{self.db}.alert_scores", _arrow(scores, types, source, scored_at))
+        self.client.insert_arrow(f"{self.db}.{check_identifier(table, 'table')}",
+                                 _arrow(scores, types, source, scored_at))
 
     def write_cluster_scores(self, scores: pd.DataFrame, source: str, scored_at: dt.datetime) -> None:
         if not len(scores):

@@ -248,3 +248,26 @@ def test_drift_of_a_shifted_day_flags_that_feature_alone(user, small_sot, tmp_pa
     others = {k: v["psi"] for k, v in features.items() if k != "volume_usd" and v["psi"] is not None}
     assert others and max(others.values()) < 0.1, sorted(others.items(), key=lambda kv: -kv[1])[:3]
     assert "1 features act" in done.stdout and (report_path.parent / "drift.png").exists()
+
+
+def test_compare_shows_a_challenger_trained_on_more_data(user, tmp_path):
+    env, cwd = user
+    sot = tmp_path / "sot"
+    assert run(env, cwd, "synth", "--out", str(sot), "--days", "10", "--alerts-per-day", "800",
+               "--seed", "3").returncode == 0
+    assert run(env, cwd, "ingest", "--source", str(sot)).returncode == 0
+    champion = run(env, cwd, "train", "--end", "2025-01-03", "--holdout-days", "1")
+    challenger = run(env, cwd, "train", "--end", "2025-01-09", "--holdout-days", "1", "--no-promote")
+    assert champion.returncode == 0 and challenger.returncode == 0, champion.stderr + challenger.stderr
+    v1, v2 = champion.stdout.split()[2], challenger.stdout.split()[2]
+    refused(run(env, cwd, "compare", "--start", "2025-01-10", "--end", "2025-01-10"), "no challenger")
+    refused(run(env, cwd, "shadow", v1), "is the promoted version")
+    assert run(env, cwd, "shadow", v2).returncode == 0
+    done = run(env, cwd, "compare", "--start", "2025-01-10", "--end", "2025-01-10")
+    assert done.returncode == 0, done.stderr
+    report = orjson.loads(Path(done.stdout.strip().splitlines()[-1].removeprefix("report: ")).read_bytes())
+    assert (report["champion"], report["challenger"]) == (v1, v2) and report["labelled"] > 100
+    metrics = report["metrics"]
+    assert metrics["challenger"]["pr_auc"] > metrics["champion"]["pr_auc"]
+    assert 0 < report["rank_agreement"]["top50_overlap_mean"] <= 1
+    assert report["score_shift"]["mean_abs"] > 0 and "compare.png" == report["plot"]
