@@ -162,5 +162,6 @@ class BatchOutcome:
     model_version: str | None = None
     phases: dict[str, float] = field(default_factory=dict)  # seconds per phase, for the trace
     members_pending: bool = False  # clusters: members missing, nothing written; ask again later
+    shadow: dict[str, int] = field(default_factory=dict)  # the challenger's running totals
     started_at: float = 0.0   # wall clock in the scoring process: the call began / ended there
     finished_at: float = 0.0

@@ -10,7 +10,7 @@ from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING
 
 import prometheus_client
-from prometheus_client import CollectorRegistry, Counter, Histogram
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
@@ -65,6 +65,9 @@ class WorkerMetrics:
             "amlscore_phase_seconds", "Time spent per phase of the batches (the per-batch trace)",
             ["kind", "phase"], registry=r)
         self.batches = Counter("amlscore_batches", "Batches acknowledged", ["kind"], registry=r)
+        self.shadow = Gauge("amlscore_shadow_alerts", "Alerts the challenger scored, left out when "
+                            "behind, or failed on (running totals of the scoring process)",
+                            ["result"], registry=r)
 
     def gauges(self, read: Callable[[], Iterable[GaugeReading]]) -> None:
         self.registry.register(_Gauges(read))
@@ -85,6 +88,8 @@ class WorkerMetrics:
                    ack_seconds: float, age_seconds: float, now: float) -> None:
         """``age_seconds``: since the batch's first event was taken; ``now``: wall clock."""
         self.scored.labels(kind=kind).inc(outcome.scored)
+        for result, total in outcome.shadow.items():
+            self.shadow.labels(result=result).set(total)
         if outcome.unscored:
             self.unscored.labels(kind=kind).inc(outcome.unscored)
         for dead in outcome.dead:

@@ -198,6 +198,7 @@ class AlertBatchProcessor:
                 alerts = alerts.drop(index=list(rejected)).reset_index(drop=True)
             if self.shadow is not None:  # only now: the champion's rows are written
                 self.shadow.submit(self.holder.shadow, alerts, features)
+                outcome.shadow = self.shadow.totals()
             with timer("encode"):
                 outcome.scores = score_events(scores, self.config.scores_topic,
                                               request.score_partitions, scored_at.isoformat())

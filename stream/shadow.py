@@ -58,6 +58,10 @@ class ShadowScorer:
             with self._lock:
                 self._pending -= 1
 
+    def totals(self) -> dict[str, int]:
+        with self._lock:
+            return {"scored": self.scored, "skipped": self.skipped, "failed": self.failed}
+
     def drain(self, timeout: float = 30.0) -> None:
         """Wait for what is queued (tests, shutdown)."""
         self._executor.submit(lambda: None).result(timeout)

@@ -270,6 +270,7 @@ def run(alerts: int = 100_000, rss_events: int = 0, envelope_size: int = 500) ->
     cli(env, "synth", "--out", str(sot), "--days", str(days), "--alerts-per-day", str(per_day), "--seed", "3")
     cli(env, "ingest", "--source", str(sot))
     cli(env, "train")
+    challenger = cli(env, "train", "--no-promote", "--seed", "5").stdout.split()[2]
     fs, root = open_source(str(sot))
     report = rp.ReplayReport()
     records = [(k, v) for _, k, v in rp.records(rp.batches_from_sot(fs, root, discover_batches(fs, root)),
@@ -291,6 +292,12 @@ def run(alerts: int = 100_000, rss_events: int = 0, envelope_size: int = 500) ->
         results["envelope_vs_one_per_message"] = round(
             quiet.get("envelope_alerts_s", 0) / quiet["worker_e2e_alerts_s"], 2)
         results["phases"] = quiet["phases"]
+        cli(env, "shadow", challenger)  # one challenger scoring beside the champion
+        shadow = _session(b, env, records, work, "shadow", False, 1, 0)
+        cli(env, "shadow", "--off")
+        results["shadow_worker_e2e_alerts_s"] = shadow["worker_e2e_alerts_s"]
+        results["shadow_vs_no_challenger"] = round(
+            shadow["worker_e2e_alerts_s"] / quiet["worker_e2e_alerts_s"], 3)
         with cpu_hog():
             asyncio.run(_produce(b, "ceiling-busy", records))
             results["busy_faust_consume_only_msg_s"] = round(_faust_ceiling(b, "ceiling-busy", n, work, "busy"))

@@ -30,6 +30,8 @@ def test_a_challenger_scores_in_shadow_and_the_champion_is_unchanged(prepared, b
     produce(broker.bootstrap, records)
     events = distinct(read_topic(broker.bootstrap, broker.topics["scores"], expected=report.alerts))
     worker.wait_for('amlscore_scored_total{kind="alert"}', report.alerts)
+    assert worker.metric('amlscore_shadow_alerts{result="scored"}') > 0
+    assert worker.metric('amlscore_shadow_alerts{result="failed"}') == 0
     assert worker.stop() == 0
 
     backfill = prepared["backfill"]
