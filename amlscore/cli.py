@@ -2,54 +2,25 @@
 
 from __future__ import annotations
 
-import datetime as dt
 import sys
 from pathlib import Path
 
 import click
 
+from amlscore import cli_governance
+from amlscore.cli_common import (
+    app_context,
+    end_option,
+    network_option,
+    ordered,
+    parse_date,
+    resolve_range,
+    start_option,
+    window_option,
+)
 from amlscore.failures import one_line_errors, quiet_libraries
 from shared.errors import AmlScoreError
 from shared.settings import load_settings
-
-
-def _date(_ctx, _param, value: str | None) -> dt.date | None:
-    if value is None:
-        return None
-    try:
-        return dt.date.fromisoformat(value)
-    except ValueError as exc:
-        raise click.BadParameter(f"{value!r} is not YYYY-MM-DD") from exc
-
-
-network_option = click.option("--network", "networks", multiple=True,
-                              help="Network (repeatable); default: every network present.")
-start_option = click.option("--start", callback=_date, help="First processing date, YYYY-MM-DD.")
-end_option = click.option("--end", callback=_date, help="Last processing date (inclusive).")
-window_option = click.option("--window-days", default=7, show_default=True, type=click.IntRange(1))
-
-
-def _ordered(start: dt.date | None, end: dt.date | None) -> None:
-    if start is not None and end is not None and start > end:
-        raise click.UsageError(f"--start {start} is after --end {end}")
-
-
-def _context():
-    from shared.context import Context
-    return Context(load_settings())
-
-
-def _resolve_range(ctx, networks, start, end, window_days):
-    networks = tuple(networks) or tuple(ctx.raw.networks())
-    if not networks:
-        raise AmlScoreError("ClickHouse holds no alerts yet; run `amlscore ingest` first")
-    if start is None or end is None:
-        found = ctx.raw.date_range(networks, window_days)
-        if found is None:
-            raise AmlScoreError(f"no alerts for {','.join(networks)} with window {window_days}")
-        start, end = start or found[0], end or found[1]
-    _ordered(start, end)
-    return networks, start, end
 
 
 @click.group()
@@ -60,7 +31,7 @@ def main() -> None:
 @main.command()
 @click.option("--out", type=click.Path(path_type=Path), required=True)
 @click.option("--network", "networks", multiple=True, default=("ethereum",), show_default=True)
-@click.option("--start", callback=_date, default="2025-01-01", show_default=True)
+@click.option("--start", callback=parse_date, default="2025-01-01", show_default=True)
 @click.option("--days", default=14, show_default=True, type=click.IntRange(1))
 @click.option("--alerts-per-day", default=3000, show_default=True, type=click.IntRange(10))
 @click.option("--window-days", default=7, show_default=True, type=click.IntRange(1))
@@ -91,8 +62,8 @@ def ingest(source, networks, start, end, window_days, skip_existing) -> None:
 
     from batch.ingest import ingest_source
     from batch.sot_reader import open_source
-    _ordered(start, end)
-    ctx = _context()
+    ordered(start, end)
+    ctx = app_context()
     fs, root = open_source(source, ctx.settings.s3_endpoint, ctx.settings.s3_anonymous)
     bar = tqdm(unit="batch", desc="ingest")
     report = ingest_source(ctx.raw, fs, root, networks=set(networks) or None, start=start, end=end,
@@ -125,11 +96,11 @@ def ingest(source, networks, start, end, window_days, skip_existing) -> None:
 @one_line_errors
 def train(networks, start, end, window_days, holdout_days, seed, no_promote) -> None:
     """Train alert_scorer, alert_ranker and cluster_scorer; write models and a report."""
-    _ordered(start, end)
+    ordered(start, end)
     from batch.train import TrainConfig
     from batch.train import train as run_train
-    ctx = _context()
-    networks, start, end = _resolve_range(ctx, networks, start, end, window_days)
+    ctx = app_context()
+    networks, start, end = resolve_range(ctx, networks, start, end, window_days)
     cfg = TrainConfig(networks, start, end, window_days, holdout_days, seed,
                       ctx.settings.train_threads, promote=not no_promote)
     result = run_train(ctx.raw, ctx.models, cfg, ctx.registry_table)
@@ -158,43 +129,6 @@ def train(networks, start, end, window_days, holdout_days, seed, no_promote) -> 
 
 
 @main.command()
-@one_line_errors
-def models() -> None:
-    """List trained model versions, their held-out figures, and which one is promoted."""
-    from batch.model_admin import list_versions
-    ctx = _context()
-    versions = list_versions(ctx.models)
-    if not versions:
-        raise AmlScoreError(f"no trained models in {ctx.models.models_dir}; run `amlscore train`")
-    click.echo(f"{'':2}{'version':<28}{'trained on':<40}{'AUC':>8}{'NDCG@10':>9}  rank by     clusters")
-    for v in versions:
-        click.echo(f"{'*' if v.promoted else ' ':2}{v.version:<28}{v.training_range:<40}"
-                   f"{v.auc if v.auc is not None else '-':>8}{v.ndcg if v.ndcg is not None else '-':>9}"
-                   f"  {v.rank_source:<11} {v.clusters}")
-    click.echo("* promoted")
-
-
-@main.command()
-@click.argument("version")
-@one_line_errors
-def promote(version) -> None:
-    """Make VERSION the model every scorer uses (running workers reload it on their next poll)."""
-    from batch.model_admin import promote as run_promote
-    ctx = _context()
-    run_promote(ctx.models, ctx.registry_table, version)
-    click.echo(f"promoted {version}")
-
-
-@main.command()
-@one_line_errors
-def rollback() -> None:
-    """Promote again the version that was promoted before the current one."""
-    from batch.model_admin import rollback as run_rollback
-    ctx = _context()
-    click.echo(f"rolled back to {run_rollback(ctx.models, ctx.registry_table)}")
-
-
-@main.command()
 @network_option
 @start_option
 @end_option
@@ -205,14 +139,14 @@ def rollback() -> None:
 @one_line_errors
 def backfill(networks, start, end, window_days, chunk_size, force, model_version) -> None:
     """Score a date range from ClickHouse into alert_scores / cluster_scores."""
-    _ordered(start, end)
+    ordered(start, end)
     from tqdm import tqdm
 
     from batch.backfill import BackfillConfig
     from batch.backfill import backfill as run_backfill
-    ctx = _context()
+    ctx = app_context()
     scoring = ctx.scoring(model_version)
-    networks, start, end = _resolve_range(ctx, networks, start, end, window_days)
+    networks, start, end = resolve_range(ctx, networks, start, end, window_days)
     batches = ctx.raw.batches(networks, start, end, window_days)
     with tqdm(total=sum(b[3] for b in batches), unit="alert", desc="backfill") as bar:
         challenger = ctx.models.shadow_version()
@@ -240,93 +174,15 @@ def backfill(networks, start, end, window_days, chunk_size, force, model_version
 @one_line_errors
 def export(out, networks, start, end, window_days, model_version) -> None:
     """Write scores (with rank positions) for a date range to Parquet."""
-    _ordered(start, end)
+    ordered(start, end)
     from batch.export import export_scores
-    ctx = _context()
-    networks, start, end = _resolve_range(ctx, networks, start, end, window_days)
+    ctx = app_context()
+    networks, start, end = resolve_range(ctx, networks, start, end, window_days)
     version = model_version or ctx.models.current_version()
     if version is None:
         raise AmlScoreError("no promoted model; pass --model-version or run `amlscore train`")
     rows = export_scores(ctx.scores, out, networks, start, end, window_days, version)
     click.echo(f"wrote {rows} scored alerts of model {version} to {out}")
-
-
-@main.command()
-@network_option
-@start_option
-@end_option
-@window_option
-@click.option("--model-version", default=None, help="Default: the promoted version.")
-@click.option("--out", type=click.Path(path_type=Path), default=None,
-              help="Report directory; default: AMLSCORE_HOME/drift/VERSION_START_END.")
-@one_line_errors
-def drift(networks, start, end, window_days, model_version, out) -> None:
-    """Feature drift of ingested alerts against the model's training data (PSI per feature)."""
-    _ordered(start, end)
-    from batch.drift_report import drift_report, worst
-    from shared.drift import DriftThresholds
-    ctx = _context()
-    scoring = ctx.scoring(model_version)
-    networks, start, end = _resolve_range(ctx, networks, start, end, window_days)
-    thresholds = DriftThresholds(ctx.settings.drift_psi_watch, ctx.settings.drift_psi_act)
-    out = out or ctx.settings.home / "drift" / f"{scoring.model_version}_{start}_{end}"
-    report = drift_report(ctx.raw, scoring, networks, start, end, window_days, thresholds, out)
-    statuses = [v["status"] for v in report["features"].values()]
-    click.echo(f"model {scoring.model_version}, {report['rows']} alerts {start}..{end}: "
-               f"{statuses.count('act')} features act (PSI > {thresholds.act}), "
-               f"{statuses.count('watch')} watch (> {thresholds.watch}), {statuses.count('stable')} stable")
-    for name, value in worst(report, 5):
-        click.echo(f"  {value['psi']:8.4f}  {value['status']:<7} {name}  (missing {value['missing']:.1%}, "
-                   f"training {value['reference_missing']:.1%})")
-    click.echo(f"report: {out / 'drift.json'}")
-
-
-@main.command()
-@click.argument("version", required=False)
-@click.option("--off", is_flag=True, help="Stop shadow scoring.")
-@one_line_errors
-def shadow(version, off) -> None:
-    """Score with VERSION beside the promoted model (stream and backfill) into alert_scores_shadow."""
-    if bool(version) == off:
-        raise click.UsageError("give a VERSION, or --off")
-    ctx = _context()
-    ctx.models.set_shadow(None if off else version)
-    click.echo("shadow scoring off" if off else
-               f"{version} scores in shadow beside {ctx.models.current_version()} (workers follow on "
-               "their next model poll; never published)")
-
-
-@main.command()
-@network_option
-@start_option
-@end_option
-@window_option
-@click.option("--version", "challenger", default=None, help="Default: the shadow version.")
-@click.option("--out", type=click.Path(path_type=Path), default=None,
-              help="Report directory; default: AMLSCORE_HOME/compare/CHAMPION_vs_CHALLENGER.")
-@one_line_errors
-def compare(networks, start, end, window_days, challenger, out) -> None:
-    """Champion vs challenger on the alerts of a range: metrics, score shift, rank agreement."""
-    _ordered(start, end)
-    from batch.compare import TOP, compare_versions
-    ctx = _context()
-    challenger = challenger or ctx.models.shadow_version()
-    if not challenger:
-        raise click.UsageError("no challenger: pass --version V or set one with `amlscore shadow V`")
-    champion = ctx.scoring()
-    networks, start, end = _resolve_range(ctx, networks, start, end, window_days)
-    out = out or ctx.settings.home / "compare" / f"{champion.model_version}_vs_{challenger}"
-    r = compare_versions(ctx.raw, champion, ctx.scoring(challenger), networks, start, end,
-                         window_days, out)
-    click.echo(f"{r['alerts']} alerts ({r['labelled']} labelled) {start}..{end}")
-    ranking = r["ranking"]["mean"]
-    for name in ("champion", "challenger"):
-        m = r["metrics"][name]
-        click.echo(f"  {name:<10} {r[name]:<28} AUC {m['auc']}  PR-AUC {m['pr_auc']}  "
-                   f"NDCG@10 {ranking[f'{name}_ndcg@10']}  precision@50 {ranking[f'{name}_precision@50']}")
-    click.echo(f"  score shift: mean {r['score_shift']['mean']:+.4f}, mean |shift| "
-               f"{r['score_shift']['mean_abs']:.4f}; top-{TOP} overlap {r['rank_agreement'][f'top{TOP}_overlap_mean']}")
-    click.echo(f"report: {out / 'compare.json'}")
 
 
 @main.command()
@@ -359,7 +215,7 @@ def replay(source, networks, start, end, window_days, features_mode, rate, no_cl
            envelope) -> None:
     """Publish historical alerts (and clusters) into Kafka with batched produce."""
     quiet_libraries()
-    _ordered(start, end)
+    ordered(start, end)
     import asyncio
     import time
 
@@ -375,8 +231,8 @@ def replay(source, networks, start, end, window_days, features_mode, rate, no_cl
         keys = select(discover_batches(fs, root), set(networks) or None, start, end, window_days)
         batches = rp.batches_from_sot(fs, root, keys)
     else:
-        ctx = _context()
-        networks, start, end = _resolve_range(ctx, networks, start, end, window_days)
+        ctx = app_context()
+        networks, start, end = resolve_range(ctx, networks, start, end, window_days)
         batches = rp.batches_from_clickhouse(ctx.raw, ctx.raw.batches(networks, start, end, window_days))
     report = rp.ReplayReport()
     records = rp.records(batches, settings.alerts_topic, settings.clusters_topic, features_mode,
@@ -483,3 +339,7 @@ def dlq(chosen, redrive, show) -> None:
     if redrive:
         sent = dead.redrive(settings.kafka_bootstrap, selected, settings.alerts_topic)
         click.echo(f"re-drove {sent} dead letters to {settings.alerts_topic}")
+
+
+for _command in cli_governance.COMMANDS:
+    main.add_command(_command)

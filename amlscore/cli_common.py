@@ -1,0 +1,49 @@
+"""What the `amlscore` command modules share: date options, range resolution, the context."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import click
+
+from shared.errors import AmlScoreError
+from shared.settings import load_settings
+
+
+def parse_date(_ctx, _param, value: str | None) -> dt.date | None:
+    if value is None:
+        return None
+    try:
+        return dt.date.fromisoformat(value)
+    except ValueError as exc:
+        raise click.BadParameter(f"{value!r} is not YYYY-MM-DD") from exc
+
+
+network_option = click.option("--network", "networks", multiple=True,
+                              help="Network (repeatable); default: every network present.")
+start_option = click.option("--start", callback=parse_date, help="First processing date, YYYY-MM-DD.")
+end_option = click.option("--end", callback=parse_date, help="Last processing date (inclusive).")
+window_option = click.option("--window-days", default=7, show_default=True, type=click.IntRange(1))
+
+
+def ordered(start: dt.date | None, end: dt.date | None) -> None:
+    if start is not None and end is not None and start > end:
+        raise click.UsageError(f"--start {start} is after --end {end}")
+
+
+def app_context():
+    from shared.context import Context
+    return Context(load_settings())
+
+
+def resolve_range(ctx, networks, start, end, window_days):
+    networks = tuple(networks) or tuple(ctx.raw.networks())
+    if not networks:
+        raise AmlScoreError("ClickHouse holds no alerts yet; run `amlscore ingest` first")
+    if start is None or end is None:
+        found = ctx.raw.date_range(networks, window_days)
+        if found is None:
+            raise AmlScoreError(f"no alerts for {','.join(networks)} with window {window_days}")
+        start, end = start or found[0], end or found[1]
+    ordered(start, end)
+    return networks, start, end
