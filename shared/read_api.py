@@ -3,12 +3,14 @@ validated here (a bad one is a 400 with a message), queries run by :class:`Score
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from shared.clickhouse.score_reads import ScoreReads
 from shared.schemas import Network, StorableDate
+
+if TYPE_CHECKING:  # the Faust process parses requests without importing ClickHouse or pandas
+    from shared.clickhouse.score_reads import ScoreReads
 
 MAX_PAGE = 1_000
 

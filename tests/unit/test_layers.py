@@ -34,3 +34,15 @@ def test_the_check_sees_a_crossing(tmp_path):
     module = tmp_path / "m.py"
     module.write_text("def f():\n    from batch.replay import records\n")
     assert imported_packages(module) == {"batch"}
+
+
+def test_the_faust_process_imports_nothing_heavy():
+    """The scoring libraries live in the scoring process; the Faust process stays lean."""
+    import subprocess
+    import sys
+    code = ("import sys, stream.app, stream.worker; print(sorted(m for m in ('pandas', 'pyarrow', "
+            "'xgboost', 'clickhouse_connect', 'chdb', 'numpy', 'matplotlib') if m in sys.modules))")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT,
+                          timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "[]"
