@@ -44,8 +44,9 @@ def promote(version) -> None:
     """Make VERSION the model every scorer uses (running workers reload it on their next poll)."""
     from batch.model_admin import promote as run_promote
     ctx = app_context()
-    run_promote(ctx.models, ctx.registry_table, version)
+    trouble = run_promote(ctx.models, lambda: ctx.registry_table, version)
     click.echo(f"promoted {version}")
+    _said_registry(trouble, f"amlscore promote {version}")
 
 
 @click.command()
@@ -54,7 +55,16 @@ def rollback() -> None:
     """Promote again the version that was promoted before the current one."""
     from batch.model_admin import rollback as run_rollback
     ctx = app_context()
-    click.echo(f"rolled back to {run_rollback(ctx.models, ctx.registry_table)}")
+    version, trouble = run_rollback(ctx.models, lambda: ctx.registry_table)
+    click.echo(f"rolled back to {version}")
+    _said_registry(trouble, f"amlscore promote {version}")
+
+
+def _said_registry(trouble: str | None, again: str) -> None:
+    """The pointer moved (workers follow it); only the model_registry mirror may lag."""
+    if trouble:
+        click.echo(f"model_registry not updated yet ({trouble}); run `{again}` again once "
+                   "ClickHouse can be opened", err=True)
 
 
 @click.command()

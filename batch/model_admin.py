@@ -4,10 +4,11 @@ what scorers follow (running workers pick a change up on their next model poll);
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from shared.clickhouse.registry_store import RegistryStore
-from shared.errors import ModelLoadError
+from shared.errors import ClickHouseUnavailable, ModelLoadError
 from shared.registry import DirectoryModelRegistry
 
 
@@ -44,15 +45,25 @@ def list_versions(registry: DirectoryModelRegistry) -> list[VersionSummary]:
     return out
 
 
-def promote(registry: DirectoryModelRegistry, table: RegistryStore, version: str) -> None:
+def promote(registry: DirectoryModelRegistry, table: Callable[[], RegistryStore],
+            version: str) -> str | None:
+    """Move the pointer (what scorers follow), then mirror it in ``model_registry``; returns why
+    the table could not be updated, if it could not (e.g. a worker holds the embedded engine)."""
     if version not in registry.versions():
         known = ", ".join(registry.versions()[-5:]) or "none yet"
         raise ModelLoadError(f"no model version {version!r}; known: {known} (see `amlscore models`)")
     registry.promote(version)
-    table.mark_promoted(version)
+    return _mirror(table, version)
 
 
-def rollback(registry: DirectoryModelRegistry, table: RegistryStore) -> str:
+def rollback(registry: DirectoryModelRegistry, table: Callable[[], RegistryStore]) -> tuple[str, str | None]:
     version = registry.rollback()
-    table.mark_promoted(version)
-    return version
+    return version, _mirror(table, version)
+
+
+def _mirror(table: Callable[[], RegistryStore], version: str) -> str | None:
+    try:
+        table().mark_promoted(version)
+    except ClickHouseUnavailable as exc:
+        return str(exc)
+    return None

@@ -123,6 +123,8 @@ class DirectoryModelRegistry:
     def rollback(self) -> str:
         """Promote again the version that was promoted before the current one."""
         current, history = self._pointer()
+        if current is None:
+            raise ModelLoadError("nothing to roll back: no version has been promoted yet")
         while history:
             previous = history.pop()
             if previous != current and previous in self.versions():

@@ -35,17 +35,23 @@ class ScoreReads:
     def _count(self, sql: str, params: dict) -> int:
         return int(self.client.query(sql, parameters=params).result_rows[0][0])
 
-    def ranked_alerts(self, network: str, date: dt.date, window_days: int, model_version: str,
-                      limit: int, offset: int) -> tuple[list[dict[str, Any]], int]:
-        """One batch's alerts in ``alert_rankings`` order (rank_score, then alert_id)."""
+    def _page(self, columns: str, source: str, count_from: str, order: str, network: str,
+              date: dt.date, window_days: int, model_version: str, limit: int,
+              offset: int) -> tuple[list[dict[str, Any]], int]:
+        """One page of a batch's rows for a model version, and how many there are in all."""
         params = {**batch_params(network, date, window_days), "version": model_version,
                   "limit": limit, "offset": offset}
         where = f"{BATCH_FILTER} AND model_version = {{version:String}}"
-        rows = self._rows(
-            f"SELECT rank_position, alert_id, address, score, rank_score, risk_level, explanation, "
-            f"model_version FROM {self.db}.alert_rankings WHERE {where} "
-            "ORDER BY rank_position LIMIT {limit:UInt32} OFFSET {offset:UInt64}", params)
-        return rows, self._count(f"SELECT count() FROM {self.db}.alert_scores FINAL WHERE {where}", params)
+        rows = self._rows(f"SELECT {columns} FROM {self.db}.{source} WHERE {where} ORDER BY {order} "
+                          "LIMIT {limit:UInt32} OFFSET {offset:UInt64}", params)
+        return rows, self._count(f"SELECT count() FROM {self.db}.{count_from} FINAL WHERE {where}", params)
+
+    def ranked_alerts(self, network: str, date: dt.date, window_days: int, model_version: str,
+                      limit: int, offset: int) -> tuple[list[dict[str, Any]], int]:
+        """One batch's alerts in ``alert_rankings`` order (rank_score, then alert_id)."""
+        return self._page("rank_position, alert_id, address, score, rank_score, risk_level, "
+                          "explanation, model_version", "alert_rankings", "alert_scores",
+                          "rank_position", network, date, window_days, model_version, limit, offset)
 
     def alert_history(self, alert_id: str) -> list[dict[str, Any]]:
         """Every score row of the alert, across batches and model versions."""
@@ -57,11 +63,7 @@ class ScoreReads:
 
     def ranked_clusters(self, network: str, date: dt.date, window_days: int, model_version: str,
                         limit: int, offset: int) -> tuple[list[dict[str, Any]], int]:
-        params = {**batch_params(network, date, window_days), "version": model_version,
-                  "limit": limit, "offset": offset}
-        where = f"{BATCH_FILTER} AND model_version = {{version:String}}"
-        rows = self._rows(
-            f"SELECT cluster_id, score, risk_level, n_alerts, n_alerts_found, model_version "
-            f"FROM {self.db}.cluster_scores FINAL WHERE {where} "
-            "ORDER BY score DESC, cluster_id LIMIT {limit:UInt32} OFFSET {offset:UInt64}", params)
-        return rows, self._count(f"SELECT count() FROM {self.db}.cluster_scores FINAL WHERE {where}", params)
+        """One batch's clusters by score (then cluster_id)."""
+        return self._page("cluster_id, score, risk_level, n_alerts, n_alerts_found, model_version",
+                          "cluster_scores FINAL", "cluster_scores", "score DESC, cluster_id",
+                          network, date, window_days, model_version, limit, offset)

@@ -194,6 +194,21 @@ def test_models_promote_and_rollback_keep_one_promoted_version(user, small_sot):
     assert _promoted_rows(env, cwd) == {versions[1]}
     refused(run(env, cwd, "promote", "no-such-version"), "no model version 'no-such-version'")
 
+    holder = subprocess.Popen(  # a worker on the embedded engine: promoting must still work
+        [sys.executable, "-c", "import time; from shared.context import Context; from shared.settings "
+         "import load_settings; held = Context(load_settings()); held.client; print('held', flush=True); time.sleep(60)"],
+        env=env, cwd=cwd, stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        done = run(env, cwd, "promote", versions[0])
+        assert done.returncode == 0 and "model_registry not updated yet" in done.stderr
+        assert f"* {versions[0]}" in run(env, cwd, "models").stdout  # the pointer workers follow
+    finally:
+        holder.kill()
+        holder.wait()
+    assert run(env, cwd, "promote", versions[0]).returncode == 0
+    assert _promoted_rows(env, cwd) == {versions[0]}
+
 
 def _promoted_rows(env: dict, cwd: Path) -> set[str]:
     versions = _query(env, cwd, "SELECT groupUniqArray(model_version) FROM amlscore.model_registry "
