@@ -6,7 +6,7 @@ its own. What fails becomes a dead letter with its reason; the rest goes on.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Collection, Iterable
 from dataclasses import dataclass
 from typing import Generic, TypeVar
 
@@ -70,8 +70,22 @@ def _envelope(value: bytes) -> AlertEnvelope | None:
         return None
 
 
+def keeping_features(names: Collection[str]) -> Callable[[AlertEvent], AlertEvent]:
+    """An alert with only the features a model reads. Applied at decode, so what a batch holds is
+    bounded by the model's feature count, whatever names the events carry."""
+    wanted = frozenset(names)
+
+    def keep(event: AlertEvent) -> AlertEvent:
+        features = event.features
+        if not features:
+            return event
+        kept = {name: value for name, value in features.items() if name in wanted}
+        return event if len(kept) == len(features) else event.model_copy(update={"features": kept})
+    return keep
+
+
 def decode(batch: InboundBatch, model: type[E], networks: Iterable[str] | None, max_bytes: int,
-           envelopes: bool = False) -> Decoded[E]:
+           envelopes: bool = False, trim: Callable[[E], E] | None = None) -> Decoded[E]:
     allowed = set(networks) if networks is not None else None
     out: Decoded[E] = Decoded([], [], [], [], [])
 
@@ -81,7 +95,7 @@ def decode(batch: InboundBatch, model: type[E], networks: Iterable[str] | None, 
             out.dead.append(item_letter(batch, i, item, raw, Reason.UNKNOWN_NETWORK,
                                         f"network {network!r} is not one of {sorted(allowed)}"))
             return
-        out.events.append(event)
+        out.events.append(trim(event) if trim is not None else event)
         out.sources.append(i)
         out.items.append(item)
         out.raws.append(raw)
@@ -111,9 +125,11 @@ def decode(batch: InboundBatch, model: type[E], networks: Iterable[str] | None, 
     return out
 
 
-def decode_alerts(batch: InboundBatch, networks: Iterable[str] | None,
-                  max_bytes: int) -> Decoded[AlertEvent]:
-    return decode(batch, AlertEvent, networks, max_bytes, envelopes=True)
+def decode_alerts(batch: InboundBatch, networks: Iterable[str] | None, max_bytes: int,
+                  feature_names: Collection[str] | None = None) -> Decoded[AlertEvent]:
+    """``feature_names``: the address features the models read; the others are dropped here."""
+    trim = keeping_features(feature_names) if feature_names is not None else None
+    return decode(batch, AlertEvent, networks, max_bytes, envelopes=True, trim=trim)
 
 
 def decode_clusters(batch: InboundBatch, networks: Iterable[str] | None,

@@ -28,7 +28,13 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from tenacity import AsyncRetrying, RetryCallState, retry_if_exception_type, wait_exponential
+from tenacity import (
+    AsyncRetrying,
+    RetryCallState,
+    retry_if_exception_type,
+    retry_if_not_exception_type,
+    wait_exponential,
+)
 
 from stream.messages import (
     BatchOutcome,
@@ -38,6 +44,7 @@ from stream.messages import (
     SinkUnavailable,
 )
 from stream.metrics import WorkerMetrics
+from stream.publisher import PublishIncomplete, PublishRefused
 from stream.scoring_process import ScoringProcessRestarted
 
 log = logging.getLogger(__name__)
@@ -222,7 +229,7 @@ class Pipeline:
             records.append(OutboundColumns.dead_letters(self.config.dlq_topic, outcome.dead))
         started = self.clock()
         if records:
-            await self._retry("publish", self.publisher.publish, records)
+            await self._publish(records)
         published = self.clock()
         for chunk in batch.chunks:
             await chunk.ack(chunk.events)
@@ -236,6 +243,20 @@ class Pipeline:
         now = self.clock()
         self.metrics.batch_done(lane.kind, batch, outcome, published - started, now - published,
                                 now - batch.chunks[0].taken_at, time.time())
+
+    async def _publish(self, records: list[OutboundColumns]) -> None:
+        """Retried until delivered; a retry sends only what the broker has not acknowledged,
+        so a partial failure republishes nothing. A permanent refusal is not retried."""
+        remaining = records
+
+        async def attempt() -> None:
+            nonlocal remaining
+            try:
+                await self.publisher.publish(remaining)
+            except PublishIncomplete as exc:
+                remaining = exc.remaining
+                raise
+        await self._retry("publish", attempt)
 
     def _release(self, lane: Lane, batch: Batch) -> None:
         for chunk in batch.chunks:
@@ -283,9 +304,13 @@ class Pipeline:
             elif what == "publish":
                 self.metrics.publish_failures.inc()
 
-        retryable = (SinkUnavailable, ScoringProcessRestarted) if what != "publish" else (Exception,)
+        if what == "publish":
+            # Exception, not BaseException: a cancelled publish (shutdown) must not be retried.
+            retry = retry_if_exception_type(Exception) & retry_if_not_exception_type(PublishRefused)
+        else:
+            retry = retry_if_exception_type((SinkUnavailable, ScoringProcessRestarted))
         async for attempt in AsyncRetrying(
-                retry=retry_if_exception_type(retryable), reraise=True, before_sleep=failed,
+                retry=retry, reraise=True, before_sleep=failed,
                 wait=wait_exponential(multiplier=0.1, max=self.config.retry_max_delay)):
             with attempt:
                 result = await func(*args)

@@ -163,13 +163,22 @@ class AlertBatchProcessor:
                 return pd.DataFrame(), np.empty((0, 0), np.float32), failed
             return pd.concat(parts, ignore_index=True), np.vstack(matrices), failed
 
+    def _feature_names(self, scoring: RiskScoring) -> set[str]:
+        """The address features the champion and the challenger read: all an event may keep."""
+        names = set(scoring.bundle.feature_spec.address_features)
+        shadow = getattr(self.holder, "shadow", None)
+        if shadow is not None:
+            names.update(shadow.bundle.feature_spec.address_features)
+        return names
+
     def process(self, request: BatchRequest) -> BatchOutcome:
         timer = PhaseTimer()
         scoring = self.holder.scoring  # one model per batch: a hot swap lands between batches
         networks = self.config.networks or self.holder.networks or None
         batch = request.batch
         with timer("decode"):
-            decoded = decode_alerts(batch, networks, self.config.max_message_bytes)
+            decoded = decode_alerts(batch, networks, self.config.max_message_bytes,
+                                    self._feature_names(scoring))
         outcome = BatchOutcome("alert", model_version=scoring.model_version)
         dead = list(decoded.dead)
         events = decoded.events
@@ -180,32 +189,41 @@ class AlertBatchProcessor:
                 features = self._features(events)
             with timer("predict"):
                 scores, matrix, failed = self._score(scoring, alerts, features)
-            if self.live is not None:
-                self.live.add(matrix)
-            keep = [i for i in range(len(events)) if i not in failed]
             dead += [decoded.dead_letter(batch, i, Reason.SCORING_ERROR, e) for i, e in failed.items()]
-            if failed:
-                alerts = alerts.iloc[keep].reset_index(drop=True)
-            with timer("explain"):
-                scoring.add_explanations(scores, matrix)
-            scored_at = dt.datetime.now(dt.UTC)
-            with timer("write"):
-                rejected = self._write(alerts, scores, scored_at)
-            if rejected:
-                dead += [decoded.dead_letter(batch, keep[i], Reason.SINK_REJECTED, e)
-                         for i, e in rejected.items()]
-                scores = scores.drop(index=list(rejected)).reset_index(drop=True)
-                alerts = alerts.drop(index=list(rejected)).reset_index(drop=True)
-            if self.shadow is not None:  # only now: the champion's rows are written
-                self.shadow.submit(self.holder.shadow, alerts, features)
-                outcome.shadow = self.shadow.totals()
-            with timer("encode"):
-                outcome.scores = score_events(scores, self.config.scores_topic,
-                                              request.score_partitions, scored_at.isoformat())
-            outcome.scored = len(scores)
+            if len(failed) < len(events):  # else every row failed: all of them are dead letters
+                self._write_scored(scoring, request, decoded, alerts, features, scores, matrix,
+                                   failed, dead, outcome, timer)
         outcome.dead = dead
         outcome.phases = timer.phases
         return outcome
+
+    def _write_scored(self, scoring: RiskScoring, request: BatchRequest, decoded: Decoded,
+                      alerts: pd.DataFrame, features: FeatureBlock | None, scores: pd.DataFrame,
+                      matrix: np.ndarray, failed: dict[int, str], dead: list,
+                      outcome: BatchOutcome, timer: PhaseTimer) -> None:
+        if self.live is not None:
+            self.live.add(matrix)
+        keep = [i for i in range(len(alerts)) if i not in failed]
+        if failed:
+            alerts = alerts.iloc[keep].reset_index(drop=True)
+        with timer("explain"):
+            scoring.add_explanations(scores, matrix)
+        scored_at = dt.datetime.now(dt.UTC)
+        with timer("write"):
+            rejected = self._write(alerts, scores, scored_at)
+        if rejected:
+            dead += [decoded.dead_letter(request.batch, keep[i], Reason.SINK_REJECTED, e)
+                     for i, e in rejected.items()]
+            scores = scores.drop(index=list(rejected)).reset_index(drop=True)
+            alerts = alerts.drop(index=list(rejected)).reset_index(drop=True)
+        if self.shadow is not None:  # only now: the champion's rows are written
+            self.shadow.submit(getattr(self.holder, "shadow", None), alerts, features)
+            outcome.shadow = self.shadow.totals()
+        if len(scores):
+            with timer("encode"):
+                outcome.scores = score_events(scores, self.config.scores_topic,
+                                              request.score_partitions, scored_at.isoformat())
+        outcome.scored = len(scores)
 
     def _write(self, alerts: pd.DataFrame, scores: pd.DataFrame, scored_at: dt.datetime) -> dict[int, str]:
         n = len(scores)

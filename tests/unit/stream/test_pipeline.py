@@ -11,6 +11,7 @@ import pytest
 from stream.messages import BatchOutcome, DeadLetter, InboundBatch, OutboundColumns, SinkUnavailable
 from stream.metrics import WorkerMetrics
 from stream.pipeline import Pipeline, PipelineConfig
+from stream.publisher import PublishIncomplete, PublishRefused
 from stream.scoring_process import ScoringProcessRestarted
 
 CONFIG = PipelineConfig("scores", "dlq", batch_size=10, batches_in_flight=2, retry_max_delay=0.01,
@@ -291,5 +292,45 @@ def test_an_unexpected_error_ends_the_worker_instead_of_leaving_it_half_alive(wh
         await h.submit("alert", 0, 3)
         await until(lambda: bool(h.fatal))
         assert h.journal.acked() == []
+        await h.pipeline.stop()
+    run(scenario())
+
+
+def test_a_partial_publish_is_retried_with_only_the_undelivered_records():
+    async def scenario() -> None:
+        h = Harness()
+        calls: list[list[bytes]] = []
+        original = h.publisher.publish
+
+        async def partial(records) -> None:  # noqa: ANN001
+            calls.append([k for r in records for k in r.keys])
+            if len(calls) == 1:  # the first half went through, the rest did not
+                half = OutboundColumns("scores", records[0].keys[2:], records[0].values[2:], [0, 0])
+                raise PublishIncomplete([half], ConnectionError("leader moved"))
+            await original(records)
+        h.publisher.publish = partial
+        h.pipeline.start()
+        await h.submit("alert", 0, 4)
+        await until(lambda: h.journal.acked() == [0, 1, 2, 3])
+        assert calls == [[b"0", b"1", b"2", b"3"], [b"2", b"3"]]
+        await h.pipeline.stop()
+    run(scenario())
+
+
+def test_a_permanent_refusal_ends_the_worker_without_acking_or_retrying():
+    async def scenario() -> None:
+        h = Harness()
+        calls = []
+
+        async def refused(records) -> None:  # noqa: ANN001
+            calls.append(records)
+            raise PublishRefused("topic 'scores': TopicAuthorizationFailedError")
+        h.publisher.publish = refused
+        h.pipeline.start()
+        await h.submit("alert", 0, 3)
+        await until(lambda: bool(h.fatal))
+        await asyncio.sleep(0.05)
+        assert len(calls) == 1 and h.journal.acked() == []
+        assert isinstance(h.fatal[0], PublishRefused)
         await h.pipeline.stop()
     run(scenario())

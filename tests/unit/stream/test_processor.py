@@ -9,6 +9,7 @@ import pytest
 from shared.registry import DirectoryModelRegistry
 from shared.scoring import RiskScoring, ScoringPolicy
 from shared.settings import Settings
+from stream.decode import decode_alerts
 from stream.feature_lookup import CachedFeatureLookup
 from stream.messages import BatchRequest, Inbound, InboundBatch, Reason, SinkUnavailable
 from stream.model_holder import ModelHolder
@@ -250,3 +251,38 @@ def test_a_model_without_cluster_scorer_leaves_clusters_unscored_without_failing
         rows.head(1), network="Not A Network")))
     assert outcome.unscored == 10 and outcome.scored == 0 and not sink.cluster_writes
     assert [d.reason for d in outcome.dead] == ["schema_violation"]  # invalid ones still go to the DLQ
+
+
+def test_features_no_model_reads_are_dropped_at_decode_whatever_their_number(holder, sot_frames):
+    alerts, features, _, _ = sot_frames
+    messages = _events(alerts, features, 50, embed_every=1)
+    noisy = []
+    for j, m in enumerate(messages):  # 1,000 names of its own per event: 50,000 in the batch
+        event = orjson.loads(m.value)
+        event["features"] = {**event.get("features", {}),
+                             **{f"junk_{j}_{k}": float(k) for k in range(1000 - len(event.get("features", {})))}}
+        noisy.append(Inbound(m.key, orjson.dumps(event), m.topic, m.partition, m.offset))
+    wanted = set(holder.scoring.bundle.feature_spec.address_features)
+    decoded = decode_alerts(InboundBatch.of(noisy), None, 1 << 20, wanted)
+    assert all(set(e.features) <= wanted for e in decoded.events)
+    clean = _processor(holder, sot_frames, MemorySink()).process(_request("alert", messages))
+    dirty = _processor(holder, sot_frames, MemorySink()).process(_request("alert", noisy))
+    assert dirty.scored == 50 and not dirty.dead
+    def scored(outcome):
+        return [(e["score"], e["rank_score"], e["explanation"])
+                for e in map(orjson.loads, outcome.scores.values)]
+    assert scored(dirty) == scored(clean)
+
+
+@pytest.mark.parametrize("n", [1, 5])
+def test_a_batch_whose_every_row_fails_scoring_dead_letters_them_all(holder, sot_frames, n):
+    alerts, features, _, _ = sot_frames
+
+    class Hopeless(FragileScoring):
+        def alert_matrix(self, frame, features):
+            raise ValueError("cannot score any")
+    sink = MemorySink()
+    broken = FixedHolder(Hopeless(holder.scoring, None), holder.networks)
+    outcome = _processor(broken, sot_frames, sink).process(_request("alert", _events(alerts, features, n)))
+    assert outcome.scored == 0 and outcome.scores is None and not sink.alert_writes
+    assert [d.reason for d in outcome.dead] == [Reason.SCORING_ERROR] * n
