@@ -186,6 +186,31 @@ def export(out, networks, start, end, window_days, model_version) -> None:
 
 
 @main.command()
+@click.option("--dry-run", is_flag=True, help="Print the statements without running them.")
+@one_line_errors
+def migrate(dry_run) -> None:
+    """Bring the ClickHouse database's schema up to this release (additive: nothing is dropped)."""
+    from shared.clickhouse.connection import connect
+    from shared.clickhouse.migrations import SCHEMA_VERSION, migrate, plan, recorded_version
+    from shared.context import Context
+    target = Context(load_settings()).target
+    client = connect(target)
+    if dry_run:
+        before = recorded_version(client, target.database)
+        statements = plan(client, target.database)
+        for statement in statements:
+            click.echo(statement)
+        click.echo(f"database {target.database}: schema {before} → {SCHEMA_VERSION}, "
+                   f"{len(statements)} statements (not run)")
+        return
+    before, after, statements = migrate(client, target.database)
+    if before == after and not statements:
+        click.echo(f"database {target.database} is up to date (schema {after})")
+    else:
+        click.echo(f"database {target.database}: schema {before} → {after} ({len(statements)} statements)")
+
+
+@main.command()
 @click.option("--web-port", type=click.IntRange(1, 65535), default=None, help="Default AMLSCORE_WEB_PORT.")
 @click.option("--batch-size", type=click.IntRange(1), default=None, help="Default AMLSCORE_BATCH_SIZE.")
 @one_line_errors
@@ -225,6 +250,7 @@ def replay(source, networks, start, end, window_days, features_mode, rate, no_cl
     from batch.ingest import select
     from batch.sot_reader import discover_batches, open_source
     from shared.kafka_io import ensure_topics, publish
+    from shared.kafka_security import kafka_security
     settings = load_settings()
     if source:
         fs, root = open_source(source, settings.s3_endpoint, settings.s3_anonymous)
@@ -237,12 +263,13 @@ def replay(source, networks, start, end, window_days, features_mode, rate, no_cl
     report = rp.ReplayReport()
     records = rp.records(batches, settings.alerts_topic, settings.clusters_topic, features_mode,
                          report, with_clusters=not no_clusters, envelope=envelope)
+    options = kafka_security(settings).client_options()
     asyncio.run(ensure_topics(settings.kafka_bootstrap, [settings.alerts_topic, settings.clusters_topic,
                                                          settings.scores_topic, settings.dlq_topic],
-                              settings.topic_partitions))
+                              settings.topic_partitions, options))
     started = time.monotonic()
     with tqdm(unit="msg", desc="replay") as bar:
-        sent = asyncio.run(publish(records, settings.kafka_bootstrap, rate, bar.update))
+        sent = asyncio.run(publish(records, settings.kafka_bootstrap, rate, bar.update, options=options))
     seconds = time.monotonic() - started
     click.echo(f"published {report.alerts} alerts and {report.clusters} clusters ({sent} messages) "
                f"to {settings.kafka_bootstrap} in {seconds:.1f}s = {sent / max(seconds, 1e-9):,.0f} msg/s")
@@ -325,8 +352,11 @@ def dlq(chosen, redrive, show) -> None:
     if unknown:
         raise click.BadParameter(f"unknown reason {', '.join(unknown)}; known: {', '.join(known)}",
                                  param_hint="--reason")
+    from shared.kafka_security import kafka_security
     settings = load_settings()
-    records = asyncio.run(dead.read_dead_letters(settings.kafka_bootstrap, settings.dlq_topic))
+    options = kafka_security(settings).client_options()
+    records = asyncio.run(dead.read_dead_letters(settings.kafka_bootstrap, settings.dlq_topic,
+                                                 options=options))
     selected = [r for r in records if not chosen or r.reason in chosen]
     click.echo(f"{len(records)} dead letters in {settings.dlq_topic}"
                + (f", {len(selected)} with reason {', '.join(chosen)}" if chosen else ""))
@@ -337,8 +367,12 @@ def dlq(chosen, redrive, show) -> None:
             click.echo(f"           {record.headers.get('dlq.source_topic', '?')}[{record.partition}]@"
                        f"{record.headers.get('dlq.offset', '?')} key={key} {record.headers.get('dlq.error', '')[:100]}")
     if redrive:
-        sent = dead.redrive(settings.kafka_bootstrap, selected, settings.alerts_topic)
+        whole = [r for r in selected if not r.truncated]
+        sent = dead.redrive(settings.kafka_bootstrap, whole, settings.alerts_topic, options)
         click.echo(f"re-drove {sent} dead letters to {settings.alerts_topic}")
+        if len(whole) < len(selected):
+            click.echo(f"left {len(selected) - len(whole)} truncated dead letters (too large to "
+                       "keep whole: their headers name the original size and sha256)")
 
 
 for _command in cli_governance.COMMANDS:

@@ -32,8 +32,27 @@ def ordered(start: dt.date | None, end: dt.date | None) -> None:
 
 
 def app_context():
+    """The context of a batch command, with the ClickHouse deadline watched: a call that runs
+    past AMLSCORE_CLICKHOUSE_TIMEOUT ends the command with one line naming it (exit 1)."""
+    from amlscore.failures import quiet_libraries
+    from shared.clickhouse.deadline import Deadline
     from shared.context import Context
-    return Context(load_settings())
+    quiet_libraries()  # the one line of a failure says it; the client libraries need not
+    settings = load_settings()
+    Deadline(settings.clickhouse_timeout, _overdue).start()
+    return Context(settings)
+
+
+def _overdue(seconds: float, what: str) -> None:
+    import os
+    import sys
+    command = click.get_current_context(silent=True)
+    name = command.command_path if command is not None else "amlscore"
+    sys.stderr.write(f"error: ClickHouse did not answer within {seconds:.0f}s "
+                     f"(AMLSCORE_CLICKHOUSE_TIMEOUT) in `{name}`, during {what}; the engine is "
+                     "stuck or overloaded: re-run the command (backfill resumes where it stopped)\n")
+    sys.stderr.flush()
+    os._exit(1)  # the stuck call holds its thread: nothing else can end the process
 
 
 def resolve_range(ctx, networks, start, end, window_days):

@@ -118,15 +118,16 @@ def _metrics(port: int) -> dict[str, float]:
 
 
 def _wait_ready(process: subprocess.Popen, port: int, log: Path, timeout: float = 90) -> None:
+    """Until /ready says the worker consumes (group joined, partitions held): events sent
+    before that would wait for the join."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if process.poll() is not None:
             raise RuntimeError(f"the worker exited:\n{log.read_text()[-2000:]}")
         try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{port}/ready", timeout=2):  # noqa: S310
-                metrics = _metrics(port)
-                if metrics.get(f'amlscore_assigned_partitions{{topic="{TOPICS.alerts_topic}"}}', 0) > 0:
-                    return
+            ready = _get_json(port, "/ready")
+            if ready.get("consuming") and ready.get("assigned_partitions", {}).get(TOPICS.alerts_topic):
+                return
         except OSError:
             pass
         time.sleep(0.3)

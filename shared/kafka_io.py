@@ -6,7 +6,8 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
@@ -15,9 +16,13 @@ from aiokafka.structs import ConsumerRecord
 Record = tuple[str, bytes, bytes]  # topic, key, value
 
 
-async def ensure_topics(bootstrap: str, names: Iterable[str], partitions: int) -> list[str]:
+Options = Mapping[str, Any] | None  # client security (shared.kafka_security), none for PLAINTEXT
+
+
+async def ensure_topics(bootstrap: str, names: Iterable[str], partitions: int,
+                        options: Options = None) -> list[str]:
     """Create the topics that do not exist yet; return the ones created."""
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, **(options or {}))
     await admin.start()
     try:
         existing = set(await admin.list_topics())
@@ -31,11 +36,12 @@ async def ensure_topics(bootstrap: str, names: Iterable[str], partitions: int) -
 
 async def publish(records: Iterable[Record], bootstrap: str, rate: float | None = None,
                   on_sent: Callable[[int], None] | None = None, window: int = 5000,
-                  max_request_size: int = 1 << 20) -> int:
+                  max_request_size: int = 1 << 20, options: Options = None) -> int:
     """Batched produce (acks=all, idempotence off: the broker here has none); optionally paced
     to ``rate`` records per second. Returns the number of records delivered."""
     producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", enable_idempotence=False,
-                                linger_ms=5, max_batch_size=1 << 18, max_request_size=max_request_size)
+                                linger_ms=5, max_batch_size=1 << 18, max_request_size=max_request_size,
+                                **(options or {}))
     await producer.start()
     sent = 0
     try:
@@ -62,12 +68,13 @@ async def publish(records: Iterable[Record], bootstrap: str, rate: float | None 
 
 
 async def read_topic(bootstrap: str, topic: str, *, expected: int | None = None, idle: float = 3.0,
-                     timeout: float = 60.0, keys: set[bytes] | None = None) -> list[ConsumerRecord]:
+                     timeout: float = 60.0, keys: set[bytes] | None = None,
+                     options: Options = None) -> list[ConsumerRecord]:
     """The records of ``topic`` from its beginning (only those keyed in ``keys``, if given), read
     without a consumer group: until ``expected`` records, or ``idle`` quiet seconds, or
     ``timeout``."""
     consumer = AIOKafkaConsumer(topic, bootstrap_servers=bootstrap, auto_offset_reset="earliest",
-                                enable_auto_commit=False, group_id=None)
+                                enable_auto_commit=False, group_id=None, **(options or {}))
     try:
         await consumer.start()
     except BaseException:

@@ -13,6 +13,7 @@ if TYPE_CHECKING:  # the Faust process parses requests without importing ClickHo
     from shared.clickhouse.score_reads import ScoreReads
 
 MAX_PAGE = 1_000
+MAX_OFFSET = 1_000_000  # pages within one batch; deeper than any day's alerts
 
 
 class BadRequest(ValueError):
@@ -30,14 +31,14 @@ class PageQuery(BaseModel):
     date: StorableDate
     window_days: Annotated[int, Field(ge=1, le=3650)] = 7
     limit: Annotated[int, Field(ge=1, le=MAX_PAGE)] = 50
-    offset: Annotated[int, Field(ge=0)] = 0
+    offset: Annotated[int, Field(ge=0, le=MAX_OFFSET)] = 0
     model_version: Annotated[str, Field(min_length=1, max_length=128)] | None = None
 
 
 class ReadRequest(BaseModel):
     """What crosses to the process that holds ClickHouse."""
 
-    what: Literal["scores", "clusters", "alert", "drift"]
+    what: Literal["scores", "clusters", "alert"]
     page: PageQuery | None = None
     alert_id: str | None = None
 

@@ -12,6 +12,7 @@ import hashlib
 import os
 import re
 import tempfile
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
@@ -58,6 +59,12 @@ class ModelSource(Protocol):
 
     def current_version(self) -> str | None: ...
 
+    def promotion_history(self) -> list[str]:
+        """Versions promoted before the current one, oldest first."""
+
+    def fingerprint(self, version: str) -> str:
+        """Changes whenever the version's files change or it is promoted again."""
+
     def shadow_version(self) -> str | None: ...
 
     def load(self, version: str) -> ModelBundle: ...
@@ -71,10 +78,14 @@ def _sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
+FILE_MODE = 0o644  # workers often run as another user than training: readable by all, writable by one
+
+
 def _atomic_write(path: Path, data: bytes) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
     try:
+        os.fchmod(fd, FILE_MODE)  # mkstemp makes 0600
         with os.fdopen(fd, "wb") as handle:
             handle.write(data)
             handle.flush()
@@ -111,14 +122,20 @@ class DirectoryModelRegistry:
 
     def promote(self, version: str) -> None:
         """Point scorers at ``version`` (running workers pick it up on their next model poll);
-        the version it replaces is remembered for :meth:`rollback`."""
+        the version it replaces is remembered for :meth:`rollback`. Promoting the promoted
+        version again rewrites the pointer, which tells workers that refused it to try again
+        (e.g. after its files were fixed). Promoting the challenger ends the shadow."""
         self.load(version)  # refuse to point scorers at something that does not load
         current, history = self._pointer()
-        if current == version:
-            return
-        history = [*history, current] if current else history
-        _atomic_write(self.models_dir / PROMOTED_FILE,
-                      orjson.dumps({"model_version": version, "history": history[-50:]}))
+        if current is not None and current != version:
+            history = [*history, current]
+        self._write_pointer(version, history)
+        if self.shadow_version() == version:
+            (self.models_dir / SHADOW_FILE).unlink(missing_ok=True)
+
+    def _write_pointer(self, version: str, history: list[str]) -> None:
+        _atomic_write(self.models_dir / PROMOTED_FILE, orjson.dumps(
+            {"model_version": version, "history": history[-50:], "promoted_at": time.time_ns()}))
 
     def rollback(self) -> str:
         """Promote again the version that was promoted before the current one."""
@@ -129,8 +146,9 @@ class DirectoryModelRegistry:
             previous = history.pop()
             if previous != current and previous in self.versions():
                 self.load(previous)
-                _atomic_write(self.models_dir / PROMOTED_FILE,
-                              orjson.dumps({"model_version": previous, "history": history}))
+                self._write_pointer(previous, history)
+                if self.shadow_version() == previous:
+                    (self.models_dir / SHADOW_FILE).unlink(missing_ok=True)
                 return previous
         raise ModelLoadError(f"nothing to roll back to: no version was promoted before {current}")
 
@@ -141,18 +159,33 @@ class DirectoryModelRegistry:
             return str(data["model_version"]), [str(v) for v in data.get("history", [])]
         except FileNotFoundError:
             return None, []
+        except OSError as exc:
+            raise ModelLoadError(f"cannot read {pointer}: {exc.strerror or exc}") from exc
         except (orjson.JSONDecodeError, KeyError, TypeError, AttributeError) as exc:
             raise ModelLoadError(f"{pointer} is unreadable ({exc}); re-run `amlscore train`") from exc
 
     def current_version(self) -> str | None:
         return self._pointer()[0]
 
+    def promotion_history(self) -> list[str]:
+        return self._pointer()[1]
+
+    def fingerprint(self, version: str) -> str:
+        parts = []
+        for path in sorted([self.models_dir / PROMOTED_FILE, *self.version_dir(version).glob("*")]):
+            try:
+                stat = path.stat()
+            except OSError:
+                continue
+            parts.append(f"{path.name}:{stat.st_size}:{stat.st_mtime_ns}:{stat.st_mode:o}")
+        return hashlib.sha256("|".join(parts).encode()).hexdigest()
+
     def shadow_version(self) -> str | None:
         try:
             return str(orjson.loads((self.models_dir / SHADOW_FILE).read_bytes())["model_version"])
         except FileNotFoundError:
             return None
-        except (orjson.JSONDecodeError, KeyError, TypeError) as exc:
+        except (OSError, orjson.JSONDecodeError, KeyError, TypeError) as exc:
             raise ModelLoadError(f"{self.models_dir / SHADOW_FILE} is unreadable ({exc}); "
                                  "run `amlscore shadow --off`") from exc
 
@@ -193,13 +226,18 @@ class DirectoryModelRegistry:
             )
         try:
             metadata = orjson.loads(meta_path.read_bytes())
+            checksum = _sha256(model_path)
+            artifact = model_path.read_bytes()
         except orjson.JSONDecodeError as exc:
             raise ModelLoadError(f"{meta_path} is not valid JSON: {exc}") from exc
-        if metadata.get("artifact_sha256") != _sha256(model_path):
+        except OSError as exc:  # e.g. written by another user with a mode this one cannot read
+            raise ModelLoadError(f"cannot read {exc.filename or directory}: "
+                                 f"{exc.strerror or exc}") from exc
+        if metadata.get("artifact_sha256") != checksum:
             raise ModelLoadError(f"{model_path} does not match the checksum in {meta_path.name}")
         booster = xgb.Booster()
         try:
-            booster.load_model(bytearray(model_path.read_bytes()))
+            booster.load_model(bytearray(artifact))
         except xgb.core.XGBoostError as exc:
             raise ModelLoadError(f"{model_path} does not load: {exc}") from exc
         if booster.num_features() != len(metadata.get("feature_names", [])):

@@ -24,8 +24,25 @@ class Settings(BaseSettings):
         None, description="File holding the ClickHouse password (overrides one in the URL)"
     )
     clickhouse_database: str = Field("amlscore", description="Database used when the URL names none")
+    clickhouse_timeout: float = Field(
+        600.0, gt=0, description="Seconds any one ClickHouse call may take; a batch command whose "
+                                 "call runs longer ends with one line naming it, exit 1")
+    auto_migrate: bool = Field(
+        True, description="Commands bring an older database's schema up to date at start; false: "
+                          "they exit 2 when it is behind (run `amlscore migrate`)")
     models_dir: Path | None = Field(None, description="Model artifacts; default <home>/models")
     kafka_bootstrap: str = Field("127.0.0.1:9092", description="Kafka bootstrap servers, comma-separated")
+    kafka_security_protocol: str = Field(
+        "PLAINTEXT", description="PLAINTEXT, SSL, SASL_PLAINTEXT or SASL_SSL")
+    kafka_sasl_mechanism: str | None = Field(
+        None, description="PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512 (with SASL_*)")
+    kafka_username: str | None = Field(None, description="SASL user name")
+    kafka_password: SecretStr | None = Field(None, description="SASL password")
+    kafka_password_file: Path | None = Field(None, description="File holding the SASL password")
+    kafka_ca_file: Path | None = Field(
+        None, description="PEM CA bundle the broker's certificate is checked against (default: the system's)")
+    kafka_cert_file: Path | None = Field(None, description="PEM client certificate (mTLS)")
+    kafka_key_file: Path | None = Field(None, description="PEM key of the client certificate")
     alerts_topic: str = Field("aml.alerts", description="Input: AlertEvents")
     scores_topic: str = Field("aml.alert-scores", description="Output: ScoreEvents")
     clusters_topic: str = Field("aml.clusters", description="Input: ClusterEvents")
@@ -34,6 +51,14 @@ class Settings(BaseSettings):
     worker_id: str = Field("amlscore-worker", description="Consumer group / Faust app id")
     web_host: str = Field("127.0.0.1", description="Worker HTTP bind address (health, metrics)")
     web_port: int = Field(6066, ge=1, le=65535, description="Worker HTTP port; one per worker")
+    web_tls_cert: Path | None = Field(None, description="PEM certificate: the worker serves HTTPS")
+    web_tls_key: Path | None = Field(None, description="PEM private key of web_tls_cert")
+    api_token: SecretStr | None = Field(
+        None, description="Read-API bearer tokens, comma-separated, each optionally label:token")
+    api_token_file: Path | None = Field(None, description="File holding the read-API tokens (same form)")
+    api_max_concurrent: int = Field(4, ge=1, le=64, description="Read-API queries at once (429 beyond)")
+    api_query_timeout: float = Field(5.0, gt=0, le=300, description="Seconds a read-API query may run (503 beyond)")
+    api_max_memory_mb: int = Field(256, ge=16, description="Memory one read-API query may use (MB)")
     batch_size: int = Field(2000, ge=1, description="Max events per micro-batch")
     batch_wait: float = Field(
         0.02, gt=0, description="Longest an agent waits filling a micro-batch before handing it on")

@@ -6,12 +6,16 @@ from __future__ import annotations
 import logging
 import os
 import signal
+import ssl
 import threading
 from dataclasses import dataclass
 
 import faust
 
+from shared.errors import ConfigurationError
+from shared.kafka_security import KafkaSecurity, kafka_security
 from shared.settings import Settings
+from stream.access import ApiAccess
 from stream.agents import install_agents
 from stream.health import Health
 from stream.metrics import WorkerMetrics
@@ -44,7 +48,29 @@ class Worker:
             os.kill(os.getpid(), signal.SIGTERM)
 
 
-def faust_app(settings: Settings) -> WorkerApp:
+def broker_credentials(security: KafkaSecurity) -> faust.types.auth.CredentialsT | None:
+    if security.uses_sasl:
+        return faust.SASLCredentials(username=security.username, password=security.password,
+                                     ssl_context=security.ssl_context, mechanism=security.mechanism)
+    if security.uses_tls:
+        return faust.SSLCredentials(security.ssl_context)
+    return None
+
+
+def web_tls(settings: Settings) -> ssl.SSLContext | None:
+    if settings.web_tls_cert is None and settings.web_tls_key is None:
+        return None
+    if settings.web_tls_cert is None or settings.web_tls_key is None:
+        raise ConfigurationError("AMLSCORE_WEB_TLS_CERT and AMLSCORE_WEB_TLS_KEY go together")
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    try:
+        context.load_cert_chain(settings.web_tls_cert, settings.web_tls_key)
+    except (OSError, ssl.SSLError) as exc:
+        raise ConfigurationError(f"AMLSCORE_WEB_TLS_CERT/KEY cannot be used: {exc}") from exc
+    return context
+
+
+def faust_app(settings: Settings, security: KafkaSecurity) -> WorkerApp:
     brokers = [f"kafka://{host.strip()}" for host in settings.kafka_bootstrap.split(",") if host.strip()]
     app = WorkerApp(
         settings.worker_id,
@@ -53,6 +79,8 @@ def faust_app(settings: Settings) -> WorkerApp:
         web_host=settings.web_host,
         web_port=settings.web_port,
         web_in_thread=False,
+        web_ssl_context=web_tls(settings),
+        broker_credentials=broker_credentials(security),
         datadir=str(settings.home / "faust"),
         broker_session_timeout=settings.session_timeout,
         broker_rebalance_timeout=settings.rebalance_timeout,
@@ -73,28 +101,38 @@ def faust_app(settings: Settings) -> WorkerApp:
 def build_worker(settings: Settings, overrides: dict | None = None) -> Worker:
     """Wire a worker; fails here, at startup, if the model or ClickHouse is missing."""
     settings.home.mkdir(parents=True, exist_ok=True)  # Faust's data directory lives under it
-    scorer = ScoringProcess(overrides)
+    # Settings that cannot work fail here, before anything starts.
+    access = ApiAccess.from_settings(settings)
+    if access.warning:
+        log.warning(access.warning)
+    security = kafka_security(settings)
+    web_tls(settings)
+    scorer = ScoringProcess(overrides, max_reads=settings.api_max_concurrent,
+                            read_timeout=settings.api_query_timeout + 1.0)
     try:
         scorer.start()
     except BaseException:
         scorer.stop()
         raise
-    app = faust_app(settings)
+    log.info("Kafka at %s (%s)", settings.kafka_bootstrap, security.describe())
+    app = faust_app(settings, security)
     raw = {"key_serializer": "raw", "value_serializer": "raw", "partitions": settings.topic_partitions}
     topics = {name: app.topic(getattr(settings, f"{name}_topic"), **raw)
               for name in ("alerts", "clusters", "scores", "dlq")}
     metrics = WorkerMetrics()
-    publisher = KafkaBatchPublisher(settings.kafka_bootstrap)
+    publisher = KafkaBatchPublisher(settings.kafka_bootstrap,
+                                    client_options=security.client_options())
     config = PipelineConfig(
         settings.scores_topic, settings.dlq_topic, settings.batch_size, settings.batches_in_flight,
         settings.retry_max_delay, settings.cluster_member_wait,
         model_poll_interval=settings.model_poll_interval)
     pipeline = Pipeline(scorer, publisher, config, metrics, on_fatal=lambda exc: worker.fail(exc))
-    health = Health(pipeline, scorer, settings.stall_timeout)
+    health = Health(pipeline, scorer, settings.stall_timeout,
+                    assignment=lambda: app.consumer.assignment())
     worker = Worker(settings, app, scorer, publisher, pipeline, health, metrics)
     install_agents(app, topics, pipeline, settings, on_fatal=worker.fail)
     install_lifecycle(worker, topics)
-    install_views(app, worker.health, metrics, worker.pipeline, scorer)
+    install_views(app, worker.health, metrics, worker.pipeline, scorer, access)
     return worker
 
 
@@ -110,6 +148,15 @@ def install_lifecycle(worker: Worker, topics: dict[str, faust.TopicT]) -> None:
     @app.timer(1.0)
     async def heartbeat() -> None:
         worker.health.tick()
+
+    @app.on_partitions_assigned.connect
+    async def assigned(sender, assigned, **_kwargs) -> None:  # noqa: ANN001 - faust signal
+        worker.health.assigned()
+        log.info("consuming %d partitions", len(assigned))
+
+    @app.on_partitions_revoked.connect
+    async def revoked(sender, revoked, **_kwargs) -> None:  # noqa: ANN001
+        worker.health.revoked()
 
     async def stop_pipeline() -> None:
         # A graceful stop can still hang on a broker that is gone (seen: a worker ignored SIGTERM

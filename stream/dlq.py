@@ -12,7 +12,7 @@ from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from shared.kafka_io import publish, read_topic
+from shared.kafka_io import Options, publish, read_topic
 
 
 @dataclass(frozen=True)
@@ -27,11 +27,17 @@ class DeadLetterRecord:
     def reason(self) -> str:
         return self.headers.get("dlq.reason", "unknown")
 
+    @property
+    def truncated(self) -> bool:
+        """Only the first bytes of an event too large to dead-letter whole: not re-drivable."""
+        return self.headers.get("dlq.truncated") == "true"
+
 
 async def read_dead_letters(bootstrap: str, topic: str, idle: float = 2.0,
-                            limit: int | None = None) -> list[DeadLetterRecord]:
+                            limit: int | None = None, options: Options = None) -> list[DeadLetterRecord]:
     """Every record of the DLQ, from the beginning, until it has been quiet for ``idle`` s."""
-    records = await read_topic(bootstrap, topic, expected=limit, idle=idle, timeout=float("inf"))
+    records = await read_topic(bootstrap, topic, expected=limit, idle=idle, timeout=float("inf"),
+                               options=options)
     out = [DeadLetterRecord(r.key, r.value,
                             {k: v.decode("utf-8", "replace") for k, v in (r.headers or ())},
                             r.partition, r.offset) for r in records]
@@ -42,6 +48,8 @@ def reasons(records: Iterable[DeadLetterRecord]) -> Counter:
     return Counter(r.reason for r in records)
 
 
-def redrive(bootstrap: str, records: Iterable[DeadLetterRecord], target_topic: str) -> int:
-    chosen = [(target_topic, r.key or b"", r.value or b"") for r in records if r.value]
-    return asyncio.run(publish(iter(chosen), bootstrap))
+def redrive(bootstrap: str, records: Iterable[DeadLetterRecord], target_topic: str,
+            options: Options = None) -> int:
+    chosen = [(target_topic, r.key or b"", r.value or b"") for r in records
+              if r.value and not r.truncated]
+    return asyncio.run(publish(iter(chosen), bootstrap, options=options))

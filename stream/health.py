@@ -4,12 +4,16 @@ so neither waits behind a batch.
 - live: the event loop ticks; no lane holds an event unacknowledged longer than the stall
   timeout (per lane: a stuck alert batch and a stuck cluster batch both show); the dispatcher
   runs; the scoring process is alive or being restarted.
-- ready: a model is loaded, and the store answered its last write or ping.
+- ready: a model is loaded, the store answered its last write or ping, and the consumer has
+  joined its group (partitions assigned: possibly none, when the group has more workers than
+  partitions). Before the join, events sent would wait for it: a rolling deploy, the demo and
+  the benchmarks wait for ready.
 """
 
 from __future__ import annotations
 
 import time
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -24,6 +28,15 @@ class Health:
     stall_timeout: float = 300.0
     tick_timeout: float = 15.0
     last_tick: float = field(default_factory=time.monotonic)
+    assignment: Callable[[], Iterable[Any]] = field(default=lambda: ())  # the consumer's TPs
+    joined: bool = False      # the group was joined at least once
+    consuming: bool = False   # partitions held now (False while a rebalance is under way)
+
+    def assigned(self) -> None:
+        self.joined = self.consuming = True
+
+    def revoked(self) -> None:
+        self.consuming = False
 
     def tick(self) -> None:
         self.last_tick = time.monotonic()
@@ -57,8 +70,16 @@ class Health:
             problems.append(f"ClickHouse unavailable: {self.pipeline.sink_error}")
         if self.scorer.failed:
             problems.append(self.scorer.failed)
+        if not self.joined:
+            problems.append("joining the consumer group: no partitions assigned yet")
+        partitions: dict[str, int] = {}
+        for tp in self.assignment():
+            partitions[tp.topic] = partitions.get(tp.topic, 0) + 1
         return not problems, {
             "status": "ready" if not problems else "not ready", "problems": problems,
+            "consuming": self.consuming, "assigned_partitions": partitions,
             "model_version": status.version if status else None,
             "model_reload_failures": status.reload_failures if status else 0,
+            # The promoted version did not load: the worker scores with the one named here.
+            "model_fallback": status.fallback if status else None,
         }

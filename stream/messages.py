@@ -138,6 +138,7 @@ class ModelStatus:
     networks: tuple[str, ...]
     reload_failures: int
     last_error: str = ""
+    fallback: dict[str, str] | None = None  # {wanted, running, why}: the promoted one did not load
 
 
 @dataclass(frozen=True)

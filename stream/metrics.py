@@ -56,6 +56,8 @@ class WorkerMetrics:
                                         registry=r)
         self.model_reloads = Counter("amlscore_model_reloads", "Model reload attempts", ["result"],
                                      registry=r)
+        self.reads = Counter("amlscore_api_reads", "Read-API requests by HTTP status", ["status"],
+                             registry=r)
         self.batch_seconds = Histogram("amlscore_batch_seconds", "Batch time from take to ack",
                                        ["kind"], buckets=LATENCY_BUCKETS, registry=r)
         self.event_to_score = Histogram(

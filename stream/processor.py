@@ -234,7 +234,7 @@ class AlertBatchProcessor:
             else:
                 self.sink.write_alerts(alerts.iloc[rows].reset_index(drop=True),
                                        scores.iloc[rows].reset_index(drop=True), scored_at)
-        return write_isolating(write, n)
+        return write_isolating(write, n, getattr(self.sink, "schema_problems", None))
 
 
 class ClusterBatchProcessor:
@@ -247,6 +247,7 @@ class ClusterBatchProcessor:
                  config: StreamConfig) -> None:
         self.holder, self.members, self.sink, self.config = holder, members, sink, config
         self._said_unscored: str | None = None  # the version we last said leaves clusters unscored
+        self._schema_problems = getattr(sink, "schema_problems", None)  # optional for a custom sink
 
     def _members(self, group: pd.DataFrame, key: tuple) -> tuple[pd.DataFrame, list[int]]:
         """The member alerts found, and how many each cluster has."""
@@ -266,13 +267,23 @@ class ClusterBatchProcessor:
         outcome = BatchOutcome("cluster", model_version=scoring.model_version)
         dead = list(decoded.dead)
         if decoded.events and not scoring.scores_clusters:
-            # A version trained on data without clusters: valid clusters are acknowledged
-            # unscored (not dead-lettered: nothing is wrong with them), said once per version.
+            # A version trained on data without clusters: valid clusters are not dead-lettered
+            # (nothing is wrong with them) but kept whole in unscored_clusters with the reason,
+            # so that nothing acknowledged lives only in Kafka; said once per version.
             if self._said_unscored != scoring.model_version:
                 self._said_unscored = scoring.model_version
-                log.warning("model %s has no cluster_scorer (%s): clusters are left unscored",
+                log.warning("model %s has no cluster_scorer (%s): clusters are stored unscored",
                             scoring.model_version, scoring.bundle.cluster_skipped)
-            outcome.unscored = len(decoded.events)
+            clusters = pd.DataFrame([e.model_dump() for e in decoded.events])
+            reason = f"model {scoring.model_version} has no cluster_scorer: {scoring.bundle.cluster_skipped}"
+            with timer("write"):
+                rejected = write_isolating(lambda rows: self.sink.write_unscored_clusters(
+                    clusters if len(rows) == len(clusters) else clusters.iloc[rows],
+                    scoring.model_version, reason, dt.datetime.now(dt.UTC)), len(clusters),
+                    self._schema_problems)
+            dead += [decoded.dead_letter(request.batch, i, Reason.SINK_REJECTED, e)
+                     for i, e in rejected.items()]
+            outcome.unscored = len(clusters) - len(rejected)
         elif decoded.events:
             clusters = pd.DataFrame([e.model_dump() for e in decoded.events])
             groups = clusters.groupby(["network", "processing_date", "window_days"], sort=True).groups
@@ -302,7 +313,8 @@ class ClusterBatchProcessor:
                 scored_at = dt.datetime.now(dt.UTC)
                 with timer("write"):
                     rejected = write_isolating(lambda rows: self.sink.write_clusters(
-                        scores if len(rows) == len(scores) else scores.iloc[rows], scored_at), len(scores))
+                        scores if len(rows) == len(scores) else scores.iloc[rows], scored_at),
+                        len(scores), self._schema_problems)
                 dead += [decoded.dead_letter(request.batch, int(index[i]), Reason.SINK_REJECTED, e)
                          for i, e in rejected.items()]
                 outcome.scored = len(scores) - len(rejected)

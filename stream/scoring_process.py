@@ -13,18 +13,27 @@ Requests and answers cross one pipe that the parent's event loop reads itself (`
 no executor threads between the loop and the child, so an answer is not left waiting for the
 interpreter lock behind Faust's consumer thread. The child answers one call at a time, in the
 order given; a closed pipe is how either side learns that the other is gone.
+
+Read-API queries take a second pipe, served in the child by a few threads of their own (each
+with its own ClickHouse client): a read never waits behind a batch and a batch never waits
+behind a read. At most ``max_reads`` are in flight (:class:`ReadsBusy` beyond: the view's 429),
+each for at most ``read_timeout`` seconds (:class:`ReadTimedOut`: its 503).
 """
 
 from __future__ import annotations
 
 import asyncio
+import functools
 import importlib
 import logging
 import multiprocessing
 import os
 import pickle
 import signal
+import threading
 import time
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
 from multiprocessing.connection import Connection
 from multiprocessing.process import BaseProcess
 from typing import Any
@@ -43,8 +52,24 @@ class ScoringProcessFailed(Exception):
     """The scoring process keeps dying (or cannot start again): the worker must end."""
 
 
+class ReadsBusy(Exception):  # noqa: N818 - a state: the client may come back
+    """As many reads are in flight as allowed."""
+
+
+class ReadTimedOut(Exception):  # noqa: N818
+    """The read took longer than its limit."""
+
+
 class _ChildGone(Exception):
     pass
+
+
+@dataclass
+class _Child:
+    process: BaseProcess
+    calls: Connection            # batches and control calls, answered in order
+    reads: Connection            # read-API queries, answered as they finish
+    read_reader: bool = False    # the event loop reads ``reads`` already
 
 
 # -- in the scoring process ------------------------------------------------------------------
@@ -58,7 +83,44 @@ def _portable(exc: BaseException) -> BaseException:
         return RuntimeError(f"{type(exc).__name__}: {exc}")
 
 
-def _child_main(conn: Connection, overrides: dict, service_path: str) -> None:
+READ_NICENESS = 10  # read threads yield the CPU to scoring when both want it
+
+
+def _lower_priority() -> None:
+    """Linux schedules threads one by one: this read thread (and the engine's work it runs, one
+    thread a query) gets the CPU after the scoring thread, not beside it."""
+    try:
+        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), READ_NICENESS)
+    except (AttributeError, OSError):
+        pass  # not Linux, or not allowed: reads still run, at the same priority
+
+
+def _serve_reads(conn: Connection, service: Any, threads: int) -> None:
+    """Read requests, answered by a pool of their own as they finish (a thread of the child)."""
+    pool = ThreadPoolExecutor(threads, thread_name_prefix="read", initializer=_lower_priority)
+    sending = threading.Lock()
+
+    def reply(number: int, future: Future) -> None:
+        try:
+            answer = (number, "ok", future.result())
+        except Exception as exc:  # noqa: BLE001 - the view turns it into a status
+            answer = (number, "error", _portable(exc))
+        with sending:
+            try:
+                conn.send_bytes(pickle.dumps(answer, protocol=pickle.HIGHEST_PROTOCOL))
+            except OSError:
+                pass  # the parent is gone
+
+    while True:
+        try:
+            number, request = conn.recv()
+        except (EOFError, OSError):
+            return
+        pool.submit(service.read, request).add_done_callback(functools.partial(reply, number))
+
+
+def _child_main(conn: Connection, reads: Connection, overrides: dict, service_path: str,
+                read_threads: int) -> None:
     from shared.settings import load_settings
     from stream.memory import limit_heap_growth
 
@@ -72,8 +134,10 @@ def _child_main(conn: Connection, overrides: dict, service_path: str) -> None:
         conn.send(("error", _portable(exc)))
         return
     conn.send(("ok", (os.getpid(), service.status())))
+    threading.Thread(target=_serve_reads, args=(reads, service, read_threads), name="reads",
+                     daemon=True).start()
     calls = {"process": _timed(service.process), "refresh": service.refresh, "ping": service.ping,
-             "read": service.read}
+             "drift": service.drift}
     while True:
         try:
             number, name, args = conn.recv()
@@ -103,27 +167,37 @@ class ScoringProcess:
 
     def __init__(self, overrides: dict | None = None, max_restarts: int = 3,
                  restart_window: float = 600.0,
-                 service: str = "stream.service:ScoringService") -> None:
+                 service: str = "stream.service:ScoringService", max_reads: int = 4,
+                 read_timeout: float = 5.0) -> None:
         self.overrides = dict(overrides or {})
         self.service = service
+        self.max_reads = max_reads
+        self.read_timeout = read_timeout
+        self.reads_in_flight = 0
+        self._read_calls = 0
+        self._read_waiters: dict[int, asyncio.Future] = {}
         self.max_restarts = max_restarts
         self.restart_window = restart_window
         self.status: ModelStatus | None = None
         self.pid: int | None = None
         self.restarts: list[float] = []   # monotonic times of restarts
         self.failed: str | None = None    # why it could not be kept alive
-        self._child: tuple[BaseProcess, Connection] | None = None
+        self._child: _Child | None = None
         self._turn = asyncio.Lock()       # one call at a time: the child answers in order
         self._calls = 0                   # numbers calls, so an answer to a cancelled one is skipped
 
-    def _new_child(self) -> tuple[BaseProcess, Connection]:
+    def _new_child(self) -> _Child:
         """A child that is up and built (blocking: model load, ClickHouse)."""
         context = multiprocessing.get_context("spawn")  # no fork of a process with threads
         ours, theirs = context.Pipe()
-        process = context.Process(target=_child_main, args=(theirs, self.overrides, self.service),
+        our_reads, their_reads = context.Pipe()
+        process = context.Process(target=_child_main,
+                                  args=(theirs, their_reads, self.overrides, self.service,
+                                        self.max_reads),
                                   name="amlscore-scoring", daemon=True)
         process.start()
-        theirs.close()  # so that the child's death closes the pipe for us
+        theirs.close()  # so that the child's death closes the pipes for us
+        their_reads.close()
         try:
             state, value = ours.recv()
         except EOFError:
@@ -133,9 +207,10 @@ class ScoringProcess:
         if state == "error":
             process.join(5)
             ours.close()
+            our_reads.close()
             raise value
         self.pid, self.status = value
-        return process, ours
+        return _Child(process, ours, our_reads)
 
     def start(self) -> ModelStatus:
         """At startup: errors (no model, bad settings, ClickHouse down) surface to the caller."""
@@ -151,7 +226,7 @@ class ScoringProcess:
             assert child is not None, "start() first"
             self._calls += 1
             try:
-                state, value = await self._exchange(child[1], (self._calls, name, args))
+                state, value = await self._exchange(child.calls, (self._calls, name, args))
             except _ChildGone as exc:
                 await self._restart(child)
                 raise ScoringProcessRestarted(f"the scoring process died ({exc}); restarted") from exc
@@ -187,8 +262,8 @@ class ScoringProcess:
             if not answered.done():  # cancelled: the answer will be read by nobody
                 loop.remove_reader(conn.fileno())
 
-    async def _restart(self, dead: tuple[BaseProcess, Connection]) -> None:
-        _end(*dead, grace=0.0)
+    async def _restart(self, dead: _Child) -> None:
+        self._end(dead, grace=0.0)
         now = time.monotonic()
         self.restarts = [t for t in self.restarts if now - t < self.restart_window] + [now]
         if len(self.restarts) > self.max_restarts:
@@ -213,26 +288,83 @@ class ScoringProcess:
     async def ping(self) -> None:
         await self._call("ping")
 
-    async def read(self, request: ReadRequest) -> dict:
-        """The read API: served by the process that holds ClickHouse, between two batches."""
-        return await self._call("read", request)
+    async def drift(self) -> dict:
+        """The live window's drift, computed where the window is kept (between two batches)."""
+        return await self._call("drift")
+
+    async def read(self, request: ReadRequest) -> bytes:
+        """A read-API query, on the read pipe: never behind a batch, never holding one up. The
+        answer comes as JSON bytes, so this process passes it on without touching it."""
+        if self.failed:
+            raise ScoringProcessFailed(self.failed)
+        if self.reads_in_flight >= self.max_reads:
+            raise ReadsBusy(f"{self.reads_in_flight} reads in flight (AMLSCORE_API_MAX_CONCURRENT)")
+        child = self._child
+        assert child is not None, "start() first"
+        loop = asyncio.get_running_loop()
+        if not child.read_reader:
+            loop.add_reader(child.reads.fileno(), self._read_answer, child)
+            child.read_reader = True
+        self._read_calls += 1
+        number = self._read_calls
+        answered = self._read_waiters[number] = loop.create_future()
+        self.reads_in_flight += 1
+        try:
+            child.reads.send_bytes(pickle.dumps((number, request), protocol=pickle.HIGHEST_PROTOCOL))
+            state, value = await asyncio.wait_for(answered, self.read_timeout)
+        except TimeoutError:
+            raise ReadTimedOut(f"no answer within {self.read_timeout:g}s") from None
+        except OSError as exc:
+            raise ScoringProcessRestarted(f"the scoring process is gone ({exc})") from exc
+        finally:
+            self.reads_in_flight -= 1
+            self._read_waiters.pop(number, None)
+        if state == "error":
+            raise value
+        return value
+
+    def _read_answer(self, child: _Child) -> None:
+        try:
+            number, state, value = pickle.loads(child.reads.recv_bytes())
+        except (EOFError, OSError) as exc:
+            self._drop_read_reader(child)
+            for waiter in self._read_waiters.values():
+                if not waiter.done():
+                    waiter.set_exception(ScoringProcessRestarted(f"the scoring process died ({exc!r})"))
+            return
+        waiter = self._read_waiters.get(number)
+        if waiter is not None and not waiter.done():  # else: its caller has given up
+            waiter.set_result((state, value))
+
+    @staticmethod
+    def _drop_read_reader(child: _Child) -> None:
+        if child.read_reader:
+            child.read_reader = False
+            try:
+                asyncio.get_running_loop().remove_reader(child.reads.fileno())
+            except (RuntimeError, ValueError, OSError):
+                pass
 
     def stop(self, grace: float = 2.0) -> None:
         """Unfinished calls stay unanswered (their batches unacknowledged). The child, which
-        ignores SIGTERM, leaves when its pipe closes; it is killed if still there after
+        ignores SIGTERM, leaves when its pipes close; it is killed if still there after
         ``grace`` seconds (e.g. in the middle of a long batch)."""
         child, self._child = self._child, None
         if child is not None:
-            _end(*child, grace=grace)
+            self._end(child, grace=grace)
 
-
-def _end(process: BaseProcess, conn: Connection, grace: float) -> None:
-    try:
-        asyncio.get_running_loop().remove_reader(conn.fileno())
-    except (RuntimeError, ValueError, OSError):
-        pass  # no loop here, or the pipe is already closed
-    conn.close()
-    process.join(grace)
-    if process.is_alive():
-        process.kill()
-        process.join(5)
+    def _end(self, child: _Child, grace: float) -> None:
+        self._drop_read_reader(child)
+        for waiter in self._read_waiters.values():  # reads of this child get no answer now
+            if not waiter.done():
+                waiter.set_exception(ScoringProcessRestarted("the scoring process was replaced"))
+        try:
+            asyncio.get_running_loop().remove_reader(child.calls.fileno())
+        except (RuntimeError, ValueError, OSError):
+            pass  # no loop here, or the pipe is already closed
+        child.calls.close()
+        child.reads.close()
+        child.process.join(grace)
+        if child.process.is_alive():
+            child.process.kill()
+            child.process.join(5)

@@ -3,16 +3,18 @@ feature cache, the sink and the two processors. Imported only in that process.""
 
 from __future__ import annotations
 
-from shared.clickhouse.score_reads import ScoreReads
+from shared.clickhouse.connection import connect
+from shared.clickhouse.score_store import ScoreStore
 from shared.context import Context
 from shared.drift import DriftThresholds, RollingRows, compare
-from shared.read_api import NotFound, ReadRequest, answer
+from shared.read_api import ReadRequest
 from shared.scoring import ScoringPolicy
 from shared.settings import Settings
 from stream.feature_lookup import CachedFeatureLookup
 from stream.messages import BatchOutcome, BatchRequest, ModelStatus, SinkUnavailable
 from stream.model_holder import ModelHolder
 from stream.processor import AlertBatchProcessor, ClusterBatchProcessor, StreamConfig
+from stream.reads import ReadQueries
 from stream.shadow import ShadowScorer
 from stream.sinks import ClickHouseStreamSink, load_sink
 
@@ -26,19 +28,23 @@ class ScoringService:
         self.sink = load_sink(settings.stream_sink, ClickHouseStreamSink(context.raw, context.scores))
         self.sink.ping()
         config = StreamConfig.from_settings(settings)
-        self.reads = ScoreReads(context.client, context.target.database)
+        self.reads = ReadQueries(settings, context.target, lambda: self.holder.scoring.model_version)
+        # The challenger writes from a thread of its own: a client of its own too (a server
+        # refuses two concurrent queries in one session; the embedded engine would queue them).
+        shadow_store = ScoreStore(connect(context.target, create_database=False), context.target.database)
         lookup = CachedFeatureLookup(context.raw, settings.feature_cache_size, settings.feature_cache_ttl)
         self.live = RollingRows(settings.drift_window)
         self.thresholds = DriftThresholds(settings.drift_psi_watch, settings.drift_psi_act)
         self.processors = {
             "alert": AlertBatchProcessor(self.holder, lookup, self.sink, config, self.live,
-                                         ShadowScorer(context.scores)),
+                                         ShadowScorer(shadow_store)),
             "cluster": ClusterBatchProcessor(self.holder, context.raw, self.sink, config),
         }
 
     def status(self) -> ModelStatus:
         return ModelStatus(self.holder.scoring.model_version, self.holder.networks,
-                           self.holder.status.failed, self.holder.status.last_error)
+                           self.holder.status.failed, self.holder.status.last_error,
+                           self.holder.fallback)
 
     def process(self, request: BatchRequest) -> BatchOutcome:
         return self.processors[request.kind].process(request)
@@ -52,16 +58,9 @@ class ScoringService:
         except Exception as exc:  # noqa: BLE001
             raise SinkUnavailable.caused_by(exc) from exc
 
-    def read(self, request: ReadRequest) -> dict:
-        """A read API answer; ClickHouse failing is :class:`SinkUnavailable` (the view's 503)."""
-        if request.what == "drift":
-            return self.drift()
-        try:
-            return answer(self.reads, request, self.holder.scoring.model_version)
-        except NotFound:
-            raise
-        except Exception as exc:  # noqa: BLE001
-            raise SinkUnavailable.caused_by(exc) from exc
+    def read(self, request: ReadRequest) -> bytes:
+        """A read API answer, in a read thread; ClickHouse failing is :class:`SinkUnavailable`."""
+        return self.reads.read(request)
 
     def drift(self) -> dict:
         """PSI of the live window against the promoted model's training reference."""

@@ -25,6 +25,7 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
+from shared.clickhouse.migrations import schema_problems
 from shared.clickhouse.raw_store import RawStore
 from shared.errors import ConfigurationError
 from shared.sink import ScoreSink
@@ -46,6 +47,7 @@ DATA_ERROR_CODES = frozenset({
     349,  # CANNOT_INSERT_NULL_IN_ORDINARY_COLUMN
 })
 _CODE = re.compile(r"\bCode: (\d+)\b")
+SINK_TABLES = ("raw_alerts", "alert_scores", "cluster_scores", "unscored_clusters")
 
 
 class StreamSink(Protocol):
@@ -53,6 +55,13 @@ class StreamSink(Protocol):
         """``alerts``: the decoded alert columns; ``scores``: RiskScoring's rows, same order."""
 
     def write_clusters(self, scores: pd.DataFrame, scored_at: dt.datetime) -> None: ...
+
+    def write_unscored_clusters(self, clusters: pd.DataFrame, model_version: str, reason: str,
+                                received_at: dt.datetime) -> None:
+        """Valid clusters the model in use cannot score, kept whole with the reason."""
+
+    def schema_problems(self) -> list[str]:
+        """How the sink's tables differ from what it writes (empty: as they should be)."""
 
     def ping(self) -> None: ...
 
@@ -65,10 +74,13 @@ def is_data_rejection(exc: BaseException) -> bool:
     return bool(match) and int(match.group(1)) in DATA_ERROR_CODES
 
 
-def write_isolating(write: Callable[[np.ndarray], None], n: int) -> dict[int, str]:
+def write_isolating(write: Callable[[np.ndarray], None], n: int,
+                    schema_problems: Callable[[], list[str]] | None = None) -> dict[int, str]:
     """Write rows ``0..n-1`` through ``write(indices)``; return the rows the sink rejected, with
-    the error. A batch whose every row is rejected is not bad data but a sink in trouble (a
-    dropped table, a changed schema): that, and every other failure, raises SinkUnavailable."""
+    the error. A batch whose every row is rejected — one row or many — is taken for a sink in
+    trouble (a dropped table, a changed schema) and raises SinkUnavailable, unless
+    ``schema_problems`` finds the sink's tables exactly as they should be: then the rows really
+    are bad and are returned. Every other failure raises SinkUnavailable."""
     rejected: dict[int, str] = {}
 
     def attempt(rows: np.ndarray) -> None:
@@ -87,8 +99,11 @@ def write_isolating(write: Callable[[np.ndarray], None], n: int) -> dict[int, st
 
     if n:
         attempt(np.arange(n))
-    if n > 1 and len(rejected) == n:
-        raise SinkUnavailable(f"every row of the batch was rejected, e.g. {rejected[0]}")
+    if n and len(rejected) == n:
+        problems = schema_problems() if schema_problems is not None else ["not checked"]
+        if problems:
+            raise SinkUnavailable(f"every row of the batch was rejected ({'; '.join(problems[:3])}), "
+                                  f"e.g. {rejected[0]}")
     return rejected
 
 
@@ -108,6 +123,13 @@ class ClickHouseStreamSink:
 
     def write_clusters(self, scores: pd.DataFrame, scored_at: dt.datetime) -> None:
         self.scores.write_cluster_scores(scores, "stream", scored_at)
+
+    def write_unscored_clusters(self, clusters: pd.DataFrame, model_version: str, reason: str,
+                                received_at: dt.datetime) -> None:
+        self.raw.insert_unscored_clusters(clusters, model_version, reason, received_at)
+
+    def schema_problems(self) -> list[str]:
+        return schema_problems(self.raw.client, self.raw.db, SINK_TABLES)
 
     def ping(self) -> None:
         self.raw.client.query("SELECT 1")

@@ -1,37 +1,61 @@
 """HTTP views on the worker: /live, /ready (both from state, never waiting behind a batch),
-/metrics (Prometheus), and the read-only score API (/scores, /alerts/{alert_id}, /clusters),
-answered by the scoring process, which holds ClickHouse, between two batches."""
+/metrics (Prometheus), open to probes and scrapers; and the read-only score API (/scores,
+/alerts/{alert_id}, /clusters, /drift), behind :mod:`stream.access`, answered by the scoring
+process's read threads (never behind a batch), bounded in number (429) and time (503)."""
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable
+import time
+from collections.abc import Awaitable, Callable, Iterable
 
 import faust
+import orjson
 
 from shared.read_api import BadRequest, NotFound, ReadRequest, parse_page
+from stream.access import ApiAccess
 from stream.health import Health
 from stream.messages import SinkUnavailable
 from stream.metrics import GaugeReading, WorkerMetrics
 from stream.pipeline import Pipeline
-from stream.scoring_process import ScoringProcess
+from stream.scoring_process import (
+    ReadsBusy,
+    ReadTimedOut,
+    ScoringProcess,
+    ScoringProcessFailed,
+    ScoringProcessRestarted,
+)
 
 log = logging.getLogger(__name__)
+access_log = logging.getLogger("amlscore.access")  # one line per read: who, path, status, ms
+
+
+def _plain_access_log() -> None:
+    """The access log writes plain lines straight to stderr: through the worker's decorated
+    handlers a line cost more than the request it records (profiled under a read storm)."""
+    if not access_log.handlers:
+        handler = logging.StreamHandler()
+        handler.setFormatter(logging.Formatter("[%(asctime)s] [access] %(message)s"))
+        access_log.addHandler(handler)
+        access_log.propagate = False
+        access_log.setLevel(logging.INFO)
 
 
 DRIFT_REFRESH_SECONDS = 15.0  # how often the PSI gauges are recomputed from the live window
 
 
 def install_views(app: faust.App, health: Health, metrics: WorkerMetrics, pipeline: Pipeline,
-                  scorer: ScoringProcess) -> None:
-    drift: dict = {}  # the scoring process's last drift answer, for the gauges
+                  scorer: ScoringProcess, access: ApiAccess) -> None:
+    drift: dict = {}  # the scoring process's last drift answer: the gauges and GET /drift
+    _plain_access_log()
 
-    @app.timer(DRIFT_REFRESH_SECONDS)
     async def refresh_drift() -> None:
         try:
-            drift.update(await scorer.read(ReadRequest(what="drift")))
+            drift.update(await scorer.drift(), as_of=time.time())
         except Exception as exc:  # noqa: BLE001 - gauges keep their last values; /live tells of trouble
             log.warning("drift gauges not refreshed: %s", exc)
+
+    app.timer(DRIFT_REFRESH_SECONDS)(refresh_drift)
 
     def drift_gauges() -> Iterable[GaugeReading]:
         features = drift.get("features", {})
@@ -56,8 +80,13 @@ def install_views(app: faust.App, health: Health, metrics: WorkerMetrics, pipeli
         yield "amlscore_consumer_lag", "Messages not yet acknowledged per partition", lag
         yield ("amlscore_assigned_partitions", "Partitions assigned to this worker",
                [({"topic": t}, n) for t, n in sorted(assigned.items())])
+        status = scorer.status
         yield ("amlscore_model_info", "The model version in use",
-               [({"version": scorer.status.version}, 1.0)] if scorer.status else [])
+               [({"version": status.version}, 1.0)] if status else [])
+        fallback = status.fallback if status else None
+        yield ("amlscore_model_fallback", "1 while the promoted version (wanted) does not load and "
+               "an earlier one (running) scores instead",
+               [({"wanted": fallback["wanted"], "running": fallback["running"]}, 1.0)] if fallback else [])
         yield ("amlscore_oldest_unacked_seconds", "Age of the oldest unacknowledged event per lane",
                [({"kind": k}, v) for k, v in health.liveness()[1]["oldest_unacked_s"].items()])
         yield ("amlscore_scoring_process_restarts", "Times the scoring process died and was replaced",
@@ -80,32 +109,59 @@ def install_views(app: faust.App, health: Health, metrics: WorkerMetrics, pipeli
     async def metrics_page(web, request):  # noqa: ANN001, ANN202
         return web.bytes(metrics.render(), content_type="text/plain; version=0.0.4")
 
-    async def read(web, request: ReadRequest):  # noqa: ANN001, ANN202
-        try:
-            return web.json(await scorer.read(request))
-        except NotFound as exc:
-            return web.json({"error": str(exc)}, status=404)
-        except SinkUnavailable as exc:
-            return web.json({"error": f"scores cannot be read now: {exc}"}, status=503)
-
-    def page(what: str):  # noqa: ANN202
-        async def view(web, request):  # noqa: ANN001, ANN202
-            try:
-                query = parse_page(dict(request.query))
-            except BadRequest as exc:
-                return web.json({"error": str(exc)}, status=400)
-            return await read(web, ReadRequest(what=what, page=query))
+    def guarded(handler: Callable[..., Awaitable[tuple[int, dict | bytes]]]):  # noqa: ANN202
+        """A read endpoint: the caller's token checked first, one access-log line after."""
+        async def view(web, request, **path):  # noqa: ANN001, ANN202
+            started = time.perf_counter()
+            decision = access.check(request.headers.get("Authorization"))
+            if decision.status != 200:
+                status, body = decision.status, {"error": decision.message}
+            else:
+                status, body = await handler(request, **path)
+            headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
+            access_log.info("read who=%s path=%s status=%d ms=%.1f", decision.who, request.path,
+                            status, (time.perf_counter() - started) * 1000)
+            metrics.reads.labels(status=str(status)).inc()
+            return web.bytes(body if isinstance(body, bytes) else orjson.dumps(body), status=status,
+                             headers=headers, content_type="application/json")
         return view
 
-    app.page("/scores")(page("scores"))
-    app.page("/clusters")(page("clusters"))
+    async def query(request: ReadRequest) -> tuple[int, dict | bytes]:
+        try:
+            return 200, await scorer.read(request)
+        except NotFound as exc:
+            return 404, {"error": str(exc)}
+        except ReadsBusy:
+            return 429, {"error": "too many reads at once; try again shortly"}
+        except ReadTimedOut:
+            return 503, {"error": "the read took too long (AMLSCORE_API_QUERY_TIMEOUT)"}
+        except SinkUnavailable as exc:  # its message is written for the client
+            return 503, {"error": f"scores cannot be read now: {exc}"}
+        except (ScoringProcessRestarted, ScoringProcessFailed):
+            return 503, {"error": "scores cannot be read now: the scoring process is restarting"}
 
-    @app.page("/drift")
-    async def drift_page(web, request):  # noqa: ANN001, ANN202
-        return await read(web, ReadRequest(what="drift"))
+    def page(what: str):  # noqa: ANN202
+        async def handler(request) -> tuple[int, dict | bytes]:  # noqa: ANN001
+            try:
+                params = parse_page(dict(request.query))
+            except BadRequest as exc:
+                return 400, {"error": str(exc)}
+            return await query(ReadRequest(what=what, page=params))
+        return handler
 
-    @app.page("/alerts/{alert_id}")
-    async def alert(web, request, alert_id):  # noqa: ANN001, ANN202
+    app.page("/scores")(guarded(page("scores")))
+    app.page("/clusters")(guarded(page("clusters")))
+
+    async def drift_answer(request) -> tuple[int, dict | bytes]:  # noqa: ANN001
+        if not drift:  # before the first refresh
+            await refresh_drift()
+        return (200, dict(drift)) if drift else (503, {"error": "drift not computed yet"})
+
+    app.page("/drift")(guarded(drift_answer))
+
+    async def alert_answer(request, alert_id: str) -> tuple[int, dict | bytes]:  # noqa: ANN001
         if not alert_id or len(alert_id) > 256:
-            return web.json({"error": "alert_id must be 1..256 characters"}, status=400)
-        return await read(web, ReadRequest(what="alert", alert_id=alert_id))
+            return 400, {"error": "alert_id must be 1..256 characters"}
+        return await query(ReadRequest(what="alert", alert_id=alert_id))
+
+    app.page("/alerts/{alert_id}")(guarded(alert_answer))

@@ -35,7 +35,7 @@ def chdb_client(tmp_path_factory):
 @pytest.fixture
 def database(chdb_client):
     """A fresh, schema-initialised database on the session's embedded ClickHouse."""
-    from shared.clickhouse.ddl import ensure_schema
+    from shared.clickhouse.migrations import ensure_schema
 
     name = f"t_{uuid.uuid4().hex[:12]}"
     ensure_schema(chdb_client, name)

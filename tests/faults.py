@@ -48,6 +48,9 @@ class FlakySink:
     def ping(self) -> None:
         self.inner.ping()
 
+    def __getattr__(self, name: str):  # noqa: ANN204 - the rest of the sink, as it is
+        return getattr(self.inner, name)
+
 
 def flaky_sink(inner) -> FlakySink:  # noqa: ANN001
     return FlakySink(inner)

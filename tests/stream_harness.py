@@ -58,7 +58,8 @@ class WorkerProcess:
         self.command = command or [PYTHON, "-c", "from amlscore.cli import main; main()", "worker"]
         self.process: subprocess.Popen | None = None
 
-    def start(self, ready_timeout: float = 60) -> WorkerProcess:
+    def start(self, ready_timeout: float = 60, until: str = "/ready") -> WorkerProcess:
+        """Start it and wait until ``until`` answers 200 (``/ready``: the group is joined)."""
         self.process = subprocess.Popen(
             self.command, env=self.env, cwd=self.cwd, stdout=open(self.log, "ab"),  # noqa: SIM115
             stderr=subprocess.STDOUT, start_new_session=True)
@@ -66,7 +67,7 @@ class WorkerProcess:
         while time.monotonic() < deadline:
             assert self.process.poll() is None, f"worker exited:\n{self.log.read_text()[-3000:]}"
             try:
-                if self.get("/ready")[0] == 200:
+                if self.get(until)[0] == 200:
                     return self
             except OSError:
                 pass

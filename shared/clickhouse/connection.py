@@ -14,6 +14,7 @@ from urllib.parse import unquote, urlsplit
 import clickhouse_connect
 from clickhouse_connect.driver.client import Client
 
+from shared.clickhouse.deadline import TimedClient
 from shared.errors import ClickHouseUnavailable, ConfigurationError
 
 _IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,127}$")
@@ -43,6 +44,7 @@ class ClickHouseTarget:
     port: int = 0
     username: str = "default"
     password: str = field(default="", repr=False)
+    timeout: float = 600.0  # seconds any one call may take (AMLSCORE_CLICKHOUSE_TIMEOUT)
 
     def describe(self) -> str:
         """A printable form with no credentials in it."""
@@ -52,14 +54,16 @@ class ClickHouseTarget:
 
 
 def parse_clickhouse_url(
-    url: str, default_database: str = "amlscore", password_file: Path | None = None
+    url: str, default_database: str = "amlscore", password_file: Path | None = None,
+    timeout: float = 600.0,
 ) -> ClickHouseTarget:
     parts = urlsplit(url)
     if parts.scheme == "chdb":
         raw = unquote(parts.netloc + parts.path)
         if not raw:
             raise ConfigurationError("chdb URL needs a directory, e.g. chdb:///var/lib/amlscore")
-        return ClickHouseTarget("chdb", check_identifier(default_database, "database"), Path(raw))
+        return ClickHouseTarget("chdb", check_identifier(default_database, "database"), Path(raw),
+                                timeout=timeout)
     if parts.scheme not in ("http", "https"):
         raise ConfigurationError(
             f"AMLSCORE_CLICKHOUSE_URL scheme {parts.scheme!r} not supported: use http://, https:// "
@@ -81,6 +85,7 @@ def parse_clickhouse_url(
         port=parts.port or (8443 if parts.scheme == "https" else 8123),
         username=unquote(parts.username or "default"),
         password=password,
+        timeout=timeout,
     )
 
 
@@ -103,8 +108,11 @@ def check_embedded_path(path: Path) -> Path:
     return resolved
 
 
-def connect(target: ClickHouseTarget) -> Client:
-    """Open a client and make sure the target database exists."""
+def connect(target: ClickHouseTarget, create_database: bool = True) -> Client:
+    """Open a client and (unless told not to: a user without DDL rights) make sure the target
+    database exists. Every call of the client is time-limited: ``max_execution_time`` on the
+    engine, socket timeouts on a server, and :mod:`shared.clickhouse.deadline` for the rest."""
+    limits = {"max_execution_time": max(1, round(target.timeout))}
     if target.interface == "chdb":
         assert target.path is not None
         try:
@@ -117,7 +125,7 @@ def connect(target: ClickHouseTarget) -> Client:
         path = check_embedded_path(target.path)
         try:
             path.mkdir(parents=True, exist_ok=True)
-            client = clickhouse_connect.get_client(interface="chdb", path=str(path))
+            client = clickhouse_connect.get_client(interface="chdb", path=str(path), settings=limits)
         except OSError as exc:
             raise ConfigurationError(f"cannot create the embedded ClickHouse directory: {exc}") from exc
         except Exception as exc:  # noqa: BLE001 - chdb says only "Error initializing EmbeddedServer"
@@ -135,11 +143,22 @@ def connect(target: ClickHouseTarget) -> Client:
                 username=target.username,
                 password=target.password,
                 database="default",
+                settings=limits,
+                connect_timeout=min(30.0, target.timeout),
+                send_receive_timeout=target.timeout + 5,
             )
         except Exception as exc:  # noqa: BLE001 - connection refused, DNS, TLS, authentication
             raise ClickHouseUnavailable(
                 f"cannot reach ClickHouse at {target.describe()}: {_first_line(exc)}") from exc
-    client.command(f"CREATE DATABASE IF NOT EXISTS {target.database}")
+    client = TimedClient(client)
+    if create_database:
+        try:
+            client.command(f"CREATE DATABASE IF NOT EXISTS {target.database}")
+        except Exception as exc:  # noqa: BLE001 - the server is there but does not answer
+            if target.interface == "chdb":
+                raise
+            raise ClickHouseUnavailable(
+                f"cannot reach ClickHouse at {target.describe()}: {_first_line(exc)}") from exc
     return client
 
 

@@ -4,16 +4,20 @@ Raw tables mirror the SOT files and are keyed by (network, window_days, processi
 are ReplacingMergeTree on ``_version`` (the ingest run), so re-ingesting a batch replaces it.
 Output tables are ReplacingMergeTree keyed so that re-scoring one alert with one model version
 replaces the row instead of adding one. Read them with FINAL.
+
+The definitions are data (:class:`Table`, :class:`View`): the same declarations create a new
+database and tell :mod:`shared.clickhouse.migrations` what an older one lacks.
 """
 
 from __future__ import annotations
 
-from clickhouse_connect.driver.client import Client
+from dataclasses import dataclass, field
 
 from shared.clickhouse.connection import check_identifier
 
-BATCH_KEY = "network LowCardinality(String), processing_date Date, window_days UInt16"
-INGEST_COLUMNS = "_version UInt64, _ingested_at DateTime64(3, 'UTC')"
+BATCH_KEY_COLUMNS = {"network": "LowCardinality(String)", "processing_date": "Date",
+                     "window_days": "UInt16"}
+INGEST_COLUMN_TYPES = {"_version": "UInt64", "_ingested_at": "DateTime64(3, 'UTC')"}
 
 RAW_ALERT_COLUMNS: dict[str, str] = {
     "alert_id": "String",
@@ -61,70 +65,124 @@ RAW_LABEL_COLUMNS: dict[str, str] = {
 }
 
 
-def _columns(spec: dict[str, str]) -> str:
-    return ", ".join(f"{name} {ctype}" for name, ctype in spec.items())
+@dataclass(frozen=True)
+class Table:
+    """One table as this release defines it; :mod:`shared.clickhouse.migrations` brings a
+    database made by an earlier release up to it (tables and columns added, nothing dropped)."""
+
+    name: str
+    columns: dict[str, str]
+    engine: str
+    order_by: str
+    partition_by: str | None = None
+    since: int = 1                      # the schema version that added the table
+    fill: str | None = None             # run once when a migration creates it: data it derives
+    defaults: dict[str, str] = field(default_factory=dict)  # for columns added to old tables
+
+    def create(self, db: str) -> str:
+        columns = ", ".join(f"{name} {kind}" + (f" DEFAULT {self.defaults[name]}"
+                                                if name in self.defaults else "")
+                            for name, kind in self.columns.items())
+        partition = f" PARTITION BY {self.partition_by}" if self.partition_by else ""
+        return (f"CREATE TABLE IF NOT EXISTS {db}.{self.name} ({columns}) ENGINE = {self.engine}"
+                f"{partition} ORDER BY ({self.order_by})")
 
 
-def _raw_table(db: str, name: str, spec: dict[str, str], key: str) -> str:
-    return (
-        f"CREATE TABLE IF NOT EXISTS {db}.{name} ({BATCH_KEY}, {_columns(spec)}, {INGEST_COLUMNS}) "
-        f"ENGINE = ReplacingMergeTree(_version) PARTITION BY toYYYYMM(processing_date) "
-        f"ORDER BY (network, window_days, processing_date, {key})"
-    )
+@dataclass(frozen=True)
+class View:
+    name: str
+    select: str                         # with {db} where the database goes
+    materialized_to: str | None = None  # a materialized view writing into that table
+    since: int = 1
+
+    def create(self, db: str) -> str:
+        kind = "MATERIALIZED VIEW" if self.materialized_to else "VIEW"
+        target = f" TO {db}.{self.materialized_to}" if self.materialized_to else ""
+        return f"CREATE {kind} IF NOT EXISTS {db}.{self.name}{target} AS {self.select.format(db=db)}"
+
+
+def _keyed(**columns: str) -> dict[str, str]:
+    return {**BATCH_KEY_COLUMNS, **columns}
+
+
+def _raw(name: str, spec: dict[str, str], key: str) -> Table:
+    return Table(name, {**BATCH_KEY_COLUMNS, **spec, **INGEST_COLUMN_TYPES},
+                 "ReplacingMergeTree(_version)", f"network, window_days, processing_date, {key}",
+                 "toYYYYMM(processing_date)")
+
+
+ALERT_SCORE_COLUMNS = _keyed(
+    alert_id="String", address="String", model_version="LowCardinality(String)", score="Float64",
+    rank_score="Float64", risk_level="LowCardinality(String)", explanation="String",
+    scored_at="DateTime64(3, 'UTC')", source="LowCardinality(String)")
+SCORE_ORDER = "network, window_days, processing_date, alert_id, model_version"
+MONTHLY = "toYYYYMM(processing_date)"
+
+TABLES: tuple[Table, ...] = (
+    _raw("raw_alerts", RAW_ALERT_COLUMNS, "alert_id"),
+    _raw("raw_clusters", RAW_CLUSTER_COLUMNS, "cluster_id"),
+    _raw("raw_money_flows", RAW_MONEY_FLOW_COLUMNS, "from_address, to_address"),
+    # Feature columns vary by source: they are added on ingest as Float64 DEFAULT nan, so a
+    # batch that lacks a column reads back NaN for it.
+    _raw("raw_features", {"address": "String"}, "address"),
+    Table("raw_address_labels", {"network": "LowCardinality(String)", **RAW_LABEL_COLUMNS,
+                                 **INGEST_COLUMN_TYPES},
+          "ReplacingMergeTree(_version)", "network, address"),
+    Table("ingest_log", _keyed(meta_sha256="String", counts="String", **INGEST_COLUMN_TYPES),
+          "ReplacingMergeTree(_version)", "network, window_days, processing_date"),
+    Table("alert_scores", ALERT_SCORE_COLUMNS, "ReplacingMergeTree(scored_at)", SCORE_ORDER, MONTHLY),
+    # A challenger's scores (amlscore shadow): the same rows, never published, never ranked.
+    Table("alert_scores_shadow", ALERT_SCORE_COLUMNS, "ReplacingMergeTree(scored_at)", SCORE_ORDER,
+          MONTHLY),
+    Table("cluster_scores", _keyed(
+        cluster_id="String", model_version="LowCardinality(String)", score="Float64",
+        risk_level="LowCardinality(String)", n_alerts="UInt32", n_alerts_found="UInt32",
+        scored_at="DateTime64(3, 'UTC')", source="LowCardinality(String)"),
+        "ReplacingMergeTree(scored_at)", "network, window_days, processing_date, cluster_id, model_version",
+        MONTHLY),
+    Table("score_runs", _keyed(model_version="LowCardinality(String)", n_alerts="UInt64",
+                               n_clusters="UInt64", completed_at="DateTime64(3, 'UTC')"),
+          "ReplacingMergeTree(completed_at)", "network, window_days, processing_date, model_version"),
+    Table("model_registry", {
+        "model_version": "String", "model_name": "LowCardinality(String)",
+        "status": "LowCardinality(String)", "path": "String", "feature_names": "Array(String)",
+        "train_start": "Date", "train_end": "Date", "networks": "Array(String)", "metrics": "String",
+        "data_fingerprint": "String", "registered_at": "DateTime64(3, 'UTC')",
+        "updated_at": "DateTime64(3, 'UTC')"},
+        "ReplacingMergeTree(updated_at)", "model_name, model_version"),
+    # Clusters the stream acknowledged without scoring them (the version in use has no
+    # cluster_scorer): kept whole with the reason, so nothing acknowledged lives only in Kafka.
+    Table("unscored_clusters", _keyed(**RAW_CLUSTER_COLUMNS, model_version="LowCardinality(String)",
+                                      reason="String", received_at="DateTime64(3, 'UTC')"),
+          "ReplacingMergeTree(received_at)", "network, window_days, processing_date, cluster_id",
+          MONTHLY, since=2),
+    # Where each alert's scores are, keyed by alert_id: GET /alerts/{id} reads a few granules of
+    # this, then only the batches it names, instead of scanning alert_scores (whose key starts
+    # with the batch). Filled by alert_lookup_mv on every insert; a migration fills it once
+    # from the scores already there.
+    Table("alert_lookup", {"alert_id": "String", **BATCH_KEY_COLUMNS,
+                           "model_version": "LowCardinality(String)"},
+          "ReplacingMergeTree", "alert_id, network, window_days, processing_date, model_version",
+          since=2, fill="INSERT INTO {db}.alert_lookup SELECT alert_id, network, processing_date, "
+                        "window_days, model_version FROM {db}.alert_scores"),
+)
+
+VIEWS: tuple[View, ...] = (
+    # Rank positions come from a query, never from a stored batch order.
+    View("alert_rankings", "SELECT network, processing_date, window_days, model_version, alert_id, "
+         "address, score, rank_score, risk_level, explanation, row_number() OVER (PARTITION BY "
+         "network, processing_date, window_days, model_version ORDER BY rank_score DESC, alert_id) "
+         "AS rank_position FROM {db}.alert_scores FINAL"),
+    View("alert_lookup_mv", "SELECT alert_id, network, processing_date, window_days, model_version "
+         "FROM {db}.alert_scores", materialized_to="alert_lookup", since=2),
+)
+
+
+def table(name: str) -> Table:
+    return next(t for t in TABLES if t.name == name)
 
 
 def schema_statements(db: str) -> list[str]:
+    """Every CREATE of this release, tables before the views that read them."""
     db = check_identifier(db, "database")
-    return [
-        _raw_table(db, "raw_alerts", RAW_ALERT_COLUMNS, "alert_id"),
-        _raw_table(db, "raw_clusters", RAW_CLUSTER_COLUMNS, "cluster_id"),
-        _raw_table(db, "raw_money_flows", RAW_MONEY_FLOW_COLUMNS, "from_address, to_address"),
-        # Feature columns vary by source: they are added on ingest as Float64 DEFAULT nan,
-        # so a batch that lacks a column reads back NaN for it.
-        f"CREATE TABLE IF NOT EXISTS {db}.raw_features ({BATCH_KEY}, address String, "
-        f"{INGEST_COLUMNS}) ENGINE = ReplacingMergeTree(_version) "
-        f"PARTITION BY toYYYYMM(processing_date) "
-        f"ORDER BY (network, window_days, processing_date, address)",
-        f"CREATE TABLE IF NOT EXISTS {db}.raw_address_labels (network LowCardinality(String), "
-        f"{_columns(RAW_LABEL_COLUMNS)}, {INGEST_COLUMNS}) "
-        f"ENGINE = ReplacingMergeTree(_version) ORDER BY (network, address)",
-        f"CREATE TABLE IF NOT EXISTS {db}.ingest_log ({BATCH_KEY}, meta_sha256 String, "
-        f"counts String, {INGEST_COLUMNS}) ENGINE = ReplacingMergeTree(_version) "
-        f"ORDER BY (network, window_days, processing_date)",
-        f"CREATE TABLE IF NOT EXISTS {db}.alert_scores ({BATCH_KEY}, alert_id String, "
-        f"address String, model_version LowCardinality(String), score Float64, rank_score Float64, "
-        f"risk_level LowCardinality(String), explanation String, "
-        f"scored_at DateTime64(3, 'UTC'), source LowCardinality(String)) "
-        f"ENGINE = ReplacingMergeTree(scored_at) PARTITION BY toYYYYMM(processing_date) "
-        f"ORDER BY (network, window_days, processing_date, alert_id, model_version)",
-        # A challenger's scores (amlscore shadow): the same rows, never published, never ranked.
-        f"CREATE TABLE IF NOT EXISTS {db}.alert_scores_shadow AS {db}.alert_scores",
-        f"CREATE TABLE IF NOT EXISTS {db}.cluster_scores ({BATCH_KEY}, cluster_id String, "
-        f"model_version LowCardinality(String), score Float64, risk_level LowCardinality(String), "
-        f"n_alerts UInt32, n_alerts_found UInt32, scored_at DateTime64(3, 'UTC'), "
-        f"source LowCardinality(String)) "
-        f"ENGINE = ReplacingMergeTree(scored_at) PARTITION BY toYYYYMM(processing_date) "
-        f"ORDER BY (network, window_days, processing_date, cluster_id, model_version)",
-        f"CREATE TABLE IF NOT EXISTS {db}.score_runs ({BATCH_KEY}, "
-        f"model_version LowCardinality(String), n_alerts UInt64, n_clusters UInt64, "
-        f"completed_at DateTime64(3, 'UTC')) ENGINE = ReplacingMergeTree(completed_at) "
-        f"ORDER BY (network, window_days, processing_date, model_version)",
-        f"CREATE TABLE IF NOT EXISTS {db}.model_registry (model_version String, "
-        f"model_name LowCardinality(String), status LowCardinality(String), path String, "
-        f"feature_names Array(String), train_start Date, train_end Date, networks Array(String), "
-        f"metrics String, data_fingerprint String, registered_at DateTime64(3, 'UTC'), "
-        f"updated_at DateTime64(3, 'UTC')) ENGINE = ReplacingMergeTree(updated_at) "
-        f"ORDER BY (model_name, model_version)",
-        # Rank positions come from a query, never from a stored batch order.
-        f"CREATE VIEW IF NOT EXISTS {db}.alert_rankings AS SELECT network, processing_date, "
-        f"window_days, model_version, alert_id, address, score, rank_score, risk_level, "
-        f"explanation, row_number() OVER (PARTITION BY network, processing_date, window_days, "
-        f"model_version ORDER BY rank_score DESC, alert_id) AS rank_position "
-        f"FROM {db}.alert_scores FINAL",
-    ]
-
-
-def ensure_schema(client: Client, db: str) -> None:
-    client.command(f"CREATE DATABASE IF NOT EXISTS {check_identifier(db, 'database')}")
-    for statement in schema_statements(db):
-        client.command(statement)
+    return [t.create(db) for t in TABLES] + [v.create(db) for v in VIEWS]

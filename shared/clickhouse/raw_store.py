@@ -12,7 +12,7 @@ import pyarrow as pa
 from clickhouse_connect.driver.client import Client
 
 from shared.clickhouse.connection import check_identifier
-from shared.clickhouse.ddl import RAW_ALERT_COLUMNS
+from shared.clickhouse.ddl import RAW_ALERT_COLUMNS, RAW_CLUSTER_COLUMNS
 from shared.clickhouse.rows import conform, row_version, stamp
 
 RAW_TABLES = ("raw_alerts", "raw_features", "raw_clusters", "raw_money_flows")
@@ -69,6 +69,24 @@ class RawStore:
         """Alerts as decoded (one row per alert, contract columns) into ``raw_alerts``."""
         if len(alerts):
             self.insert("raw_alerts", raw_alert_rows(alerts, row_version()))
+
+    def insert_unscored_clusters(self, clusters: pd.DataFrame, model_version: str, reason: str,
+                                 received_at: dt.datetime) -> None:
+        """Clusters as decoded, kept whole in ``unscored_clusters`` with why they were not scored."""
+        if not len(clusters):
+            return
+        source = pa.Table.from_pandas(clusters, preserve_index=False)
+        n = source.num_rows
+        columns = {
+            "network": source.column("network").cast(pa.string()),
+            "processing_date": pa.array(list(clusters["processing_date"]), pa.date32()),
+            "window_days": source.column("window_days").cast(pa.uint16()),
+            **conform(source, RAW_CLUSTER_COLUMNS),
+            "model_version": pa.array([model_version] * n, pa.string()),
+            "reason": pa.array([reason] * n, pa.string()),
+            "received_at": pa.array([received_at] * n, pa.timestamp("ms", tz="UTC")),
+        }
+        self.client.insert_arrow(f"{self.db}.unscored_clusters", pa.table(columns))
 
     def insert(self, table: str, data: pa.Table) -> None:
         if data.num_rows:

@@ -1,8 +1,15 @@
-"""Read-only, parameterized, paginated score queries for the worker's read API: JSON-ready rows."""
+"""Read-only, parameterized, paginated score queries for the worker's read API: JSON-ready rows.
+
+Every query reads only what it answers: a page of one batch filters on the batch (the table's
+key prefix) *before* it ranks, and one alert's history finds its batches in ``alert_lookup``
+(keyed by alert_id) before it reads them. Each query runs under ``limits`` (ClickHouse's
+``max_execution_time``, ``max_memory_usage``, one thread), so no read can hold the engine long.
+"""
 
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Mapping
 from typing import Any
 
 import orjson
@@ -13,57 +20,87 @@ from shared.clickhouse.raw_store import BATCH_FILTER, batch_params
 
 
 def _json_ready(row: dict[str, Any]) -> dict[str, Any]:
-    out = {}
-    for key, value in row.items():
-        if isinstance(value, dt.datetime | dt.date):
-            value = value.isoformat()
-        elif key == "explanation" and isinstance(value, str):
-            value = orjson.loads(value or "[]")
-        out[key] = value
-    return out
+    """orjson writes dates and datetimes itself; an explanation is JSON already, taken as it is."""
+    explanation = row.get("explanation")
+    if isinstance(explanation, str):
+        row["explanation"] = orjson.Fragment(explanation or "[]")
+    return row
+
+
+def read_limits(seconds: float, memory_bytes: int) -> dict[str, Any]:
+    """ClickHouse settings that bound one read query in time, memory and threads."""
+    return {"max_execution_time": max(1, round(seconds)), "max_memory_usage": memory_bytes,
+            "max_threads": 1, "timeout_overflow_mode": "throw"}
+
+
+def page_query(db: str, columns: str, table: str, order: str, network: str, date: dt.date,
+               window_days: int, model_version: str, limit: int, offset: int) -> tuple[str, dict]:
+    """A page of one batch: filtered on the batch before ``row_number`` ranks it."""
+    params = {**batch_params(network, date, window_days), "version": model_version,
+              "limit": limit, "offset": offset}
+    return (f"SELECT * FROM (SELECT {columns}, row_number() OVER (ORDER BY {order}) AS rank_position, "
+            f"count() OVER () AS _total FROM {db}.{table} FINAL WHERE {BATCH_FILTER} "
+            "AND model_version = {version:String}) "
+            "ORDER BY rank_position LIMIT {limit:UInt32} OFFSET {offset:UInt64}", params)
+
+
+def history_query(db: str, alert_id: str) -> tuple[str, dict]:
+    """One alert's rows: its batches from ``alert_lookup``, then only those batches' granules."""
+    return (f"SELECT network, processing_date, window_days, alert_id, address, model_version, score, "
+            f"rank_score, risk_level, explanation, source, scored_at FROM {db}.alert_scores FINAL "
+            f"WHERE (network, window_days, processing_date) IN (SELECT network, window_days, "
+            f"processing_date FROM {db}.alert_lookup WHERE alert_id = {{alert_id:String}}) "
+            "AND alert_id = {alert_id:String} ORDER BY processing_date, window_days, model_version",
+            {"alert_id": alert_id})
 
 
 class ScoreReads:
-    def __init__(self, client: Client, database: str) -> None:
+    def __init__(self, client: Client, database: str, limits: Mapping[str, Any] | None = None) -> None:
         self.client = client
         self.db = check_identifier(database, "database")
+        self.limits = dict(limits or {})
 
     def _rows(self, sql: str, params: dict) -> list[dict[str, Any]]:
-        result = self.client.query(sql, parameters=params)
+        result = self.client.query(sql, parameters=params, settings=self.limits)
         return [_json_ready(dict(zip(result.column_names, r, strict=True))) for r in result.result_rows]
 
-    def _count(self, sql: str, params: dict) -> int:
-        return int(self.client.query(sql, parameters=params).result_rows[0][0])
-
-    def _page(self, columns: str, source: str, count_from: str, order: str, network: str,
-              date: dt.date, window_days: int, model_version: str, limit: int,
+    def _page(self, columns: str, table: str, order: str, network: str, date: dt.date,
+              window_days: int, model_version: str, limit: int,
               offset: int) -> tuple[list[dict[str, Any]], int]:
-        """One page of a batch's rows for a model version, and how many there are in all."""
-        params = {**batch_params(network, date, window_days), "version": model_version,
-                  "limit": limit, "offset": offset}
+        """One page of a batch's rows for a model version, ranked within the batch only, and
+        how many rows the batch has."""
+        sql, params = page_query(self.db, columns, table, order, network, date, window_days,
+                                 model_version, limit, offset)
+        rows = self._rows(sql, params)
         where = f"{BATCH_FILTER} AND model_version = {{version:String}}"
-        rows = self._rows(f"SELECT {columns} FROM {self.db}.{source} WHERE {where} ORDER BY {order} "
-                          "LIMIT {limit:UInt32} OFFSET {offset:UInt64}", params)
-        return rows, self._count(f"SELECT count() FROM {self.db}.{count_from} FINAL WHERE {where}", params)
+        if rows:
+            total = int(rows[0]["_total"])
+        else:  # past the end (or an empty batch): the count alone
+            total = int(self.client.query(f"SELECT count() FROM {self.db}.{table} FINAL WHERE {where}",
+                                          parameters=params, settings=self.limits).result_rows[0][0])
+        for row in rows:
+            del row["_total"]
+        return rows, total
 
     def ranked_alerts(self, network: str, date: dt.date, window_days: int, model_version: str,
                       limit: int, offset: int) -> tuple[list[dict[str, Any]], int]:
         """One batch's alerts in ``alert_rankings`` order (rank_score, then alert_id)."""
-        return self._page("rank_position, alert_id, address, score, rank_score, risk_level, "
-                          "explanation, model_version", "alert_rankings", "alert_scores",
-                          "rank_position", network, date, window_days, model_version, limit, offset)
+        rows, total = self._page("alert_id, address, score, rank_score, risk_level, explanation, "
+                                 "model_version", "alert_scores", "rank_score DESC, alert_id",
+                                 network, date, window_days, model_version, limit, offset)
+        return [{"rank_position": r.pop("rank_position"), **r} for r in rows], total
 
     def alert_history(self, alert_id: str) -> list[dict[str, Any]]:
         """Every score row of the alert, across batches and model versions."""
-        return self._rows(
-            f"SELECT network, processing_date, window_days, alert_id, address, model_version, score, "
-            f"rank_score, risk_level, explanation, source, scored_at FROM {self.db}.alert_scores FINAL "
-            "WHERE alert_id = {alert_id:String} ORDER BY processing_date, window_days, model_version",
-            {"alert_id": alert_id})
+        return self._rows(*history_query(self.db, alert_id))
 
     def ranked_clusters(self, network: str, date: dt.date, window_days: int, model_version: str,
                         limit: int, offset: int) -> tuple[list[dict[str, Any]], int]:
         """One batch's clusters by score (then cluster_id)."""
-        return self._page("cluster_id, score, risk_level, n_alerts, n_alerts_found, model_version",
-                          "cluster_scores FINAL", "cluster_scores", "score DESC, cluster_id",
-                          network, date, window_days, model_version, limit, offset)
+        rows, total = self._page("cluster_id, score, risk_level, n_alerts, n_alerts_found, model_version",
+                                 "cluster_scores", "score DESC, cluster_id", network, date,
+                                 window_days, model_version, limit, offset)
+        for row in rows:
+            del row["rank_position"]
+        return rows, total
+

@@ -43,10 +43,10 @@ def spawn(tmp_path):
     """Start workers that are stopped at teardown whatever the test did (no orphans)."""
     started: list[WorkerProcess] = []
 
-    def start(env: dict, name: str = "worker") -> WorkerProcess:
+    def start(env: dict, name: str = "worker", until: str = "/ready") -> WorkerProcess:
         worker = WorkerProcess(env, tmp_path / f"{name}-{len(started)}.log")
         started.append(worker)
-        return worker.start()
+        return worker.start(until=until)
 
     yield start
     for worker in started:

@@ -16,7 +16,7 @@ from batch.sot_reader import open_source
 from batch.synth import SynthConfig, generate
 from batch.train import TrainConfig, train
 from shared import metrics
-from shared.clickhouse.ddl import ensure_schema
+from shared.clickhouse.migrations import ensure_schema
 from shared.clickhouse.raw_store import RawStore
 from shared.clickhouse.registry_store import RegistryStore
 from shared.clickhouse.score_store import ScoreStore

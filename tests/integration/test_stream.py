@@ -115,7 +115,7 @@ def test_sink_outage_loses_nothing_and_commits_nothing_unwritten(prepared, broke
     at = {(m.partition, m.offset): k.decode() for m, (_, k, _) in zip(metadata, records, strict=True)}
     env = stream_env(home, broker, AMLSCORE_STREAM_SINK="tests.faults:flaky_sink", AMLSCORE_BATCH_SIZE="200",
                FLAKY_SINK_FAIL_SECONDS="8", FLAKY_SINK_LOG=str(written_log), AMLSCORE_STALL_TIMEOUT="3")
-    worker = spawn(env)
+    worker = spawn(env, until="/live")  # not /ready: that waits for the store, down from the start
     worker.wait_for("amlscore_sink_failures_total", 3)
     checks, live_codes = 0, set()
     while True:

@@ -77,6 +77,11 @@ def test_no_credentials_in_the_files(compose):
     env = compose["services"]["worker"]["environment"]
     assert "@clickhouse" in env["AMLSCORE_CLICKHOUSE_URL"] and ":" not in env["AMLSCORE_CLICKHOUSE_URL"].split("//")[1].split("@")[0]
     assert env["AMLSCORE_CLICKHOUSE_PASSWORD_FILE"].startswith("/run/secrets/")
+    # the worker's read API is behind a token from a secret file, never one in the file
+    assert compose["secrets"]["api_token"] == {"environment": "AMLSCORE_API_TOKEN"}
+    assert env["AMLSCORE_API_TOKEN_FILE"] == "/run/secrets/api_token"
+    assert "api_token" in compose["services"]["worker"]["secrets"]
+    assert "AMLSCORE_API_TOKEN:" not in text.replace("AMLSCORE_API_TOKEN_FILE:", "")
 
 
 def test_dockerfile_is_multi_stage_non_root_with_a_liveness_healthcheck():

@@ -5,6 +5,8 @@ from __future__ import annotations
 import os
 import time
 
+import orjson
+
 from stream.messages import BatchOutcome, BatchRequest, ModelStatus, SinkUnavailable
 
 
@@ -31,5 +33,10 @@ class FakeScoringService:
     def ping(self) -> None:
         pass
 
-    def read(self, request) -> dict:  # noqa: ANN001
-        return {"what": request.what}
+    def read(self, request) -> dict:  # noqa: ANN001 - called from the child's read threads
+        if request.alert_id == "slow":
+            time.sleep(1.0)
+        return orjson.dumps({"what": request.what, "alert_id": request.alert_id})
+
+    def drift(self) -> dict:
+        return {"rows": 0}

@@ -25,7 +25,7 @@ class MemorySink:
 
     def __init__(self, down: bool = False, refuse: frozenset = frozenset()):
         self.down, self.refuse = down, refuse
-        self.alert_writes, self.cluster_writes = [], []
+        self.alert_writes, self.cluster_writes, self.unscored_writes = [], [], []
 
     def write_alerts(self, alerts, scores, scored_at):
         if self.down:
@@ -36,6 +36,12 @@ class MemorySink:
 
     def write_clusters(self, scores, scored_at):
         self.cluster_writes.append(scores.copy())
+
+    def write_unscored_clusters(self, clusters, model_version, reason, received_at):
+        self.unscored_writes.append((clusters.copy(), model_version, reason))
+
+    def schema_problems(self):
+        return []  # the tables are as they should be: rows refused are bad rows
 
     def ping(self):
         return None
@@ -251,6 +257,9 @@ def test_a_model_without_cluster_scorer_leaves_clusters_unscored_without_failing
         rows.head(1), network="Not A Network")))
     assert outcome.unscored == 10 and outcome.scored == 0 and not sink.cluster_writes
     assert [d.reason for d in outcome.dead] == ["schema_violation"]  # invalid ones still go to the DLQ
+    (stored, version, reason), = sink.unscored_writes  # acknowledged, and kept: not only in Kafka
+    assert list(stored["cluster_id"]) == list(rows["cluster_id"]) and version == without.scoring.model_version
+    assert "no cluster_scorer" in reason and "no clusters between" in reason
 
 
 def test_features_no_model_reads_are_dropped_at_decode_whatever_their_number(holder, sot_frames):

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 
+import orjson
 import pytest
 
 from stream.messages import BatchRequest, Inbound, InboundBatch, SinkUnavailable
@@ -70,3 +71,33 @@ def test_a_child_that_cannot_start_fails_start_with_its_error(monkeypatch):
     process = ScoringProcess(service=FAKE)
     with pytest.raises(SinkUnavailable, match="ClickHouse is down"):
         process.start()
+
+
+def test_reads_are_answered_beside_a_batch_bounded_in_number_and_time():
+    from shared.read_api import ReadRequest
+    from stream.scoring_process import ReadsBusy, ReadTimedOut
+
+    process = ScoringProcess(service=FAKE, max_reads=2, read_timeout=0.5)
+    process.start()
+
+    async def run():
+        batch = asyncio.ensure_future(process.process(request("slow", 2)))  # 0.5 s in the child
+        await asyncio.sleep(0.05)
+        started = asyncio.get_running_loop().time()
+        answer = await process.read(ReadRequest(what="alert", alert_id="a1"))
+        assert orjson.loads(answer) == {"what": "alert", "alert_id": "a1"}
+        assert asyncio.get_running_loop().time() - started < 0.3  # not behind the batch
+        slow = [asyncio.ensure_future(process.read(ReadRequest(what="alert", alert_id="slow")))
+                for _ in range(2)]
+        await asyncio.sleep(0.05)
+        with pytest.raises(ReadsBusy):  # a third one while two are in flight: refused at once
+            await process.read(ReadRequest(what="alert", alert_id="a2"))
+        for task in slow:
+            with pytest.raises(ReadTimedOut):
+                await task
+        assert process.reads_in_flight == 0
+        assert (await batch).scored == 2
+    try:
+        asyncio.run(run())
+    finally:
+        process.stop(grace=0.5)

@@ -50,3 +50,16 @@ def test_values_that_cannot_be_converted_are_data_errors():
     assert is_data_rejection(pa.ArrowInvalid("cannot convert"))
     assert is_data_rejection(OverflowError("date value out of range"))
     assert not is_data_rejection(OSError("disk"))
+
+
+@pytest.mark.parametrize("n", [1, 8])
+def test_a_batch_whose_every_row_is_refused_is_a_sink_problem_even_a_batch_of_one(n):
+    error = RuntimeError("Code: 53. DB::Exception: Type mismatch")
+    with pytest.raises(SinkUnavailable, match="alert_scores.score is String"):
+        write_isolating(RejectingWriter(set(range(n)), error), n,
+                        lambda: ["alert_scores.score is String, not Float64"])
+
+
+def test_rows_refused_by_a_sink_whose_tables_are_as_they_should_be_are_bad_rows():
+    error = RuntimeError("Code: 321. DB::Exception: Value out of range")
+    assert set(write_isolating(RejectingWriter({0}, error), 1, lambda: [])) == {0}

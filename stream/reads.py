@@ -1,0 +1,58 @@
+"""The read API's queries in the scoring process, apart from its batches: each read thread has a
+ClickHouse client of its own (a second client on the embedded engine runs beside the scoring
+one; on a server, a session of its own), and each query runs under the read limits. What an
+answer says of a failure is a short reason, never the engine's text (that goes to the log)."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable
+
+import orjson
+
+from shared.clickhouse.connection import ClickHouseTarget, connect
+from shared.clickhouse.score_reads import ScoreReads, read_limits
+from shared.read_api import NotFound, ReadRequest, answer
+from shared.settings import Settings
+from stream.messages import SinkUnavailable
+
+log = logging.getLogger(__name__)
+TIMEOUT_EXCEEDED, MEMORY_LIMIT_EXCEEDED = 159, 241
+
+
+class ReadQueries:
+    def __init__(self, settings: Settings, target: ClickHouseTarget,
+                 default_version: Callable[[], str]) -> None:
+        self.target = target
+        self.default_version = default_version
+        self.limits = read_limits(settings.api_query_timeout, settings.api_max_memory_mb << 20)
+        self.timeout = settings.api_query_timeout
+        self._local = threading.local()
+
+    def _reads(self) -> ScoreReads:
+        reads = getattr(self._local, "reads", None)
+        if reads is None:
+            client = connect(self.target, create_database=False)
+            reads = self._local.reads = ScoreReads(client, self.target.database, self.limits)
+        return reads
+
+    def read(self, request: ReadRequest) -> bytes:
+        """The answer as JSON, made here in a read thread (not in the Faust process's event
+        loop). ClickHouse failing is :class:`SinkUnavailable`, whose message is for the client."""
+        try:
+            return orjson.dumps(answer(self._reads(), request, self.default_version()))
+        except NotFound:
+            raise
+        except Exception as exc:  # noqa: BLE001 - classified for the client, detailed in the log
+            code = getattr(exc, "code", None)
+            text = str(exc)
+            if code == TIMEOUT_EXCEEDED or "TIMEOUT_EXCEEDED" in text:
+                reason = f"the query took longer than {self.timeout:g}s (AMLSCORE_API_QUERY_TIMEOUT)"
+            elif code == MEMORY_LIMIT_EXCEEDED or "MEMORY_LIMIT_EXCEEDED" in text:
+                reason = "the query needed more memory than AMLSCORE_API_MAX_MEMORY_MB allows"
+            else:
+                reason = "ClickHouse did not answer"
+                self._local.reads = None  # a new client next time
+            log.warning("read %s failed: %s", request.what, text.splitlines()[0][:300] if text else exc)
+            raise SinkUnavailable(reason) from None

@@ -1,0 +1,90 @@
+"""Upgrades keep the data: a database made with release 0.1.0's schema (kept as a fixture) is
+refused by commands told not to migrate (exit 2, one line), brought up to date by
+`amlscore migrate`, and then ingest, train, backfill, export and the worker all work on it —
+with the worker running as it would under a ClickHouse user without DDL rights
+(AMLSCORE_AUTO_MIGRATE=false)."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+from pathlib import Path
+
+import pyarrow.parquet as pq
+import pytest
+
+from tests.stream_harness import (
+    LAST,
+    PYTHON,
+    WorkerProcess,
+    clean_env,
+    cli,
+    produce,
+    query,
+    sot_records,
+    stream_env,
+)
+
+pytestmark = pytest.mark.integration
+FIXTURE = Path(__file__).parents[1] / "fixtures" / "schema_release_0_1_0.sql"
+OLD_ROW = ("INSERT INTO amlscore.alert_scores (network, processing_date, window_days, alert_id, address, "
+           "model_version, score, rank_score, risk_level, explanation, source) VALUES ('ethereum', "
+           "'2024-12-01', 7, 'scored-by-0.1.0', 'addr', 'v0', 0.5, 0.5, 'high', '[]', 'backfill')")
+
+
+def _make_old_database(home: Path) -> None:
+    script = (
+        "import sys; from shared.clickhouse import connect, parse_clickhouse_url\n"
+        "c = connect(parse_clickhouse_url(f'chdb://{sys.argv[1]}/chdb', 'amlscore'))\n"
+        "for s in open(sys.argv[2]).read().replace('OLD_DB', 'amlscore').split(';'):\n"
+        "    s.strip() and c.command(s)\n"
+        "c.command(sys.argv[3])\n")
+    subprocess.run([PYTHON, "-c", script, str(home), str(FIXTURE), OLD_ROW], check=True,
+                   cwd=Path(__file__).parents[2], timeout=120)
+
+
+def _amlscore(env: dict, *args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([PYTHON, "-c", "from amlscore.cli import main; main()", *args], env=env,
+                          capture_output=True, text=True, timeout=600)
+
+
+def test_a_release_0_1_0_database_is_migrated_and_every_command_works_on_it(prepared, broker, tmp_path):
+    home = tmp_path / "home"
+    _make_old_database(home)
+    shutil.copytree(prepared["home"] / "models", home / "models")  # the worker finds a model
+    env = clean_env(home)
+    strict = {**env, "AMLSCORE_AUTO_MIGRATE": "false"}
+
+    for command in (["export", "--out", str(tmp_path / "x.parquet")], ["worker"]):
+        refused = _amlscore({**stream_env(home, broker), "AMLSCORE_AUTO_MIGRATE": "false"}, *command)
+        assert refused.returncode == 2, refused.stderr
+        line, = refused.stderr.strip().splitlines()
+        assert "schema version 1" in line and "amlscore migrate" in line
+
+    plan = _amlscore(env, "migrate", "--dry-run")
+    assert plan.returncode == 0 and "schema 1 → 2" in plan.stdout and "alert_lookup" in plan.stdout
+    done = _amlscore(env, "migrate")
+    assert done.returncode == 0 and "schema 1 → 2" in done.stdout, done.stderr
+    assert "up to date (schema 2)" in _amlscore(env, "migrate").stdout
+    assert query(home, "SELECT alert_id FROM amlscore.alert_lookup") == [{"alert_id": "scored-by-0.1.0"}]
+
+    cli(strict, "ingest", "--source", str(prepared["sot"]))
+    cli(strict, "train", "--holdout-days", "1")
+    cli(strict, "backfill")
+    out = tmp_path / "scores.parquet"
+    cli(strict, "export", "--out", str(out), "--start", LAST.isoformat(), "--end", LAST.isoformat())
+    assert len(pq.read_table(out)) > 1000
+
+    worker = WorkerProcess(stream_env(home, broker, AMLSCORE_AUTO_MIGRATE="false"),
+                           tmp_path / "worker.log", cwd=tmp_path)
+    try:
+        worker.start()
+        records, report = sot_records(broker, prepared["sot"], LAST, clusters=False)
+        produce(broker.bootstrap, records)
+        worker.wait_for("amlscore_scored_total", report.alerts)
+        status, body = worker.get(f"/alerts/{records[0][1].decode()}")
+        assert status == 200 and '"source":"stream"' in body.replace(" ", "")
+    finally:
+        assert worker.stop() == 0
+    old = query(home, "SELECT count() AS n FROM amlscore.alert_scores FINAL WHERE alert_id = 'scored-by-0.1.0'")
+    assert old == [{"n": 1}]  # the data of the old release is still there
