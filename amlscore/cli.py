@@ -103,7 +103,8 @@ def train(networks, start, end, window_days, holdout_days, seed, no_promote) -> 
     networks, start, end = resolve_range(ctx, networks, start, end, window_days)
     cfg = TrainConfig(networks, start, end, window_days, holdout_days, seed,
                       ctx.settings.train_threads, promote=not no_promote)
-    result = run_train(ctx.raw, ctx.models, cfg, ctx.registry_table)
+    result = run_train(ctx.raw, ctx.models, cfg, ctx.registry_table,
+                       progress=lambda step: click.echo(f"… {step}", err=True))
     m = result.metrics
     ranking = m["ranking"]["mean"]
     click.echo(f"model version {result.version} ({'promoted' if cfg.promote else 'candidate'})")

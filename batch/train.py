@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -165,7 +165,10 @@ def _register(registry: DirectoryModelRegistry, registry_table: RegistryStore | 
 
 
 def train(store: RawStore, registry: DirectoryModelRegistry, cfg: TrainConfig,
-          registry_table: RegistryStore | None = None) -> TrainResult:
+          registry_table: RegistryStore | None = None,
+          progress: Callable[[str], None] = lambda step: None) -> TrainResult:
+    """``progress`` hears of each long step as it begins (the CLI prints it)."""
+    progress(f"reading alerts, features and clusters {cfg.start}..{cfg.end}")
     data = load_training_data(store, cfg.networks, cfg.start, cfg.end, cfg.window_days)
     if not len(data.alerts):
         raise TrainingRefused(
@@ -176,6 +179,7 @@ def train(store: RawStore, registry: DirectoryModelRegistry, cfg: TrainConfig,
     part = _parts(alerts["processing_date"], fit_dates, valid_dates)
     train_rows = part != "held"
 
+    progress(f"building the feature matrix of {len(alerts):,} alerts")
     spec = fit_feature_spec(alerts[train_rows], data.features[data.features["processing_date"].isin(fit_dates + valid_dates)])
     x = build_alert_matrix(spec, alerts, data.features)
     y = alerts["label"].to_numpy()
@@ -185,6 +189,7 @@ def train(store: RawStore, registry: DirectoryModelRegistry, cfg: TrainConfig,
     names = list(spec.names)
 
     fit_mask, valid_mask, held_mask = (labelled & (part == p) for p in ("fit", "valid", "held"))
+    progress(f"fitting alert_scorer and alert_ranker on {int(fit_mask.sum()):,} labelled alerts")
     scorer = fit_binary(x[fit_mask], y[fit_mask], x[valid_mask], y[valid_mask], names, cfg.seed, cfg.threads)
     qid_codes = pd.factorize(alerts["network"] + "|" + alerts["processing_date"])[0]
     ranker = fit_ranker(x[fit_mask], y[fit_mask], qid_codes[fit_mask], x[valid_mask], y[valid_mask],
@@ -193,6 +198,7 @@ def train(store: RawStore, registry: DirectoryModelRegistry, cfg: TrainConfig,
     rank_source, rank_why, rank_figures = choose_rank_source(
         query[valid_mask], y[valid_mask], ranker.booster.inplace_predict(x[valid_mask]),
         scorer.booster.inplace_predict(x[valid_mask]))
+    progress("fitting cluster_scorer")
     clusters = _fit_clusters(data, spec, x, (fit_dates, valid_dates), cfg)
 
     held_x, held_y = x[held_mask], y[held_mask]
@@ -235,6 +241,7 @@ def train(store: RawStore, registry: DirectoryModelRegistry, cfg: TrainConfig,
         "created_at": dt.datetime.now(dt.UTC).isoformat(),
     }
     report_dir = registry.version_dir(version) / "report"
+    progress(f"writing the held-out report and registering {version}")
     write_report(report_dir, version, metrics, split, {
         "alert_ids": alerts["alert_id"].to_numpy()[held_mask], "groups": groups, "labels": held_y,
         "scores": held_scores, "rank_scores": held_rank, "seen_address": held_seen,

@@ -56,7 +56,7 @@ class Settings(BaseSettings):
     api_token: SecretStr | None = Field(
         None, description="Read-API bearer tokens, comma-separated, each optionally label:token")
     api_token_file: Path | None = Field(None, description="File holding the read-API tokens (same form)")
-    api_max_concurrent: int = Field(4, ge=1, le=64, description="Read-API queries at once (429 beyond)")
+    api_max_concurrent: int = Field(2, ge=1, le=64, description="Read-API queries at once (429 beyond)")
     api_query_timeout: float = Field(5.0, gt=0, le=300, description="Seconds a read-API query may run (503 beyond)")
     api_max_memory_mb: int = Field(256, ge=16, description="Memory one read-API query may use (MB)")
     batch_size: int = Field(2000, ge=1, description="Max events per micro-batch")

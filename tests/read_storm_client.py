@@ -1,6 +1,7 @@
 """`python -m tests.read_storm_client PORT DATE STOPFILE TIMEOUT`: waves of 200 concurrent read
-requests (a quarter abandoned after 50 ms) against a worker, one wave a second, plus a /live probe
-every 0.2 s, until STOPFILE exists; then the statuses seen, as JSON on stdout. A process of its
+requests (a quarter abandoned after 50 ms; pages of STORM_LIMIT rows, default 1,000) against a
+worker, one wave a second, plus a /live probe every 0.2 s, until STOPFILE exists; then the
+statuses seen, as JSON on stdout. A process of its
 own, so the storm does not share an interpreter lock with the test that times the worker."""
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ WAVE = 200
 
 async def storm(port: int, day: str, stop: Path, limit: float) -> dict:
     base = f"http://127.0.0.1:{port}"
-    page = f"{base}/scores?network=ethereum&date={day}&window_days=7&limit=1000&offset="
+    page = f"{base}/scores?network=ethereum&date={day}&window_days=7&limit={os.environ.get('STORM_LIMIT', '1000')}&offset="
     seen: dict[str, list[float]] = {}
     async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0)) as session:
         async def one(i: int) -> None:
