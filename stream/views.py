@@ -5,6 +5,7 @@ process's read threads (never behind a batch), bounded in number (429) and time 
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections.abc import Awaitable, Callable, Iterable
@@ -42,6 +43,7 @@ def _plain_access_log() -> None:
 
 
 DRIFT_REFRESH_SECONDS = 15.0  # how often the PSI gauges are recomputed from the live window
+DRIFT_FRESH_SECONDS = 2.0     # GET /drift answers a computation at most this old
 
 
 def install_views(app: faust.App, health: Health, metrics: WorkerMetrics, pipeline: Pipeline,
@@ -152,9 +154,14 @@ def install_views(app: faust.App, health: Health, metrics: WorkerMetrics, pipeli
     app.page("/scores")(guarded(page("scores")))
     app.page("/clusters")(guarded(page("clusters")))
 
+    refreshing = asyncio.Lock()
+
     async def drift_answer(request) -> tuple[int, dict | bytes]:  # noqa: ANN001
-        if not drift:  # before the first refresh
-            await refresh_drift()
+        # At most one recomputation per DRIFT_FRESH_SECONDS, however many ask: a storm of
+        # /drift requests costs the scoring process nothing more.
+        async with refreshing:
+            if time.time() - drift.get("as_of", 0.0) > DRIFT_FRESH_SECONDS:
+                await refresh_drift()
         return (200, dict(drift)) if drift else (503, {"error": "drift not computed yet"})
 
     app.page("/drift")(guarded(drift_answer))

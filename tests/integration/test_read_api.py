@@ -3,12 +3,22 @@ an alert's rows across model versions, clusters, and 400/404 for bad parameters 
 
 from __future__ import annotations
 
+import urllib.error
 import urllib.parse
+import urllib.request
 
 import orjson
 import pytest
 
-from tests.stream_harness import LAST, home_copy, produce, query, sot_records, stream_env
+from tests.stream_harness import (
+    LAST,
+    WorkerProcess,
+    home_copy,
+    produce,
+    query,
+    sot_records,
+    stream_env,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -76,3 +86,46 @@ def test_drift_of_live_alerts_shows_the_shifted_feature(prepared, broker, spawn,
     assert others and max(others) < 0.1
     assert worker.wait_for('amlscore_feature_psi{feature="volume_usd"}', 0.25, timeout=45) > 0.25
     assert worker.get("/ready")[0] == 200  # readiness does not depend on drift
+
+
+def test_reads_need_a_token_on_an_open_bind_and_the_access_log_names_who(prepared, broker, tmp_path):
+    home = home_copy(prepared, tmp_path / "home")
+    token = "0123456789abcdef0123456789abcdef"
+    path = f"/scores?network=ethereum&date={LAST.isoformat()}&limit=5"
+
+    def get(worker, url: str, bearer: str | None = None) -> int:
+        request = urllib.request.Request(f"http://127.0.0.1:{worker.port}{url}")
+        if bearer:
+            request.add_header("Authorization", f"Bearer {bearer}")
+        try:
+            with urllib.request.urlopen(request, timeout=10) as response:  # noqa: S310
+                return response.status
+        except urllib.error.HTTPError as error:
+            return error.code
+
+    tokens = tmp_path / "tokens"
+    tokens.write_text(f"analysts:{token}\n")
+    worker = WorkerProcess(stream_env(home, broker, AMLSCORE_WEB_HOST="0.0.0.0",
+                                      AMLSCORE_API_TOKEN_FILE=str(tokens)), tmp_path / "worker.log",
+                           cwd=tmp_path)
+    try:
+        worker.start()
+        assert get(worker, path) == 401 and get(worker, path, "wrong-token-0123456789") == 401
+        assert get(worker, path, token) == 200 and get(worker, "/alerts/x", token) == 404
+        assert get(worker, f"{path}&offset={10**30}", token) == 400  # bounded, never an engine error
+        assert all(get(worker, p) == 200 for p in ("/live", "/ready", "/metrics"))  # probes stay open
+    finally:
+        assert worker.stop() == 0
+    log = (tmp_path / "worker.log").read_text()
+    assert "who=analysts path=/scores status=200" in log and "who=- path=/scores status=401" in log
+    assert token not in log
+
+    open_bind = WorkerProcess(stream_env(home, broker, AMLSCORE_WEB_HOST="0.0.0.0"),
+                              tmp_path / "open.log", cwd=tmp_path)
+    try:
+        open_bind.start()
+        assert get(open_bind, path) == 403 and get(open_bind, path, token) == 403
+        assert get(open_bind, "/live") == 200
+    finally:
+        assert open_bind.stop() == 0
+    assert "AMLSCORE_API_TOKEN" in (tmp_path / "open.log").read_text()  # warned at start
