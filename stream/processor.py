@@ -131,6 +131,7 @@ class AlertBatchProcessor:
                  config: StreamConfig, live: RollingRows | None = None,
                  shadow: ShadowScorer | None = None) -> None:
         self.holder, self.lookup, self.sink, self.config = holder, lookup, sink, config
+        self._schema_problems = getattr(sink, "schema_problems", None)  # optional for a custom sink
         self.live = live  # the last scored rows' features, for drift
         self.shadow = shadow  # the challenger, after the champion has written
 
@@ -234,7 +235,7 @@ class AlertBatchProcessor:
             else:
                 self.sink.write_alerts(alerts.iloc[rows].reset_index(drop=True),
                                        scores.iloc[rows].reset_index(drop=True), scored_at)
-        return write_isolating(write, n, getattr(self.sink, "schema_problems", None))
+        return write_isolating(write, n, self._schema_problems)
 
 
 class ClusterBatchProcessor:

@@ -38,24 +38,6 @@ def test_swaps_to_a_promoted_version_and_refuses_a_broken_one(bundle, tmp_path):
     assert holder.refresh() is None and holder.scoring.model_version == "v2"
 
 
-def test_worker_app_sets_the_fetch_wait_aiokafka_reads():
-    import asyncio
-
-    import aiokafka
-
-    from shared.kafka_security import KafkaSecurity
-    from shared.settings import Settings
-    from stream.app import faust_app
-
-    async def build():
-        app = faust_app(Settings(fetch_max_wait_ms=15, kafka_bootstrap="127.0.0.1:1"), KafkaSecurity())
-        return app.consumer._new_consumer_thread()._create_worker_consumer(app.transport)
-
-    consumer = asyncio.run(build())
-    assert isinstance(consumer, aiokafka.AIOKafkaConsumer)
-    assert consumer._fetch_max_wait_ms == 15  # the attribute AIOKafkaConsumer.start() passes on
-
-
 def _break(directory, version):
     (directory / version / "alert_scorer.ubj").write_bytes(b"garbage")
 
