@@ -44,8 +44,9 @@ def promote(version) -> None:
     """Make VERSION the model every scorer uses (running workers reload it on their next poll)."""
     from batch.model_admin import promote as run_promote
     ctx = app_context()
+    was_challenger = ctx.models.shadow_version() == version
     trouble = run_promote(ctx.models, lambda: ctx.registry_table, version)
-    click.echo(f"promoted {version}")
+    click.echo(f"promoted {version}" + (" (it was the challenger: the shadow ends)" if was_challenger else ""))
     _said_registry(trouble, f"amlscore promote {version}")
 
 

@@ -56,3 +56,7 @@ def test_a_challenger_scores_in_shadow_and_the_champion_is_unchanged(prepared, b
                          "WHERE processing_date = {day:Date} GROUP BY source", day=day)
     assert shadow == [{"source": "backfill", "n": report.alerts}]
     assert "shadow scoring off" in cli(env, "shadow", "--off").stdout
+
+    cli(env, "shadow", v2)
+    assert "the shadow ends" in cli(env, "promote", v2).stdout  # no worker scores v2 twice
+    assert not (home / "models" / "SHADOW").exists()
