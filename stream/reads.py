@@ -19,6 +19,7 @@ from stream.messages import SinkUnavailable
 
 log = logging.getLogger(__name__)
 TIMEOUT_EXCEEDED, MEMORY_LIMIT_EXCEEDED = 159, 241
+READ_NICENESS = 10  # reads yield the CPU to scoring when both want it
 
 
 class ReadQueries:
@@ -26,7 +27,8 @@ class ReadQueries:
                  default_version: Callable[[], str]) -> None:
         self.target = target
         self.default_version = default_version
-        self.limits = read_limits(settings.api_query_timeout, settings.api_max_memory_mb << 20)
+        self.limits = read_limits(settings.api_query_timeout, settings.api_max_memory_mb << 20,
+                                  READ_NICENESS)
         self.timeout = settings.api_query_timeout
         self._local = threading.local()
 

@@ -40,6 +40,7 @@ from typing import Any
 
 from shared.read_api import ReadRequest
 from stream.messages import BatchOutcome, BatchRequest, ModelStatus
+from stream.reads import READ_NICENESS
 
 log = logging.getLogger(__name__)
 
@@ -83,12 +84,12 @@ def _portable(exc: BaseException) -> BaseException:
         return RuntimeError(f"{type(exc).__name__}: {exc}")
 
 
-READ_NICENESS = 10  # read threads yield the CPU to scoring when both want it
 
 
 def _lower_priority() -> None:
-    """Linux schedules threads one by one: this read thread (and the engine's work it runs, one
-    thread a query) gets the CPU after the scoring thread, not beside it."""
+    """Linux schedules threads one by one: this read thread (its Python: answers made as JSON)
+    gets the CPU after the scoring thread, not beside it. The engine's threads that run the
+    query itself take the same niceness from the query's settings (:mod:`stream.reads`)."""
     try:
         os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), READ_NICENESS)
     except (AttributeError, OSError):

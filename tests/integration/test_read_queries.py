@@ -1,12 +1,18 @@
 """The read API's queries read only what they answer, on the real engine: EXPLAIN shows the
-granules a page of one batch and one alert's history read stay the same as other dates grow."""
+granules a page of one batch and one alert's history read stay the same as other dates grow;
+a read's work runs at the lower OS priority its limits ask for."""
 
 from __future__ import annotations
 
 import datetime as dt
+import os
 import re
+import threading
+import time
+from pathlib import Path
 
 import pytest
+from clickhouse_connect.driver.exceptions import DatabaseError
 
 from shared.clickhouse.score_reads import ScoreReads, history_query, page_query, read_limits
 
@@ -56,3 +62,34 @@ def test_pages_and_alert_history_read_a_bounded_number_of_granules(chdb_client, 
     assert [r["alert_id"] for r in rows] == [r[0] for r in expected]  # the view's order, exactly
     assert [r["alert_id"] for r in reads.alert_history("a-1-77")] == ["a-1-77"]
     assert reads.ranked_alerts("ethereum", DAY0, 7, "v1", 10, 1_000_000) == ([], 20_000)
+
+
+def _thread_cpu_by_niceness() -> dict[int, int]:
+    """CPU ticks used so far by this process's threads, summed per niceness (Linux /proc)."""
+    ticks: dict[int, int] = {}
+    for stat in Path(f"/proc/{os.getpid()}/task").glob("*/stat"):
+        fields = stat.read_text().rsplit(")", 1)[1].split()
+        ticks[int(fields[16])] = ticks.get(int(fields[16]), 0) + int(fields[11]) + int(fields[12])
+    return ticks
+
+
+def _until_timeout(client, sql: str, limits: dict) -> None:  # noqa: ANN001
+    with pytest.raises(DatabaseError, match="TIMEOUT_EXCEEDED"):
+        client.query(sql, settings=limits)
+
+
+@pytest.mark.skipif(not Path("/proc/self/task").exists(), reason="reads thread niceness from /proc")
+def test_a_read_runs_in_the_engine_at_the_niceness_it_asks_for(chdb_client):
+    # The engine runs a query on threads of its own: the caller's niceness does not reach them,
+    # the read limits' os_thread_priority does (for the query's time only: sampled meanwhile).
+    sql = "SELECT count() FROM numbers(2000000000) WHERE sipHash64(number) % 7 = 1"
+    for niceness in (0, 10):
+        limits = read_limits(2, 256 << 20, niceness)
+        query = threading.Thread(target=_until_timeout, args=(chdb_client, sql, limits))
+        before = _thread_cpu_by_niceness()
+        query.start()
+        time.sleep(1.0)
+        after = _thread_cpu_by_niceness()
+        query.join()  # ended by its own time limit
+        used = {n: after.get(n, 0) - before.get(n, 0) for n in after}
+        assert max(used, key=used.get) == niceness, used

@@ -4,13 +4,15 @@ read API. /live answers 200 throughout, every read that waited is answered withi
 or refused at once with 429, and scoring goes on.
 
 The target is the backlog's alerts/s within 20 % of the same run without reads. Measured here
-(2-core box, already saturated by broker, producer and worker; one run each, `-s` prints it):
-default settings 0.59–0.76×; STORM_CONCURRENCY=1 (AMLSCORE_API_MAX_CONCURRENT) 0.80×, =2 0.74×;
-STORM_LIMIT=10 (small pages) 0.79×; a storm answered 401 before any read is made 0.84×. So even
-requests that never reach the scoring process cost ~15 %: the HTTP handling of 200 requests a
-second takes the Faust process ~0.14 of a core and the storm's client ~0.08, CPU this box does not
-have spare. This test holds the line that matters most — scoring never stops (before: no alert
-in 25 s) — at 0.5×."""
+(2-core box, already saturated by broker, producer and worker; `-s` prints it): with the engine's
+query threads at nice 10 (`os_thread_priority`: before it, a read thread's niceness never reached
+the engine thread that ran its query, measured) 0.72, 0.75, 0.75, 0.76, 0.80, 0.82× in six runs;
+before that fix 0.59–0.76×. A storm answered 401 before any read is made: 0.84× — requests that
+never reach the scoring process already cost ~15 %: the HTTP handling of 200 requests a second
+takes the Faust process ~0.14 of a core and the storm's client ~0.08, CPU this saturated box does
+not have spare (moved into a process of its own it would still be taken from the same two cores;
+niced below scoring, the storm's answers would wait past their time limit). The test holds the
+line that matters most — scoring never stops (before: no alert in 25 s) — at 0.6×."""
 
 from __future__ import annotations
 
@@ -27,7 +29,7 @@ from tests.stream_harness import LAST, PYTHON, home_copy, produce, sot_records, 
 pytestmark = pytest.mark.integration
 COPIES = 12          # the day's alerts, again under new ids: a backlog worth timing
 QUERY_TIMEOUT = 3.0
-MIN_RATIO = 0.5      # the issue's target is 0.8: see the module's docstring for where it is lost
+MIN_RATIO = 0.6      # the issue's target is 0.8: see the module's docstring for where it is lost
 ROOT = Path(__file__).parents[2]
 
 
