@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from amlscore import cli_governance
+from amlscore import cli_governance, cli_validation
 from amlscore.cli_common import (
     app_context,
     end_option,
@@ -101,13 +101,16 @@ def train(networks, start, end, window_days, holdout_days, seed, no_promote) -> 
     from batch.train import train as run_train
     ctx = app_context()
     networks, start, end = resolve_range(ctx, networks, start, end, window_days)
+    from amlscore.cli_validation import train_gate
     cfg = TrainConfig(networks, start, end, window_days, holdout_days, seed,
-                      ctx.settings.train_threads, promote=not no_promote)
+                      ctx.settings.train_threads, promote=not no_promote,
+                      review_capacity=ctx.settings.review_capacity,
+                      suppress_max_miss=ctx.settings.suppress_max_miss)
     result = run_train(ctx.raw, ctx.models, cfg, ctx.registry_table,
-                       progress=lambda step: click.echo(f"… {step}", err=True))
+                       progress=lambda step: click.echo(f"… {step}", err=True), gate=train_gate(ctx))
     m = result.metrics
     ranking = m["ranking"]["mean"]
-    click.echo(f"model version {result.version} ({'promoted' if cfg.promote else 'candidate'})")
+    click.echo(f"model version {result.version} ({'promoted' if result.promoted else 'candidate'})")
     click.echo(f"  alert_scorer   held-out AUC {m['alert_scorer']['auc']}  PR-AUC "
                f"{m['alert_scorer']['pr_auc']}  Brier {m['alert_scorer']['brier']}")
     unseen = m["alert_scorer_unseen_addresses"]
@@ -124,9 +127,23 @@ def train(networks, start, end, window_days, holdout_days, seed, no_promote) -> 
     else:
         click.echo(f"  cluster_scorer held-out AUC {m['cluster_scorer']['auc']}  PR-AUC "
                    f"{m['cluster_scorer']['pr_auc']}")
+    capacity, suppression = m["capacity"], m["suppression"]
+    click.echo(f"  at capacity    recall {capacity['recall_at_capacity']} in the top "
+               f"{capacity['review_capacity']} alerts a day (precision {capacity['precision_at_capacity']}); "
+               + ", ".join(f"{k} recall needs {v if v is not None else '-'}/day"
+                           for k, v in capacity["overall"]["alerts_per_day_for_recall"].items()))
+    if suppression["threshold"] > 0:
+        click.echo(f"  suppression    below {suppression['threshold']:.6g}: {suppression['share_below']:.1%} "
+                   f"of alerts ({suppression['why']}; 95% bound of the miss rate "
+                   f"{suppression['miss_upper_bound']:.4f} ≤ {suppression['max_miss']})")
+    else:
+        click.echo(f"  suppression    none: {suppression['why']}")
     from batch.report import NO_PLOTS, plt
     click.echo(f"  report: {result.report_dir / 'report.json'} "
                + ("(+ plots)" if plt is not None else f"({NO_PLOTS})"))
+    if result.refused:
+        raise AmlScoreError(f"{result.version} not promoted: validation failed: {result.refused} "
+                            f"(`amlscore promote {result.version} --force` promotes it anyway)")
 
 
 @main.command()
@@ -376,5 +393,5 @@ def dlq(chosen, redrive, show) -> None:
                        "keep whole: their headers name the original size and sha256)")
 
 
-for _command in cli_governance.COMMANDS:
+for _command in (*cli_governance.COMMANDS, *cli_validation.COMMANDS):
     main.add_command(_command)

@@ -29,25 +29,63 @@ def models() -> None:
     versions = list_versions(ctx.models)
     if not versions:
         raise AmlScoreError(f"no trained models in {ctx.models.models_dir}; run `amlscore train`")
-    click.echo(f"{'':2}{'version':<28}{'trained on':<40}{'AUC':>8}{'NDCG@10':>9}  rank by     clusters")
+    click.echo(f"{'':2}{'version':<28}{'trained on':<40}{'AUC':>8}{'NDCG@10':>9}  rank by     "
+               f"clusters    validation")
     for v in versions:
         click.echo(f"{'*' if v.promoted else ' ':2}{v.version:<28}{v.training_range:<40}"
                    f"{v.auc if v.auc is not None else '-':>8}{v.ndcg if v.ndcg is not None else '-':>9}"
-                   f"  {v.rank_source:<11} {v.clusters}")
+                   f"  {v.rank_source:<11} {v.clusters:<11} {v.validation}")
     click.echo("* promoted")
 
 
 @click.command()
 @click.argument("version")
+@click.option("--force", is_flag=True, help="Promote even if the version failed or never passed "
+                                            "validation (recorded as forced).")
 @one_line_errors
-def promote(version) -> None:
-    """Make VERSION the model every scorer uses (running workers reload it on their next poll)."""
+def promote(version, force) -> None:
+    """Make VERSION the model every scorer uses (running workers reload it on their next poll),
+    once it has passed `amlscore validate` (run now if it never was)."""
     from batch.model_admin import promote as run_promote
     ctx = app_context()
+    if not force:
+        _require_validation(ctx, version)
     was_challenger = ctx.models.shadow_version() == version
-    trouble = run_promote(ctx.models, lambda: ctx.registry_table, version)
-    click.echo(f"promoted {version}" + (" (it was the challenger: the shadow ends)" if was_challenger else ""))
+    trouble = run_promote(ctx.models, lambda: ctx.registry_table, version, forced=force)
+    click.echo(f"promoted {version}" + (" (forced: its validation did not pass)" if force else "")
+               + (" (it was the challenger: the shadow ends)" if was_challenger else ""))
     _said_registry(trouble, f"amlscore promote {version}")
+
+
+def _require_validation(ctx, version: str) -> None:  # noqa: ANN001
+    """A version that passed promotes at once (no engine needed); one that failed is refused; one
+    never validated is validated now, when the engine can be opened."""
+    from amlscore.cli_validation import run_validation, say
+    from batch.dataset import load_training_data
+    from batch.validation.run import held_out_dates
+    from batch.validation.status import verdict
+    from shared.errors import ClickHouseUnavailable
+    status, line = verdict(ctx.models, version)
+    if status == "passed":
+        return
+    if status == "failed":
+        raise AmlScoreError(f"{line}; not promoted (--force promotes it anyway, recorded as forced)")
+    ctx.models.load(version)
+    networks, start, end, window = held_out_dates(ctx.models, version)
+    try:
+        data = load_training_data(ctx.raw, networks, start, end, window)
+    except ClickHouseUnavailable as exc:
+        raise AmlScoreError(f"{line} once ClickHouse can be opened (now it cannot: another "
+                            "process, a worker, holds the embedded engine?), or promote with --force"
+                            ) from exc
+    click.echo(f"{version} was never validated: validating it on its held-out dates {start}..{end}")
+    report = run_validation(ctx, version, ctx.models.current_version(), data,
+                            {"networks": list(networks), "start": start.isoformat(),
+                             "end": end.isoformat(), "window_days": window})
+    say(report)
+    if not report["passed"]:
+        raise AmlScoreError(f"{version} failed validation: {report['failed_line']}; not promoted "
+                            "(--force promotes it anyway, recorded as forced)")
 
 
 @click.command()

@@ -147,13 +147,16 @@ def _poison(template: dict, count: int) -> list[tuple[str, bytes, bytes]]:
 
 async def event_to_score_latencies(bootstrap: str, keys: set[bytes],
                                    alerts_topic: str = TOPICS.alerts_topic,
-                                   scores_topic: str = TOPICS.scores_topic) -> list[float]:
+                                   scores_topic: str = TOPICS.scores_topic,
+                                   options: dict | None = None) -> list[float]:
     """Milliseconds from each alert's producer timestamp to its ScoreEvent's (first delivery)."""
     sent: dict[bytes, int] = {}
-    for r in await read_topic(bootstrap, alerts_topic, expected=len(keys), idle=5, keys=keys):
+    for r in await read_topic(bootstrap, alerts_topic, expected=len(keys), idle=5, keys=keys,
+                              options=options):
         sent.setdefault(r.key, r.timestamp)
     scored: dict[bytes, int] = {}
-    for r in await read_topic(bootstrap, scores_topic, expected=len(keys), idle=5, keys=keys):
+    for r in await read_topic(bootstrap, scores_topic, expected=len(keys), idle=5, keys=keys,
+                              options=options):
         scored.setdefault(r.key, r.timestamp)
     return [float(scored[k] - sent[k]) for k in scored if k in sent]
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from batch.validation.status import verdict
 from shared.clickhouse.registry_store import RegistryStore
 from shared.errors import ClickHouseUnavailable, ModelLoadError
 from shared.registry import DirectoryModelRegistry
@@ -21,10 +22,12 @@ class VersionSummary:
     ndcg: float | None
     rank_source: str
     clusters: str   # "scored" or why not
+    validation: str  # passed, failed, not validated, stale; "forced" when promoted past it
 
 
 def list_versions(registry: DirectoryModelRegistry) -> list[VersionSummary]:
     current = registry.current_version()
+    forced = registry.promoted_forced()
     out = []
     for version in registry.versions():
         try:
@@ -41,18 +44,24 @@ def list_versions(registry: DirectoryModelRegistry) -> list[VersionSummary]:
             f"{','.join(span.get('networks', []))} {span.get('start')}..{span.get('end')} "
             f"w{span.get('window_days')}",
             metrics.get("alert_scorer", {}).get("auc"), ndcg, rank,
-            "scored" if not meta.get("cluster_scorer_skipped") else "not scored"))
+            "scored" if not meta.get("cluster_scorer_skipped") else "not scored",
+            _validation(registry, version, forced and version == current)))
     return out
 
 
+def _validation(registry: DirectoryModelRegistry, version: str, forced: bool) -> str:
+    status = verdict(registry, version)[0]
+    return f"{status}, promoted forced" if forced and status != "passed" else status
+
+
 def promote(registry: DirectoryModelRegistry, table: Callable[[], RegistryStore],
-            version: str) -> str | None:
+            version: str, forced: bool = False) -> str | None:
     """Move the pointer (what scorers follow), then mirror it in ``model_registry``; returns why
     the table could not be updated, if it could not (e.g. a worker holds the embedded engine)."""
     if version not in registry.versions():
         known = ", ".join(registry.versions()[-5:]) or "none yet"
         raise ModelLoadError(f"no model version {version!r}; known: {known} (see `amlscore models`)")
-    registry.promote(version)
+    registry.promote(version, forced=forced)
     return _mirror(table, version)
 
 

@@ -14,7 +14,7 @@ import xgboost as xgb
 
 from shared import metrics as m
 
-PLOTS = ("roc.png", "pr.png", "calibration.png", "importance.png")
+PLOTS = ("roc.png", "pr.png", "calibration.png", "importance.png", "recall_at_capacity.png")
 NO_PLOTS = "plots left out: install the report extra (pip install 'amlscore[report]') for them"
 
 try:
@@ -76,6 +76,23 @@ def _plot_importance(ranked: list[tuple[str, float]], path: Path) -> None:
     _save(fig, path)
 
 
+def plot_capacity(points: dict[str, dict], path: Path) -> None:
+    """Recall against alerts reviewed per day, one line per version (name → operating points)."""
+    fig, ax = plt.subplots(figsize=(6, 4.5))
+    capacity = None
+    for name, figures in points.items():
+        curve = figures["overall"]["curve"]
+        ax.plot([r["alerts_per_day"] for r in curve], [r["recall"] or 0.0 for r in curve], "o-",
+                ms=3, label=f"{name} (recall {figures['recall_at_capacity']} at capacity)")
+        capacity = figures["review_capacity"]
+    if capacity is not None:
+        ax.axvline(capacity, ls="--", color="grey", label=f"review capacity {capacity}/day")
+    ax.set(xlabel="alerts reviewed per day (per network)", ylabel="recall of positive alerts",
+           title="Recall at review capacity, held-out dates", ylim=(0, 1.02))
+    ax.legend(loc="lower right", fontsize=8)
+    _save(fig, path)
+
+
 def write_report(directory: Path, version: str, metrics: dict, split: dict, held: dict,
                  booster: xgb.Booster, names: list[str]) -> Path:
     directory.mkdir(parents=True, exist_ok=True)
@@ -87,6 +104,7 @@ def write_report(directory: Path, version: str, metrics: dict, split: dict, held
         _plot_pr(labels, scores, scorer["pr_auc"], directory / "pr.png")
         _plot_calibration(labels, scores, scorer["brier"], directory / "calibration.png")
         _plot_importance(ranked, directory / "importance.png")
+        plot_capacity({version: metrics["capacity"]}, directory / "recall_at_capacity.png")
     pq.write_table(pa.table({
         "alert_id": held["alert_ids"].astype(str), "group": held["groups"].astype(str),
         "label": labels.astype(np.int8), "score": scores, "rank_score": held["rank_scores"],

@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from batch.capacity import operating_points
 from batch.dataset import TrainingData, load_training_data
 from batch.evaluate import binary_metrics, choose_rank_source, ranking_metrics
 from batch.models import FitResult, fit_binary, fit_ranker
@@ -27,6 +28,7 @@ from shared.cluster_features import ClusterFeatureSpec, build_cluster_matrix, fi
 from shared.errors import TrainingRefused
 from shared.features import FeatureSpec, build_alert_matrix, fit_feature_spec
 from shared.registry import DirectoryModelRegistry
+from shared.suppression import choose_threshold
 
 
 @dataclass(frozen=True)
@@ -41,6 +43,8 @@ class TrainConfig:
     min_labelled: int = 100
     min_positives: int = 10
     promote: bool = True
+    review_capacity: int = 100        # alerts a day the analysts review (AMLSCORE_REVIEW_CAPACITY)
+    suppress_max_miss: float = 0.01   # the suppression threshold's bound (AMLSCORE_SUPPRESS_MAX_MISS)
 
 
 @dataclass
@@ -49,6 +53,13 @@ class TrainResult:
     metrics: dict
     report_dir: Path
     rounds: dict[str, int] = field(default_factory=dict)
+    promoted: bool = False
+    refused: str | None = None        # why the version was not promoted (its validation failed)
+
+
+# Called with (version, the training data, the held-out dates) once the version is registered,
+# before it is promoted: the version's validation (batch.validation), while the data is at hand.
+Gate = Callable[[str, TrainingData, list[str]], tuple[bool, str]]
 
 
 def split_dates(dates: Sequence[str], holdout_days: int | None) -> tuple[list[str], list[str], list[str]]:
@@ -143,31 +154,42 @@ def _fit_clusters(data: TrainingData, spec: FeatureSpec, x: np.ndarray, dates: t
 def _register(registry: DirectoryModelRegistry, registry_table: RegistryStore | None,
               cfg: TrainConfig, version: str, fits: dict[str, tuple[FitResult, list[str], dict]],
               common: dict) -> None:
-    """Save every model of the version (artifact + metadata), promote it if asked, and record it
-    in ``model_registry`` with exactly one promoted version."""
+    """Save every model of the version (artifact + metadata) and record it in
+    ``model_registry`` as a candidate."""
     for name, (fit, feature_names, extra) in fits.items():
         registry.save(version, name, fit.booster, {**common, **extra, "feature_names": feature_names,
                                                     "params": fit.params, "rounds": fit.rounds,
                                                     "rounds_run": fit.rounds_run})
-    if cfg.promote:
-        registry.promote(version)
     if registry_table is None:
         return
     metrics = common["metrics"]
     for name, (_fit, feature_names, _) in fits.items():
         registry_table.register(
-            version=version, name=name, status="promoted" if cfg.promote else "candidate",
+            version=version, name=name, status="candidate",
             path=str(registry.version_dir(version) / f"{name}.ubj"), feature_names=feature_names,
             train_start=cfg.start, train_end=cfg.end, networks=cfg.networks,
             metrics=metrics.get(name, metrics["ranking"]["mean"]), fingerprint=common["data_fingerprint"])
-    if cfg.promote:
-        registry_table.mark_promoted(version)
+
+
+def _held_out_queue(alerts: pd.DataFrame, held: np.ndarray, y: np.ndarray, scores: np.ndarray,
+                    rank_scores: np.ndarray, cfg: TrainConfig) -> tuple[dict, dict]:
+    """(operating points at capacity, the suppression threshold) on every held-out alert: the
+    queue holds labelled and unlabelled alerts alike; only labelled ones count as outcomes."""
+    frame = alerts[held]
+    groups = (frame["network"] + "/" + frame["processing_date"]).to_numpy()
+    typologies = frame["typology_type"].fillna("unknown").astype(str).to_numpy() \
+        if "typology_type" in frame else np.full(len(frame), "unknown", dtype=object)
+    points = operating_points(groups, frame["alert_id"].astype(str).to_numpy(), rank_scores,
+                              y[held], typologies, cfg.review_capacity)
+    return points, choose_threshold(scores, y[held], cfg.suppress_max_miss).to_dict()
 
 
 def train(store: RawStore, registry: DirectoryModelRegistry, cfg: TrainConfig,
           registry_table: RegistryStore | None = None,
-          progress: Callable[[str], None] = lambda step: None) -> TrainResult:
-    """``progress`` hears of each long step as it begins (the CLI prints it)."""
+          progress: Callable[[str], None] = lambda step: None, gate: Gate | None = None) -> TrainResult:
+    """``progress`` hears of each long step as it begins (the CLI prints it). With
+    ``cfg.promote`` the version is promoted when ``gate`` (its validation) passes it, or at once
+    when there is no gate."""
     progress(f"reading alerts, features and clusters {cfg.start}..{cfg.end}")
     data = load_training_data(store, cfg.networks, cfg.start, cfg.end, cfg.window_days)
     if not len(data.alerts):
@@ -212,8 +234,15 @@ def train(store: RawStore, registry: DirectoryModelRegistry, cfg: TrainConfig,
     seen = address_key[labelled & train_rows].unique()
     held_seen = address_key.isin(seen).to_numpy()[held_mask]
     unseen = ~held_seen
+    held_all = part == "held"
+    all_scores = scorer.booster.inplace_predict(x[held_all]).astype(np.float64)
+    all_rank = ranker.booster.inplace_predict(x[held_all]).astype(np.float64) \
+        if rank_source == "ranker" else all_scores
+    capacity, suppression = _held_out_queue(alerts, held_all, y, all_scores, all_rank, cfg)
     metrics = {
         "alert_scorer": binary_metrics(held_y, held_scores),
+        "capacity": capacity,
+        "suppression": suppression,
         "alert_scorer_unseen_addresses": binary_metrics(held_y[unseen], held_scores[unseen]),
         "ranking": ranking_metrics(groups, held_y, {"ranker": held_ranker, "classifier_baseline": held_scores}),
         "rank_score": {"source": rank_source, "why": rank_why, "validation": rank_figures},
@@ -225,7 +254,8 @@ def train(store: RawStore, registry: DirectoryModelRegistry, cfg: TrainConfig,
     split = {"fit_dates": fit_dates, "validation_dates": valid_dates, "holdout_dates": held_dates}
     fits: dict[str, tuple[FitResult, list[str], dict]] = {
         "alert_scorer": (scorer, names, {"feature_spec": spec.to_dict(),
-                                         "drift_reference": drift.reference(x[train_rows], names)}),
+                                         "drift_reference": drift.reference(x[train_rows], names),
+                                         "suppression": suppression}),
         "alert_ranker": (ranker, names, {"feature_spec": spec.to_dict(), "rank_source": rank_source,
                                          "rank_source_why": rank_why}),
     }
@@ -247,5 +277,15 @@ def train(store: RawStore, registry: DirectoryModelRegistry, cfg: TrainConfig,
         "scores": held_scores, "rank_scores": held_rank, "seen_address": held_seen,
     }, scorer.booster, names)
     _register(registry, registry_table, cfg, version, fits, common)
-    return TrainResult(version, metrics, report_dir,
-                       {name: fit.rounds for name, (fit, _, _) in fits.items()})
+    result = TrainResult(version, metrics, report_dir,
+                         {name: fit.rounds for name, (fit, _, _) in fits.items()})
+    if cfg.promote:
+        passed, why = gate(version, data, held_dates) if gate else (True, "")
+        if passed:
+            registry.promote(version)
+            if registry_table is not None:
+                registry_table.mark_promoted(version)
+            result.promoted = True
+        else:
+            result.refused = why
+    return result

@@ -33,6 +33,7 @@ class PageQuery(BaseModel):
     limit: Annotated[int, Field(ge=1, le=MAX_PAGE)] = 50
     offset: Annotated[int, Field(ge=0, le=MAX_OFFSET)] = 0
     model_version: Annotated[str, Field(min_length=1, max_length=128)] | None = None
+    suppressed: bool = True  # false: alerts marked suppressible are left out (/scores)
 
 
 class ReadRequest(BaseModel):
@@ -61,8 +62,12 @@ def answer(reads: ScoreReads, request: ReadRequest, default_version: str) -> dic
     page = request.page
     assert page is not None
     version = page.model_version or default_version
-    read = reads.ranked_alerts if request.what == "scores" else reads.ranked_clusters
-    items, total = read(page.network, page.date, page.window_days, version, page.limit, page.offset)
+    if request.what == "scores":
+        items, total = reads.ranked_alerts(page.network, page.date, page.window_days, version,
+                                           page.limit, page.offset, page.suppressed)
+    else:
+        items, total = reads.ranked_clusters(page.network, page.date, page.window_days, version,
+                                             page.limit, page.offset)
     return {"network": page.network, "date": page.date.isoformat(), "window_days": page.window_days,
             "model_version": version, "total": total, "limit": page.limit, "offset": page.offset,
             "items": items}

@@ -120,22 +120,31 @@ class DirectoryModelRegistry:
         _atomic_write(directory / f"{name}.json", orjson.dumps(full, option=orjson.OPT_INDENT_2))
         return model_path
 
-    def promote(self, version: str) -> None:
+    def promote(self, version: str, forced: bool = False) -> None:
         """Point scorers at ``version`` (running workers pick it up on their next model poll);
         the version it replaces is remembered for :meth:`rollback`. Promoting the promoted
         version again rewrites the pointer, which tells workers that refused it to try again
-        (e.g. after its files were fixed). Promoting the challenger ends the shadow."""
+        (e.g. after its files were fixed). Promoting the challenger ends the shadow. ``forced``:
+        promoted past its validation, which the pointer records for the audit."""
         self.load(version)  # refuse to point scorers at something that does not load
         current, history = self._pointer()
         if current is not None and current != version:
             history = [*history, current]
-        self._write_pointer(version, history)
+        self._write_pointer(version, history, forced)
         if self.shadow_version() == version:
             (self.models_dir / SHADOW_FILE).unlink(missing_ok=True)
 
-    def _write_pointer(self, version: str, history: list[str]) -> None:
+    def _write_pointer(self, version: str, history: list[str], forced: bool = False) -> None:
         _atomic_write(self.models_dir / PROMOTED_FILE, orjson.dumps(
-            {"model_version": version, "history": history[-50:], "promoted_at": time.time_ns()}))
+            {"model_version": version, "history": history[-50:], "promoted_at": time.time_ns(),
+             "forced": forced}))
+
+    def promoted_forced(self) -> bool:
+        """Whether the promoted version was promoted with --force (past its validation)."""
+        try:
+            return bool(orjson.loads((self.models_dir / PROMOTED_FILE).read_bytes()).get("forced"))
+        except (OSError, orjson.JSONDecodeError, AttributeError):
+            return False
 
     def rollback(self) -> str:
         """Promote again the version that was promoted before the current one."""

@@ -89,8 +89,9 @@ class ScoreEvent(_Event):
     address: str
     score: Annotated[float, Field(ge=0.0, le=1.0)]
     rank_score: float
-    risk_level: Literal["low", "medium", "high", "critical"]
+    risk_level: Literal["low", "medium", "high", "critical", "suppressible"]
     model_version: str
     explanation: list[Contribution]
+    qc_sample: bool = False  # below the suppression threshold, kept in the queue as a QC sample
     scored_at: dt.datetime
     source: Literal["stream", "backfill"]

@@ -17,12 +17,14 @@ from shared.cluster_features import build_cluster_matrix
 from shared.features import build_alert_matrix
 from shared.registry import ModelBundle
 from shared.settings import Settings
+from shared.suppression import qc_sample
 
 RISK_LEVELS = np.array(["low", "medium", "high", "critical"], dtype=object)
 ALERT_SCORE_COLUMNS = [
     "network", "processing_date", "window_days", "alert_id", "address", "score", "rank_score",
-    "risk_level", "explanation", "model_version",
+    "risk_level", "explanation", "model_version", "qc_sample",
 ]
+SUPPRESSIBLE = "suppressible"  # the risk level of an alert below the version's suppression threshold
 CLUSTER_SCORE_COLUMNS = [
     "network", "processing_date", "window_days", "cluster_id", "score", "risk_level",
     "n_alerts", "n_alerts_found", "model_version",
@@ -35,11 +37,14 @@ class ScoringPolicy:
     explain_min_score: float = 0.30  # the high band: the alerts investigators open first
     explain_top_k: int = 5
     predict_threads: int = 1
+    suppress: bool = False         # alerts below the version's threshold become "suppressible"
+    qc_share: float = 0.02         # ... except this deterministic share, kept as a QC sample
 
     @classmethod
     def from_settings(cls, settings: Settings) -> ScoringPolicy:
         return cls(tuple(settings.risk_bands), settings.explain_min_score,
-                   settings.explain_top_k, settings.predict_threads)
+                   settings.explain_top_k, settings.predict_threads,
+                   settings.suppress, settings.suppress_qc_share)
 
 
 def risk_levels(scores: np.ndarray, bands: tuple[float, float, float]) -> np.ndarray:
@@ -84,6 +89,15 @@ class RiskScoring:
         """True when training found the learning-to-rank model no better than sorting by the
         classifier on the validation dates: ``rank_score`` is then the classifier's score."""
         return self.bundle.alert_ranker.metadata.get("rank_source", "ranker") == "classifier"
+
+    @property
+    def suppression_threshold(self) -> float | None:
+        """The score below which alerts are suppressible, when suppression is on and the version
+        carries a threshold (chosen at training on held-out alerts; 0 suppresses nothing)."""
+        if not self.policy.suppress:
+            return None
+        chosen = self.bundle.alert_scorer.metadata.get("suppression")
+        return float(chosen["threshold"]) if chosen else None
 
     @property
     def scores_clusters(self) -> bool:
@@ -133,9 +147,24 @@ class RiskScoring:
         out["rank_score"] = (scores.copy() if self.ranks_by_score
                              else self._predict(self.bundle.alert_ranker.booster, matrix))
         out["risk_level"] = risk_levels(scores, self.policy.risk_bands)
+        out["qc_sample"] = self._suppress(scores, out["alert_id"], out["risk_level"])
         out["explanation"] = np.full(len(alerts), "[]", dtype=object)
         out["model_version"] = np.full(len(alerts), self.model_version, dtype=object)
         return pd.DataFrame({c: out[c] for c in ALERT_SCORE_COLUMNS}, copy=False)
+
+    def _suppress(self, scores: np.ndarray, alert_ids: np.ndarray, levels: np.ndarray) -> np.ndarray:
+        """Mark alerts below the threshold suppressible in ``levels``, except the QC sample;
+        returns the QC flags (true only for alerts kept in the queue by the sample)."""
+        qc = np.zeros(len(scores), dtype=bool)
+        threshold = self.suppression_threshold
+        if not threshold:
+            return qc
+        below = np.flatnonzero(scores < threshold)
+        if len(below):
+            sampled = qc_sample(alert_ids[below], self.policy.qc_share)
+            qc[below[sampled]] = True
+            levels[below[~sampled]] = SUPPRESSIBLE
+        return qc
 
     def add_explanations(self, scores: pd.DataFrame, matrix: np.ndarray) -> None:
         """Fill ``explanation`` for the rows the policy explains (score ≥ explain_min_score)."""

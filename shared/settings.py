@@ -95,6 +95,19 @@ class Settings(BaseSettings):
     drift_window: int = Field(10_000, ge=0, description="Live alerts kept for drift (0: off)")
     drift_psi_watch: float = Field(0.10, gt=0, description="PSI above which a feature is 'watch'")
     drift_psi_act: float = Field(0.25, gt=0, description="PSI above which a feature is 'act'")
+    review_capacity: int = Field(
+        100, ge=1, description="Alerts per network per day the analysts review: the capacity the "
+                               "reports' recall and precision are given at")
+    suppress: bool = Field(
+        False, description="on: alerts below the promoted version's suppression threshold get "
+                           "risk_level suppressible (stream and backfill alike)")
+    suppress_max_miss: float = Field(
+        0.01, gt=0, lt=1, description="Training picks the suppression threshold so that the 95 % "
+                                     "upper bound of the share of positives below it is at most this")
+    suppress_qc_share: float = Field(
+        0.02, ge=0, le=1, description="Share of would-be-suppressed alerts kept in the queue as a "
+                                      "quality-control sample (chosen by a hash of alert_id)")
+    validate_runs: int = Field(3, ge=2, le=10, description="Fresh processes the determinism check runs")
     risk_bands: tuple[float, float, float] = Field(
         (0.10, 0.30, 0.60), description="Score thresholds for medium, high, critical"
     )

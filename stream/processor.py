@@ -98,7 +98,7 @@ def score_events(scores: pd.DataFrame, topic: str, partitions: int, scored_at: s
     """One ScoreEvent per row, keyed by alert_id (columns read once as lists, not row by row)."""
     column = {name: scores[name].tolist() for name in (
         "network", "processing_date", "window_days", "alert_id", "address", "score", "rank_score",
-        "risk_level", "model_version", "explanation")}
+        "risk_level", "model_version", "explanation", "qc_sample")}
     iso = {d: d.isoformat() for d in set(column["processing_date"])}
     keys = [a.encode() for a in column["alert_id"]]
     values = [
@@ -107,9 +107,9 @@ def score_events(scores: pd.DataFrame, topic: str, partitions: int, scored_at: s
             "alert_id": alert_id, "address": address, "score": score, "rank_score": rank,
             "risk_level": level, "model_version": version,
             "explanation": orjson.Fragment(explanation),  # already JSON, written by RiskScoring
-            "scored_at": scored_at, "source": "stream",
+            "qc_sample": qc, "scored_at": scored_at, "source": "stream",
         })
-        for network, date, window, alert_id, address, score, rank, level, version, explanation in zip(
+        for network, date, window, alert_id, address, score, rank, level, version, explanation, qc in zip(
             *column.values(), strict=True)
     ]
     return OutboundColumns(topic, keys, values, partitions_for(keys, partitions))

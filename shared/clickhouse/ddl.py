@@ -94,6 +94,7 @@ class View:
     select: str                         # with {db} where the database goes
     materialized_to: str | None = None  # a materialized view writing into that table
     since: int = 1
+    changed: int = 0                    # the schema version that last changed a plain view's query
 
     def create(self, db: str) -> str:
         kind = "MATERIALIZED VIEW" if self.materialized_to else "VIEW"
@@ -114,7 +115,9 @@ def _raw(name: str, spec: dict[str, str], key: str) -> Table:
 ALERT_SCORE_COLUMNS = _keyed(
     alert_id="String", address="String", model_version="LowCardinality(String)", score="Float64",
     rank_score="Float64", risk_level="LowCardinality(String)", explanation="String",
-    scored_at="DateTime64(3, 'UTC')", source="LowCardinality(String)")
+    scored_at="DateTime64(3, 'UTC')", source="LowCardinality(String)", qc_sample="Bool")
+# qc_sample came with schema 3: rows scored before it read back false (no QC sample then).
+SCORE_DEFAULTS = {"qc_sample": "false"}
 SCORE_ORDER = "network, window_days, processing_date, alert_id, model_version"
 MONTHLY = "toYYYYMM(processing_date)"
 
@@ -130,10 +133,11 @@ TABLES: tuple[Table, ...] = (
           "ReplacingMergeTree(_version)", "network, address"),
     Table("ingest_log", _keyed(meta_sha256="String", counts="String", **INGEST_COLUMN_TYPES),
           "ReplacingMergeTree(_version)", "network, window_days, processing_date"),
-    Table("alert_scores", ALERT_SCORE_COLUMNS, "ReplacingMergeTree(scored_at)", SCORE_ORDER, MONTHLY),
+    Table("alert_scores", ALERT_SCORE_COLUMNS, "ReplacingMergeTree(scored_at)", SCORE_ORDER, MONTHLY,
+          defaults=SCORE_DEFAULTS),
     # A challenger's scores (amlscore shadow): the same rows, never published, never ranked.
     Table("alert_scores_shadow", ALERT_SCORE_COLUMNS, "ReplacingMergeTree(scored_at)", SCORE_ORDER,
-          MONTHLY),
+          MONTHLY, defaults=SCORE_DEFAULTS),
     Table("cluster_scores", _keyed(
         cluster_id="String", model_version="LowCardinality(String)", score="Float64",
         risk_level="LowCardinality(String)", n_alerts="UInt32", n_alerts_found="UInt32",
@@ -170,9 +174,9 @@ TABLES: tuple[Table, ...] = (
 VIEWS: tuple[View, ...] = (
     # Rank positions come from a query, never from a stored batch order.
     View("alert_rankings", "SELECT network, processing_date, window_days, model_version, alert_id, "
-         "address, score, rank_score, risk_level, explanation, row_number() OVER (PARTITION BY "
-         "network, processing_date, window_days, model_version ORDER BY rank_score DESC, alert_id) "
-         "AS rank_position FROM {db}.alert_scores FINAL"),
+         "address, score, rank_score, risk_level, explanation, qc_sample, row_number() OVER "
+         "(PARTITION BY network, processing_date, window_days, model_version ORDER BY rank_score "
+         "DESC, alert_id) AS rank_position FROM {db}.alert_scores FINAL", changed=3),
     View("alert_lookup_mv", "SELECT alert_id, network, processing_date, window_days, model_version "
          "FROM {db}.alert_scores", materialized_to="alert_lookup", since=2),
 )

@@ -4,7 +4,7 @@ A database records its version in ``schema_version``. One made by release 0.1.0 
 table: it is version 1 when it holds ``alert_scores``, else it is new (0). Migrating compares the
 database with this release's declarations (:mod:`shared.clickhouse.ddl`) and only adds: missing
 tables (filled once from the data they derive from), missing columns (with their default), missing
-views. A column whose type differs is a conflict no migration resolves silently: it is reported.
+views; a plain view whose query changed is replaced (it holds no data). A column whose type differs is a conflict no migration resolves silently: it is reported.
 
 ``ensure_schema`` runs at the start of every command: up to date, it costs one query; behind, it
 migrates, unless ``auto`` is off (workers running as a ClickHouse user without DDL rights), in
@@ -24,11 +24,13 @@ from shared.errors import ConfigurationError
 
 log = logging.getLogger(__name__)
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 CHANGES = {
     1: "the tables and views of release 0.1.0",
     2: "unscored_clusters (clusters acknowledged without a cluster_scorer); alert_lookup and "
        "alert_lookup_mv (reads of one alert without a scan); schema_version",
+    3: "alert_scores.qc_sample and alert_scores_shadow.qc_sample (suppression's quality-control "
+       "sample); alert_rankings shows it",
 }
 
 
@@ -103,7 +105,12 @@ def plan(client: Client, db: str) -> list[str]:
     if conflicts:
         raise SchemaConflict("cannot migrate: " + "; ".join(conflicts) + " (a type change is not an "
                              "additive migration: convert the column by hand, then run `amlscore migrate`)")
+    before = recorded_version(client, db)
     views = [v.create(db) for v in VIEWS if v.name not in tables]
+    # A plain view whose query changed since the database's version is replaced (it holds no
+    # data); a materialized view never is.
+    views += [v.create(db).replace("CREATE VIEW IF NOT EXISTS", "CREATE OR REPLACE VIEW", 1)
+              for v in VIEWS if v.name in tables and not v.materialized_to and v.changed > before]
     statements = creates + alters + views + fills
     if "schema_version" not in tables:
         statements.insert(0, f"CREATE TABLE IF NOT EXISTS {db}.schema_version (version UInt32, "

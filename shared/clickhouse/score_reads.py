@@ -41,21 +41,26 @@ def read_limits(seconds: float, memory_bytes: int, niceness: int = 0) -> dict[st
     return limits
 
 
+LEAVE_OUT_SUPPRESSED = " AND risk_level != 'suppressible'"
+
+
 def page_query(db: str, columns: str, table: str, order: str, network: str, date: dt.date,
-               window_days: int, model_version: str, limit: int, offset: int) -> tuple[str, dict]:
-    """A page of one batch: filtered on the batch before ``row_number`` ranks it."""
+               window_days: int, model_version: str, limit: int, offset: int,
+               where: str = "") -> tuple[str, dict]:
+    """A page of one batch: filtered on the batch (and ``where``) before ``row_number`` ranks it,
+    so positions are those of the queue the page belongs to."""
     params = {**batch_params(network, date, window_days), "version": model_version,
               "limit": limit, "offset": offset}
     return (f"SELECT * FROM (SELECT {columns}, row_number() OVER (ORDER BY {order}) AS rank_position, "
             f"count() OVER () AS _total FROM {db}.{table} FINAL WHERE {BATCH_FILTER} "
-            "AND model_version = {version:String}) "
+            f"AND model_version = {{version:String}}{where}) "
             "ORDER BY rank_position LIMIT {limit:UInt32} OFFSET {offset:UInt64}", params)
 
 
 def history_query(db: str, alert_id: str) -> tuple[str, dict]:
     """One alert's rows: its batches from ``alert_lookup``, then only those batches' granules."""
     return (f"SELECT network, processing_date, window_days, alert_id, address, model_version, score, "
-            f"rank_score, risk_level, explanation, source, scored_at FROM {db}.alert_scores FINAL "
+            f"rank_score, risk_level, explanation, qc_sample, source, scored_at FROM {db}.alert_scores FINAL "
             f"WHERE (network, window_days, processing_date) IN (SELECT network, window_days, "
             f"processing_date FROM {db}.alert_lookup WHERE alert_id = {{alert_id:String}}) "
             "AND alert_id = {alert_id:String} ORDER BY processing_date, window_days, model_version",
@@ -74,13 +79,13 @@ class ScoreReads:
 
     def _page(self, columns: str, table: str, order: str, network: str, date: dt.date,
               window_days: int, model_version: str, limit: int,
-              offset: int) -> tuple[list[dict[str, Any]], int]:
+              offset: int, extra: str = "") -> tuple[list[dict[str, Any]], int]:
         """One page of a batch's rows for a model version, ranked within the batch only, and
         how many rows the batch has."""
         sql, params = page_query(self.db, columns, table, order, network, date, window_days,
-                                 model_version, limit, offset)
+                                 model_version, limit, offset, extra)
         rows = self._rows(sql, params)
-        where = f"{BATCH_FILTER} AND model_version = {{version:String}}"
+        where = f"{BATCH_FILTER} AND model_version = {{version:String}}{extra}"
         if rows:
             total = int(rows[0]["_total"])
         else:  # past the end (or an empty batch): the count alone
@@ -91,11 +96,14 @@ class ScoreReads:
         return rows, total
 
     def ranked_alerts(self, network: str, date: dt.date, window_days: int, model_version: str,
-                      limit: int, offset: int) -> tuple[list[dict[str, Any]], int]:
-        """One batch's alerts in ``alert_rankings`` order (rank_score, then alert_id)."""
+                      limit: int, offset: int,
+                      suppressed: bool = True) -> tuple[list[dict[str, Any]], int]:
+        """One batch's alerts in ``alert_rankings`` order (rank_score, then alert_id);
+        ``suppressed=False`` leaves suppressible alerts out (positions are then the queue's)."""
         rows, total = self._page("alert_id, address, score, rank_score, risk_level, explanation, "
-                                 "model_version", "alert_scores", "rank_score DESC, alert_id",
-                                 network, date, window_days, model_version, limit, offset)
+                                 "qc_sample, model_version", "alert_scores", "rank_score DESC, alert_id",
+                                 network, date, window_days, model_version, limit, offset,
+                                 "" if suppressed else LEAVE_OUT_SUPPRESSED)
         return [{"rank_position": r.pop("rank_position"), **r} for r in rows], total
 
     def alert_history(self, alert_id: str) -> list[dict[str, Any]]:

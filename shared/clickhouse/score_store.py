@@ -40,7 +40,7 @@ class ScoreStore:
             return
         types = {**_KEY_TYPES, "alert_id": pa.string(), "address": pa.string(),
                  "model_version": pa.string(), "score": pa.float64(), "rank_score": pa.float64(),
-                 "risk_level": pa.string(), "explanation": pa.string()}
+                 "risk_level": pa.string(), "explanation": pa.string(), "qc_sample": pa.bool_()}
         self.client.insert_arrow(f"{self.db}.{check_identifier(table, 'table')}",
                                  _arrow(scores, types, source, scored_at))
 
@@ -80,7 +80,7 @@ class ScoreStore:
             params["version"] = model_version
         return self.client.query_df(
             f"SELECT network, processing_date, window_days, alert_id, address, model_version, score, "
-            f"rank_score, risk_level, explanation, source FROM {self.db}.alert_scores FINAL "
+            f"rank_score, risk_level, explanation, qc_sample, source FROM {self.db}.alert_scores FINAL "
             f"WHERE {where} ORDER BY network, processing_date, alert_id, model_version",
             parameters=params,
         )

@@ -8,11 +8,16 @@ from __future__ import annotations
 import os
 import time
 
+from shared.kafka_security import kafka_security
+from shared.settings import load_settings
+from stream.app import broker_credentials
 from stream.transport import WorkerApp
 
-# The worker's own App class and fetch wait, so the ceiling and the worker meet the broker alike.
+# The worker's own App class, fetch wait and Kafka security settings (AMLSCORE_KAFKA_*), so the
+# ceiling and the worker meet the broker alike.
 app = WorkerApp(
     os.environ.get("BENCH_GROUP", "bench-ceiling"), broker=f"kafka://{os.environ['BENCH_BOOTSTRAP']}",
+    broker_credentials=broker_credentials(kafka_security(load_settings())),
     web_port=int(os.environ.get("BENCH_WEB_PORT", "6099")), broker_session_timeout=6,
     broker_rebalance_timeout=6, broker_heartbeat_interval=1, consumer_auto_offset_reset="earliest",
     broker_max_poll_records=2000, stream_buffer_maxsize=4096, topic_disable_leader=True,

@@ -1,4 +1,4 @@
-"""`python -m tests.benchmarks.run [batch|stream] [--alerts N] [--json FILE]`: print the figures
+"""`python -m tests.benchmarks.run [batch|stream] [--alerts N] [--bootstrap HOST:PORT | --tls] [--json FILE]`: print the figures
 next to their limits (measured in the same run), write JSON."""
 
 from __future__ import annotations
@@ -15,6 +15,11 @@ def main() -> None:
                         help="default: 1,000,000 for batch, 100,000 for stream")
     parser.add_argument("--rss-events", type=int, default=0,
                         help="stream: keep feeding the worker until this many events, then read its RSS")
+    parser.add_argument("--bootstrap", default=None,
+                        help="stream: measure on this Kafka cluster (security from AMLSCORE_KAFKA_*) "
+                             "instead of a local Tansu")
+    parser.add_argument("--tls", action="store_true",
+                        help="stream: the local Tansu behind stunnel4 with mutual TLS")
     parser.add_argument("--json", type=Path, default=Path("bench-results.json"))
     args = parser.parse_args()
     results: dict = {}
@@ -22,7 +27,8 @@ def main() -> None:
     if args.suite in ("all", "stream"):
         from tests.benchmarks import stream_bench
         stream = {f"stream.{k}": v for k, v in stream_bench.run(
-            args.alerts or 100_000, rss_events=args.rss_events).items()}
+            args.alerts or 100_000, rss_events=args.rss_events,
+            bootstrap=args.bootstrap, tls=args.tls).items()}
         results.update(stream)
         lines += stream_bench.report(stream)
     if args.suite in ("all", "batch"):

@@ -8,6 +8,13 @@ Quiet box, then the same with a CPU hog on the other core:
 - alerts/s through envelopes (``replay --envelope``) next to one alert per message;
 - RSS of the worker's process tree after the backlog (and, with --rss-events, after N events);
 - where the time goes per phase (the worker's own per-batch trace, from /metrics).
+
+``--bootstrap HOST:PORT`` measures on an existing cluster instead of a local Tansu, with the
+worker's own Kafka security settings (``AMLSCORE_KAFKA_SECURITY_PROTOCOL`` and the rest, from the
+environment); ``--tls`` puts the local Tansu behind a TLS terminator (stunnel4) that requires a
+client certificate. Either way every client of the run — producers, consumers, the bare Faust
+agent and the worker — connects through :func:`shared.kafka_security.kafka_security`, as the
+product's clients do.
 """
 
 from __future__ import annotations
@@ -32,6 +39,8 @@ from amlscore.local_broker import LocalBroker, free_port
 from batch import replay as rp
 from batch.sot_reader import discover_batches, open_source
 from shared.kafka_io import ensure_topics, publish
+from shared.kafka_security import kafka_security
+from shared.settings import load_settings
 from tests.stream_harness import WorkerProcess, cli
 
 PY = sys.executable
@@ -48,21 +57,27 @@ LIMITS = {  # key: (limit, "min" | "max"); a ratio's own reference is measured i
 }
 
 
+SECURITY_SETTINGS = ("AMLSCORE_KAFKA_SECURITY_PROTOCOL", "AMLSCORE_KAFKA_SASL_MECHANISM",
+                     "AMLSCORE_KAFKA_USERNAME", "AMLSCORE_KAFKA_PASSWORD", "AMLSCORE_KAFKA_PASSWORD_FILE",
+                     "AMLSCORE_KAFKA_CA_FILE", "AMLSCORE_KAFKA_CERT_FILE", "AMLSCORE_KAFKA_KEY_FILE")
+OPTIONS: dict = {}  # aiokafka security options of this run's clients (none on the local broker)
+
+
 async def _produce(bootstrap: str, topic: str, records) -> float:
     """Seconds to publish (key, value) records to ``topic`` (batched, timestamped at send)."""
     started = time.perf_counter()
     await publish(((topic, k, v) for k, v in records), bootstrap, window=10_000,
-                  max_request_size=8 << 20)
+                  max_request_size=8 << 20, options=OPTIONS)
     return time.perf_counter() - started
 
 
 async def _consume(bootstrap: str, topic: str, n: int, forward: str | None = None) -> float:
     consumer = AIOKafkaConsumer(topic, bootstrap_servers=bootstrap, auto_offset_reset="earliest",
-                                enable_auto_commit=False, max_poll_records=5000)
+                                enable_auto_commit=False, max_poll_records=5000, **OPTIONS)
     producer = None
     if forward:
         producer = AIOKafkaProducer(bootstrap_servers=bootstrap, enable_idempotence=False, linger_ms=5,
-                                    max_batch_size=1 << 18)
+                                    max_batch_size=1 << 18, **OPTIONS)
         await producer.start()
     await consumer.start()
     seen, started = 0, None
@@ -84,7 +99,8 @@ async def _consume(bootstrap: str, topic: str, n: int, forward: str | None = Non
 
 async def _paced(bootstrap: str, topic: str, records, rate: int) -> None:
     # linger 5 ms: the Java producer's default since Kafka 4.0 (one request per alert otherwise)
-    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, enable_idempotence=False, acks="all", linger_ms=5)
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, enable_idempotence=False, acks="all", linger_ms=5,
+                                **OPTIONS)
     await producer.start()
     try:
         started, pending = time.monotonic(), []
@@ -98,9 +114,9 @@ async def _paced(bootstrap: str, topic: str, records, rate: int) -> None:
         await producer.stop()
 
 
-def _faust_ceiling(bootstrap: str, topic: str, n: int, work: Path, tag: str) -> float:
+def _faust_ceiling(bootstrap: str, topic: str, n: int, work: Path, tag: str, environment: dict) -> float:
     progress = work / f"ceiling-{tag}.txt"
-    env = {**os.environ, "BENCH_BOOTSTRAP": bootstrap, "BENCH_TOPIC": topic, "BENCH_MODE": "consume",
+    env = {**environment, "BENCH_BOOTSTRAP": bootstrap, "BENCH_TOPIC": topic, "BENCH_MODE": "consume",
            "BENCH_PROGRESS": str(progress), "BENCH_WEB_PORT": str(free_port()),
            "BENCH_GROUP": f"ceiling-{tag}"}
     process = subprocess.Popen([PY, "-m", "faust", "-A", "tests.benchmarks.faust_ceiling", "worker", "-l", "warn"],
@@ -209,7 +225,7 @@ def _session(b: str, env: dict, records, work: Path, tag: str, latency: bool,
              envelope_size: int, rss_events: int) -> dict:
     """One worker on topics of its own: backlog, then steady rates, then envelopes."""
     topics = {k: f"{tag}.{k}" for k in ("alerts", "clusters", "scores", "dlq")}
-    asyncio.run(ensure_topics(b, topics.values(), 4))
+    asyncio.run(ensure_topics(b, topics.values(), 4, options=OPTIONS))
     n = len(records)
     asyncio.run(_produce(b, topics["alerts"], records))
     worker_env = {**env, "AMLSCORE_KAFKA_BOOTSTRAP": b, "AMLSCORE_WORKER_ID": f"bench-{tag}",
@@ -229,7 +245,7 @@ def _session(b: str, env: dict, records, work: Path, tag: str, latency: bool,
             done += len(steady)
             _wait_scored(worker, done)
             latencies = asyncio.run(event_to_score_latencies(b, {k for k, _ in steady}, topics["alerts"],
-                                                             topics["scores"]))
+                                                             topics["scores"], options=OPTIONS))
             out[f"{name}_p50_ms"] = round(float(np.percentile(latencies, 50)), 1)
             out[f"{name}_p99_ms"] = round(float(np.percentile(latencies, 99)), 1)
         if envelope_size > 1:
@@ -260,7 +276,42 @@ def _rate_from(worker: WorkerProcess, start: float, target: float) -> float:
     return (target - first) / (time.monotonic() - started)
 
 
-def run(alerts: int = 100_000, rss_events: int = 0, envelope_size: int = 500) -> dict:
+@contextlib.contextmanager
+def _broker(bootstrap: str | None, tls: bool, work: Path) -> Iterator[tuple[str, dict[str, str]]]:
+    """(bootstrap, the worker's security settings): the given cluster with the environment's
+    security settings; else a local Tansu, plain or (``tls``) behind a TLS terminator that
+    requires a client certificate, with a CA and certificates made for the run."""
+    if bootstrap is not None:
+        OPTIONS.update(kafka_security(load_settings()).client_options())
+        try:
+            yield bootstrap, {k: v for k, v in os.environ.items() if k in SECURITY_SETTINGS}
+        finally:
+            OPTIONS.clear()
+        return
+    if not tls:
+        with LocalBroker(log_path=work / "tansu.log") as broker:
+            yield broker.bootstrap, {}
+        return
+    from tests.tls import make_certificates, tls_terminator
+
+    certs = make_certificates(work / "certs")
+    plain, secured = free_port(), free_port()
+    settings = {"AMLSCORE_KAFKA_SECURITY_PROTOCOL": "SSL", "AMLSCORE_KAFKA_CA_FILE": str(certs.ca),
+                "AMLSCORE_KAFKA_CERT_FILE": str(certs.client_cert),
+                "AMLSCORE_KAFKA_KEY_FILE": str(certs.client_key)}
+    OPTIONS.update(kafka_security(load_settings(
+        kafka_security_protocol="SSL", kafka_ca_file=certs.ca, kafka_cert_file=certs.client_cert,
+        kafka_key_file=certs.client_key)).client_options())
+    try:
+        with LocalBroker(port=plain, advertised_port=secured, log_path=work / "tansu.log"), \
+                tls_terminator(secured, plain, certs, work):
+            yield f"127.0.0.1:{secured}", settings
+    finally:
+        OPTIONS.clear()
+
+
+def run(alerts: int = 100_000, rss_events: int = 0, envelope_size: int = 500,
+        bootstrap: str | None = None, tls: bool = False) -> dict:
     work = Path(tempfile.mkdtemp(prefix="amlscore-stream-bench-"))
     home, sot = work / "home", work / "sot"
     env = {k: v for k, v in os.environ.items() if not k.startswith("AMLSCORE_")}
@@ -277,14 +328,15 @@ def run(alerts: int = 100_000, rss_events: int = 0, envelope_size: int = 500) ->
                                                  "x", "y", "mixed", report, with_clusters=False)][:alerts]
     n = len(records)
     results: dict = {"alerts": n}
-    with LocalBroker(log_path=work / "tansu.log") as broker:
-        b = broker.bootstrap
-        asyncio.run(ensure_topics(b, ["raw", "raw.out", "ceiling", "ceiling-busy"], 4))
+    with _broker(bootstrap, tls, work) as (b, security):
+        env.update(security)  # the worker connects as every other client of the run does
+        results["kafka_security"] = security.get("AMLSCORE_KAFKA_SECURITY_PROTOCOL", "PLAINTEXT")
+        asyncio.run(ensure_topics(b, ["raw", "raw.out", "ceiling", "ceiling-busy"], 4, options=OPTIONS))
         results["raw_produce_msg_s"] = round(n / asyncio.run(_produce(b, "raw", records)))
         results["raw_consume_msg_s"] = round(n / asyncio.run(_consume(b, "raw", n)))
         results["raw_passthrough_msg_s"] = round(n / asyncio.run(_consume(b, "raw", n, forward="raw.out")))
         asyncio.run(_produce(b, "ceiling", records))
-        results["faust_consume_only_msg_s"] = round(_faust_ceiling(b, "ceiling", n, work, "quiet"))
+        results["faust_consume_only_msg_s"] = round(_faust_ceiling(b, "ceiling", n, work, "quiet", env))
         quiet = _session(b, env, records, work, "quiet", True, envelope_size, rss_events)
         results.update({k: v for k, v in quiet.items() if k != "phases"})
         results["worker_vs_faust_consume_only"] = round(
@@ -300,7 +352,7 @@ def run(alerts: int = 100_000, rss_events: int = 0, envelope_size: int = 500) ->
             shadow["worker_e2e_alerts_s"] / quiet["worker_e2e_alerts_s"], 3)
         with cpu_hog():
             asyncio.run(_produce(b, "ceiling-busy", records))
-            results["busy_faust_consume_only_msg_s"] = round(_faust_ceiling(b, "ceiling-busy", n, work, "busy"))
+            results["busy_faust_consume_only_msg_s"] = round(_faust_ceiling(b, "ceiling-busy", n, work, "busy", env))
             busy = _session(b, env, records, work, "busy", False, 1, 0)
         results["busy_worker_e2e_alerts_s"] = busy["worker_e2e_alerts_s"]
         results["busy_worker_vs_faust_consume_only"] = round(

@@ -13,6 +13,7 @@ from pathlib import Path
 import pyarrow.parquet as pq
 import pytest
 
+from shared.clickhouse.migrations import SCHEMA_VERSION
 from tests.stream_harness import (
     LAST,
     PYTHON,
@@ -62,11 +63,15 @@ def test_a_release_0_1_0_database_is_migrated_and_every_command_works_on_it(prep
         assert "schema version 1" in line and "amlscore migrate" in line
 
     plan = _amlscore(env, "migrate", "--dry-run")
-    assert plan.returncode == 0 and "schema 1 → 2" in plan.stdout and "alert_lookup" in plan.stdout
+    assert plan.returncode == 0 and f"schema 1 → {SCHEMA_VERSION}" in plan.stdout
+    assert "alert_lookup" in plan.stdout and "ADD COLUMN IF NOT EXISTS qc_sample" in plan.stdout
+    assert "CREATE OR REPLACE VIEW amlscore.alert_rankings" in plan.stdout
     done = _amlscore(env, "migrate")
-    assert done.returncode == 0 and "schema 1 → 2" in done.stdout, done.stderr
-    assert "up to date (schema 2)" in _amlscore(env, "migrate").stdout
+    assert done.returncode == 0 and f"schema 1 → {SCHEMA_VERSION}" in done.stdout, done.stderr
+    assert f"up to date (schema {SCHEMA_VERSION})" in _amlscore(env, "migrate").stdout
     assert query(home, "SELECT alert_id FROM amlscore.alert_lookup") == [{"alert_id": "scored-by-0.1.0"}]
+    # a row scored before the QC sample existed reads back as not sampled, in the view too
+    assert query(home, "SELECT qc_sample FROM amlscore.alert_rankings") == [{"qc_sample": False}]
 
     cli(strict, "ingest", "--source", str(prepared["sot"]))
     cli(strict, "train", "--holdout-days", "1")
