@@ -39,6 +39,9 @@ class Scored:
     frame: pd.DataFrame      # RiskScoring's score frame (score, rank_score, risk_level, …)
     matrix: np.ndarray       # the feature matrix it was scored from
 
+    def take(self, rows: np.ndarray) -> Scored:
+        return Scored(self.version, self.frame.iloc[rows].reset_index(drop=True), self.matrix[rows])
+
     @property
     def scores(self) -> np.ndarray:
         return self.frame["score"].to_numpy(dtype=np.float64)

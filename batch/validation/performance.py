@@ -63,9 +63,10 @@ def performance(candidate: RiskScoring, champion: RiskScoring | None, alerts: pd
     if champion is None:
         return Check("performance", True, figures, {}, "no champion to compare with")
     c, k = figures["candidate"], figures["champion"]
-    ratios = {"one_alert_p99": c["one_alert_p99_ms"] / k["one_alert_p99_ms"],
+    # Medians decide: a p99 of a few dozen calls on a shared box is its noisiest call (p99s
+    # are reported beside them).
+    ratios = {"one_alert_p50": c["one_alert_p50_ms"] / k["one_alert_p50_ms"],
               "batch_p50": c["batch_p50_ms"] / k["batch_p50_ms"],
-              "batch_p99": c["batch_p99_ms"] / k["batch_p99_ms"],
               "alerts_per_s": k["alerts_per_s"] / c["alerts_per_s"]}
     if c.get("loaded_mb") and k.get("loaded_mb") and k["loaded_mb"] > 1:
         ratios["loaded_mb"] = c["loaded_mb"] / k["loaded_mb"]

@@ -13,7 +13,7 @@ from clickhouse_connect.driver.client import Client
 from batch.capacity import operating_points
 from batch.dataset import TrainingData
 from batch.validation import report as files
-from batch.validation.checks import Check, behaviour, ground_truth, integrity, score
+from batch.validation.checks import Check, Scored, behaviour, ground_truth, integrity, score
 from batch.validation.determinism import determinism, digest, memory_of
 from batch.validation.performance import performance
 from batch.validation.serving import serving
@@ -57,6 +57,31 @@ def _points(scoring: RiskScoring, scored_rank: np.ndarray, alerts: pd.DataFrame,
                                alerts["label"].to_numpy(dtype=np.float64), typologies, capacity)}
 
 
+def _trained_on(registry: DirectoryModelRegistry, version: str) -> set[str]:
+    span = registry.metadata(version).get("training_range", {})
+    return set(span.get("fit_dates", [])) | set(span.get("validation_dates", []))
+
+
+def _against_champion(registry: DirectoryModelRegistry, scored: Scored, champion: Scored | None,
+                      alerts: pd.DataFrame, labels: np.ndarray, cfg: ValidationConfig) -> Check:
+    """Ground truth on the dates neither version was trained on: a champion scored on its own
+    training dates would look better than it is."""
+    if champion is None:
+        return ground_truth(scored, None, alerts, labels, cfg.review_capacity)
+    seen = _trained_on(registry, champion.version) | _trained_on(registry, scored.version)
+    fair = ~alerts["processing_date"].astype(str).isin(seen).to_numpy()
+    if not fair.any():
+        return Check("ground_truth", True, {"dates_left_out": len(seen)}, {},
+                     f"not compared: {champion.version} or the candidate was trained on every date of "
+                     "the range; validate on later dates (--start/--end) to compare them")
+    rows = np.flatnonzero(fair)
+    check = ground_truth(scored.take(rows), champion.take(rows), alerts.iloc[rows].reset_index(drop=True),
+                         labels[rows], cfg.review_capacity, cfg.tolerance_scale)
+    check.figures["alerts_compared"] = len(rows)
+    check.figures["alerts_left_out_trained_on"] = int(len(alerts) - len(rows))
+    return check
+
+
 def validate(registry: DirectoryModelRegistry, version: str, champion_version: str | None,
              data: TrainingData, span: dict, cfg: ValidationConfig, client: Client | None = None,
              database: str = "amlscore", progress: Callable[[str], None] = lambda step: None) -> dict:
@@ -76,9 +101,8 @@ def validate(registry: DirectoryModelRegistry, version: str, champion_version: s
     progress(f"determinism: {cfg.runs} fresh processes, then one with another predict thread count")
     check, candidate_mb = determinism(registry.models_dir, version, cfg.policy, alerts, features,
                                       digest(scored.frame), cfg.runs)
-    checks += [check, behaviour(scored, labels),
-               ground_truth(scored, champion_scored, alerts, labels, cfg.review_capacity,
-                            cfg.tolerance_scale)]
+    checks += [check, behaviour(scored, labels), _against_champion(
+        registry, scored, champion_scored, alerts, labels, cfg)]
     progress("performance against the champion")
     memory = {"candidate": candidate_mb}
     if champion:
