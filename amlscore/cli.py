@@ -106,8 +106,10 @@ def train(networks, start, end, window_days, holdout_days, seed, no_promote) -> 
                       ctx.settings.train_threads, promote=not no_promote,
                       review_capacity=ctx.settings.review_capacity,
                       suppress_max_miss=ctx.settings.suppress_max_miss)
+    validations: list[dict] = []
     result = run_train(ctx.raw, ctx.models, cfg, ctx.registry_table,
-                       progress=lambda step: click.echo(f"… {step}", err=True), gate=train_gate(ctx))
+                       progress=lambda step: click.echo(f"… {step}", err=True),
+                       gate=train_gate(ctx, validations))
     m = result.metrics
     ranking = m["ranking"]["mean"]
     click.echo(f"model version {result.version} ({'promoted' if result.promoted else 'candidate'})")
@@ -141,6 +143,11 @@ def train(networks, start, end, window_days, holdout_days, seed, no_promote) -> 
     from batch.report import NO_PLOTS, plt
     click.echo(f"  report: {result.report_dir / 'report.json'} "
                + ("(+ plots)" if plt is not None else f"({NO_PLOTS})"))
+    for report in validations:
+        from amlscore.cli_validation import say
+        click.echo("  validation (held-out dates, against "
+                   f"{report['champion'] or 'no champion yet'}):")
+        say(report)
     if result.refused:
         raise AmlScoreError(f"{result.version} not promoted: validation failed: {result.refused} "
                             f"(`amlscore promote {result.version} --force` promotes it anyway)")

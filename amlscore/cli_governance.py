@@ -47,7 +47,9 @@ def promote(version, force) -> None:
     """Make VERSION the model every scorer uses (running workers reload it on their next poll),
     once it has passed `amlscore validate` (run now if it never was)."""
     from batch.model_admin import promote as run_promote
+    from batch.model_admin import require_known
     ctx = app_context()
+    require_known(ctx.models, version)
     if not force:
         _require_validation(ctx, version)
     was_challenger = ctx.models.shadow_version() == version

@@ -39,15 +39,16 @@ def say(report: dict) -> None:
                f"(precision {at['precision_at_capacity']})")
 
 
-def train_gate(ctx):  # noqa: ANN001, ANN201
-    """What `amlscore train` validates its version with before promoting it (data in hand)."""
+def train_gate(ctx, reports: list[dict]):  # noqa: ANN001, ANN201
+    """What `amlscore train` validates its version with before promoting it (data in hand);
+    the report is appended to ``reports`` for the command to print after its own summary."""
     def gate(version: str, data, held_dates: list[str]) -> tuple[bool, str]:  # noqa: ANN001
         from batch.validation.run import restrict
         span = {"networks": sorted(set(data.alerts["network"])), "start": min(held_dates),
                 "end": max(held_dates), "window_days": int(data.alerts["window_days"].iloc[0])}
         report = run_validation(ctx, version, ctx.models.current_version(),
                                 restrict(data, held_dates), span)
-        say(report)
+        reports.append(report)
         return report["passed"], report["failed_line"] or ""
     return gate
 

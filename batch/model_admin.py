@@ -54,13 +54,17 @@ def _validation(registry: DirectoryModelRegistry, version: str, forced: bool) ->
     return f"{status}, promoted forced" if forced and status != "passed" else status
 
 
+def require_known(registry: DirectoryModelRegistry, version: str) -> None:
+    if version not in registry.versions():
+        known = ", ".join(registry.versions()[-5:]) or "none yet"
+        raise ModelLoadError(f"no model version {version!r}; known: {known} (see `amlscore models`)")
+
+
 def promote(registry: DirectoryModelRegistry, table: Callable[[], RegistryStore],
             version: str, forced: bool = False) -> str | None:
     """Move the pointer (what scorers follow), then mirror it in ``model_registry``; returns why
     the table could not be updated, if it could not (e.g. a worker holds the embedded engine)."""
-    if version not in registry.versions():
-        known = ", ".join(registry.versions()[-5:]) or "none yet"
-        raise ModelLoadError(f"no model version {version!r}; known: {known} (see `amlscore models`)")
+    require_known(registry, version)
     registry.promote(version, forced=forced)
     return _mirror(table, version)
 

@@ -16,10 +16,10 @@ from shared.clickhouse.score_reads import ScoreReads, read_limits
 from shared.read_api import NotFound, ReadRequest, answer
 from shared.settings import Settings
 from stream.messages import SinkUnavailable
+from stream.scoring_process import READ_NICENESS
 
 log = logging.getLogger(__name__)
 TIMEOUT_EXCEEDED, MEMORY_LIMIT_EXCEEDED = 159, 241
-READ_NICENESS = 10  # reads yield the CPU to scoring when both want it
 
 
 class ReadQueries:

@@ -40,7 +40,6 @@ from typing import Any
 
 from shared.read_api import ReadRequest
 from stream.messages import BatchOutcome, BatchRequest, ModelStatus
-from stream.reads import READ_NICENESS
 
 log = logging.getLogger(__name__)
 
@@ -84,6 +83,9 @@ def _portable(exc: BaseException) -> BaseException:
         return RuntimeError(f"{type(exc).__name__}: {exc}")
 
 
+
+
+READ_NICENESS = 10  # reads yield the CPU to scoring when both want it
 
 
 def _lower_priority() -> None:

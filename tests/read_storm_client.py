@@ -20,7 +20,8 @@ WAVE = 200
 
 async def storm(port: int, day: str, stop: Path, limit: float) -> dict:
     base = f"http://127.0.0.1:{port}"
-    page = f"{base}/scores?network=ethereum&date={day}&window_days=7&limit={os.environ.get('STORM_LIMIT', '1000')}&offset="
+    reads = f"http://127.0.0.1:{os.environ.get('STORM_PORT', port)}"  # another server: an experiment
+    page = f"{reads}/scores?network=ethereum&date={day}&window_days=7&limit={os.environ.get('STORM_LIMIT', '1000')}&offset="
     seen: dict[str, list[float]] = {}
     async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0)) as session:
         async def one(i: int) -> None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 from urllib.parse import unquote, urlsplit
 
 import clickhouse_connect
@@ -108,6 +109,26 @@ def check_embedded_path(path: Path) -> Path:
     return resolved
 
 
+class ArrowOnOneThread:
+    """The embedded engine's Arrow reads run on one thread. Measured here (chdb-core-lite 26.5,
+    `python -m tests.benchmarks.arrow_hang`): a query answering in Arrow on more than one thread
+    now and then never returns — the engine's pull executor waits on its own wake-up pipe, its
+    threads parked, no CPU used. Over 1M-alert range reads at the default two threads 4 of 4 runs
+    stuck within 18 queries, with FINAL or without, with concurrency control on or off; on one
+    thread none of 240 queries did, nor did Native output on two threads (but that is 2× slower
+    than Arrow on one). The train-time hang of the 1M benchmark was this."""
+
+    def __init__(self, client: Client) -> None:
+        self._client = client
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._client, name)
+
+    def query_arrow(self, *args: Any, **kwargs: Any) -> Any:
+        kwargs["settings"] = {**(kwargs.get("settings") or {}), "max_threads": 1}
+        return self._client.query_arrow(*args, **kwargs)
+
+
 def connect(target: ClickHouseTarget, create_database: bool = True) -> Client:
     """Open a client and (unless told not to: a user without DDL rights) make sure the target
     database exists. Every call of the client is time-limited: ``max_execution_time`` on the
@@ -125,7 +146,8 @@ def connect(target: ClickHouseTarget, create_database: bool = True) -> Client:
         path = check_embedded_path(target.path)
         try:
             path.mkdir(parents=True, exist_ok=True)
-            client = clickhouse_connect.get_client(interface="chdb", path=str(path), settings=limits)
+            client = ArrowOnOneThread(
+                clickhouse_connect.get_client(interface="chdb", path=str(path), settings=limits))
         except OSError as exc:
             raise ConfigurationError(f"cannot create the embedded ClickHouse directory: {exc}") from exc
         except Exception as exc:  # noqa: BLE001 - chdb says only "Error initializing EmbeddedServer"
