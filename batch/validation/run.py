@@ -14,7 +14,7 @@ from batch.capacity import operating_points
 from batch.dataset import TrainingData
 from batch.validation import report as files
 from batch.validation.checks import Check, Scored, behaviour, ground_truth, integrity, score
-from batch.validation.determinism import determinism, digest, memory_of
+from batch.validation.determinism import determinism, digest
 from batch.validation.performance import performance
 from batch.validation.serving import serving
 from batch.validation.status import files_fingerprint, report_dir
@@ -98,16 +98,13 @@ def validate(registry: DirectoryModelRegistry, version: str, champion_version: s
     scored = score(candidate, alerts, features)
     champion_scored = score(champion, alerts, features) if champion else None
     checks: list[Check] = [integrity(candidate, alerts, scored)]
-    progress(f"determinism: {cfg.runs} fresh processes, then one with another predict thread count")
-    check, candidate_mb = determinism(registry.models_dir, version, cfg.policy, alerts, features,
-                                      digest(scored.frame), cfg.runs)
+    progress(f"determinism: {cfg.runs} fresh processes, each also with another predict thread count")
+    check, memory = determinism(registry.models_dir, version, cfg.policy, alerts, features,
+                                digest(scored.frame), cfg.runs,
+                                champion.model_version if champion else None)
     checks += [check, behaviour(scored, labels), _against_champion(
         registry, scored, champion_scored, alerts, labels, cfg)]
     progress("performance against the champion")
-    memory = {"candidate": candidate_mb}
-    if champion:
-        memory["champion"] = memory_of(registry.models_dir, champion.model_version, cfg.policy,
-                                       alerts, features)
     checks.append(performance(candidate, champion, alerts, features, memory))
     progress("serving: the read API's queries over the scored range")
     checks.append(serving(client, database, scored))
