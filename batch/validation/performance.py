@@ -12,9 +12,9 @@ import pandas as pd
 from batch.validation.checks import Check
 from shared.scoring import RiskScoring
 
-SINGLE_CALLS = 200
+SINGLE_CALLS = 100
 BATCH = 1_000
-BATCH_CALLS = 20
+BATCH_CALLS = 12
 MAX_SLOWDOWN = 3.0  # candidate vs champion: latency, 1/alerts per second, memory
 
 
