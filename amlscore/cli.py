@@ -356,7 +356,8 @@ def demo(directory, alerts_per_day, rate) -> None:
         click.echo(f"  {row['score']:.3f} {row['risk_level']:<8} {row['typology_type']:<24} "
                    f"{row['address'][:14]}…  because {top}")
     click.echo(f"\ntraining report and plots: {s.report_dir}/ (report.json, roc.png, pr.png, "
-               f"calibration.png, importance.png)")
+               f"calibration.png, importance.png, recall_at_capacity.png; validation.json, "
+               f"validation.txt)")
     click.echo(f"demo finished in {time.monotonic() - started:.0f}s; everything is under {directory}/")
 
 
