@@ -143,8 +143,8 @@ def train(networks, start, end, window_days, holdout_days, seed, no_promote) -> 
     from batch.report import NO_PLOTS, plt
     click.echo(f"  report: {result.report_dir / 'report.json'} "
                + ("(+ plots)" if plt is not None else f"({NO_PLOTS})"))
+    from amlscore.cli_validation import say
     for report in validations:
-        from amlscore.cli_validation import say
         click.echo("  validation (held-out dates, against "
                    f"{report['champion'] or 'no champion yet'}):")
         say(report)

@@ -62,8 +62,7 @@ def promote(version, force) -> None:
 def _require_validation(ctx, version: str) -> None:  # noqa: ANN001
     """A version that passed promotes at once (no engine needed); one that failed is refused; one
     never validated is validated now, when the engine can be opened."""
-    from amlscore.cli_validation import run_validation, say
-    from batch.dataset import load_training_data
+    from amlscore.cli_validation import range_data, run_validation, say
     from batch.validation.run import held_out_dates
     from batch.validation.status import verdict
     from shared.errors import ClickHouseUnavailable
@@ -75,15 +74,13 @@ def _require_validation(ctx, version: str) -> None:  # noqa: ANN001
     ctx.models.load(version)
     networks, start, end, window = held_out_dates(ctx.models, version)
     try:
-        data = load_training_data(ctx.raw, networks, start, end, window)
+        data, span = range_data(ctx, networks, start, end, window)
     except ClickHouseUnavailable as exc:
         raise AmlScoreError(f"{line} once ClickHouse can be opened (now it cannot: another "
                             "process, a worker, holds the embedded engine?), or promote with --force"
                             ) from exc
     click.echo(f"{version} was never validated: validating it on its held-out dates {start}..{end}")
-    report = run_validation(ctx, version, ctx.models.current_version(), data,
-                            {"networks": list(networks), "start": start.isoformat(),
-                             "end": end.isoformat(), "window_days": window})
+    report = run_validation(ctx, version, ctx.models.current_version(), data, span)
     say(report)
     if not report["passed"]:
         raise AmlScoreError(f"{version} failed validation: {report['failed_line']}; not promoted "

@@ -30,8 +30,16 @@ def run_validation(ctx, version: str, champion: str | None, data, span: dict) ->
                     progress=lambda step: click.echo(f"… {step}", err=True))
 
 
+def range_data(ctx, networks, start, end, window_days):  # noqa: ANN001, ANN201
+    """(the alerts of a range with their labels, the range as the report records it)."""
+    from batch.dataset import load_training_data
+    data = load_training_data(ctx.raw, networks, start, end, window_days)
+    return data, {"networks": list(networks), "start": start.isoformat(), "end": end.isoformat(),
+                  "window_days": window_days}
+
+
 def say(report: dict) -> None:
-    """The verdict in a few lines: each check, then where the report is."""
+    """The verdict in a few lines: each check, then recall at the review capacity."""
     for name, check in report["checks"].items():
         click.echo(f"  [{'pass' if check['passed'] else 'FAIL'}] {name:<13} {check['why']}".rstrip())
     at = report["capacity"]["candidate"]
@@ -65,22 +73,20 @@ def validate(version, networks, start, end, window_days, champion) -> None:
     """Check VERSION before it scores: integrity, determinism, behaviour, ground truth against
     the champion, performance and serving; exit 1 when a check fails."""
     ordered(start, end)
-    from batch.dataset import load_training_data
+    from batch.model_admin import require_known
     from batch.validation.run import held_out_dates
+    from batch.validation.status import report_dir
     ctx = app_context()
+    require_known(ctx.models, version)
     ctx.models.load(version)  # a version that does not load fails here, in one line
-    if start is None and end is None and not networks:
-        networks, start, end, window_days = held_out_dates(ctx.models, version)
+    if start is None and end is None:
+        held_networks, start, end, window_days = held_out_dates(ctx.models, version)
+        networks = networks or held_networks
     elif start is None or end is None:
         raise click.UsageError("give both --start and --end (default: the version's held-out dates)")
-    networks = tuple(networks) or tuple(ctx.raw.networks())
-    champion = champion or ctx.models.current_version()
-    data = load_training_data(ctx.raw, networks, start, end, window_days)
-    span = {"networks": list(networks), "start": start.isoformat(), "end": end.isoformat(),
-            "window_days": window_days}
-    report = run_validation(ctx, version, champion, data, span)
+    data, span = range_data(ctx, tuple(networks) or tuple(ctx.raw.networks()), start, end, window_days)
+    report = run_validation(ctx, version, champion or ctx.models.current_version(), data, span)
     say(report)
-    from batch.validation.status import report_dir
     click.echo(f"report: {report_dir(ctx.models, version) / 'validation.json'}")
     if not report["passed"]:
         raise AmlScoreError(f"{version} failed validation: {report['failed_line']}")

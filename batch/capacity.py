@@ -13,6 +13,7 @@ from __future__ import annotations
 import math
 
 import numpy as np
+import pandas as pd
 
 POINTS = 20
 RECALL_TARGETS = (0.90, 0.95, 0.99)
@@ -80,6 +81,17 @@ def operating_points(groups: np.ndarray, alert_ids: np.ndarray, rank_scores: np.
             "labelled": int(labelled.sum()), "recall_at_capacity": at["recall"],
             "precision_at_capacity": at["precision"], "overall": block(everything),
             "per_typology": {str(t): block(typologies == t) for t in sorted(set(typologies.tolist()))}}
+
+
+def queue_figures(alerts: pd.DataFrame, rank_scores: np.ndarray, labels: np.ndarray,
+                  capacity: int) -> dict:
+    """:func:`operating_points` of scored alerts (network, processing_date, alert_id and, when
+    the source has it, typology_type), one day's queue per network and date."""
+    groups = (alerts["network"].astype(str) + "/" + alerts["processing_date"].astype(str)).to_numpy()
+    typologies = (alerts["typology_type"].fillna("unknown").astype(str).to_numpy()
+                  if "typology_type" in alerts else np.full(len(alerts), "unknown", dtype=object))
+    return operating_points(groups, alerts["alert_id"].astype(str).to_numpy(), rank_scores,
+                            labels, typologies, capacity)
 
 
 def capacity_table(points: dict) -> list[str]:

@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from batch.capacity import operating_points
+from batch.capacity import queue_figures
 from batch.dataset import TrainingData, load_training_data
 from batch.evaluate import binary_metrics, choose_rank_source, ranking_metrics
 from batch.models import FitResult, fit_binary, fit_ranker
@@ -175,12 +175,7 @@ def _held_out_queue(alerts: pd.DataFrame, held: np.ndarray, y: np.ndarray, score
                     rank_scores: np.ndarray, cfg: TrainConfig) -> tuple[dict, dict]:
     """(operating points at capacity, the suppression threshold) on every held-out alert: the
     queue holds labelled and unlabelled alerts alike; only labelled ones count as outcomes."""
-    frame = alerts[held]
-    groups = (frame["network"] + "/" + frame["processing_date"]).to_numpy()
-    typologies = frame["typology_type"].fillna("unknown").astype(str).to_numpy() \
-        if "typology_type" in frame else np.full(len(frame), "unknown", dtype=object)
-    points = operating_points(groups, frame["alert_id"].astype(str).to_numpy(), rank_scores,
-                              y[held], typologies, cfg.review_capacity)
+    points = queue_figures(alerts[held], rank_scores, y[held], cfg.review_capacity)
     return points, choose_threshold(scores, y[held], cfg.suppress_max_miss).to_dict()
 
 
@@ -223,10 +218,15 @@ def train(store: RawStore, registry: DirectoryModelRegistry, cfg: TrainConfig,
     progress("fitting cluster_scorer")
     clusters = _fit_clusters(data, spec, x, (fit_dates, valid_dates), cfg)
 
-    held_x, held_y = x[held_mask], y[held_mask]
-    held_scores = scorer.booster.inplace_predict(held_x).astype(np.float64)
-    held_ranker = ranker.booster.inplace_predict(held_x).astype(np.float64)
-    held_rank = held_ranker if rank_source == "ranker" else held_scores
+    # Every held-out alert is predicted once: the labelled ones for the metrics, all of them for
+    # the queue at capacity and the suppression share.
+    held_all = part == "held"
+    all_scores = scorer.booster.inplace_predict(x[held_all]).astype(np.float64)
+    all_ranker = ranker.booster.inplace_predict(x[held_all]).astype(np.float64)
+    all_rank = all_ranker if rank_source == "ranker" else all_scores
+    in_held = labelled[held_all]
+    held_y = y[held_mask]
+    held_scores, held_ranker, held_rank = all_scores[in_held], all_ranker[in_held], all_rank[in_held]
     groups = query[held_mask]
     # Addresses recur: a held-out alert of an address labelled in training is partly a lookup.
     # The unseen-address figures say how the model does on addresses it has never been told about.
@@ -234,10 +234,6 @@ def train(store: RawStore, registry: DirectoryModelRegistry, cfg: TrainConfig,
     seen = address_key[labelled & train_rows].unique()
     held_seen = address_key.isin(seen).to_numpy()[held_mask]
     unseen = ~held_seen
-    held_all = part == "held"
-    all_scores = scorer.booster.inplace_predict(x[held_all]).astype(np.float64)
-    all_rank = ranker.booster.inplace_predict(x[held_all]).astype(np.float64) \
-        if rank_source == "ranker" else all_scores
     capacity, suppression = _held_out_queue(alerts, held_all, y, all_scores, all_rank, cfg)
     metrics = {
         "alert_scorer": binary_metrics(held_y, held_scores),

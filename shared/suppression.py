@@ -21,9 +21,7 @@ CONFIDENCE = 0.95
 
 def upper_bound(misses: int, positives: int, confidence: float = CONFIDENCE) -> float:
     """One-sided Clopper–Pearson upper bound of a proportion, ``misses`` out of ``positives``."""
-    if positives <= 0:
-        return 1.0
-    if misses >= positives:
+    if positives <= 0 or misses >= positives:
         return 1.0
     return float(beta.ppf(confidence, misses + 1, positives - misses))
 
@@ -41,10 +39,6 @@ class SuppressionThreshold:
 
     def to_dict(self) -> dict:
         return asdict(self)
-
-    @classmethod
-    def from_dict(cls, data: dict) -> SuppressionThreshold:
-        return cls(**{k: data[k] for k in cls.__dataclass_fields__})
 
 
 def choose_threshold(scores: np.ndarray, labels: np.ndarray, max_miss: float) -> SuppressionThreshold:
@@ -64,7 +58,7 @@ def choose_threshold(scores: np.ndarray, labels: np.ndarray, max_miss: float) ->
             high = mid - 1
     misses = low
     if misses < 0:
-        needed = int(np.ceil(np.log(1 - CONFIDENCE) / np.log(1 - max_miss))) if max_miss < 1 else 1
+        needed = int(np.ceil(np.log(1 - CONFIDENCE) / np.log(1 - max_miss)))  # 0 misses of n
         return SuppressionThreshold(0.0, max_miss, p, 0, upper_bound(0, p), len(scores), 0.0,
                                     f"{p} held-out positives cannot bound the miss rate at "
                                     f"{max_miss:g} (at least {needed} are needed): nothing is suppressed")

@@ -83,8 +83,6 @@ def _portable(exc: BaseException) -> BaseException:
         return RuntimeError(f"{type(exc).__name__}: {exc}")
 
 
-
-
 READ_NICENESS = 10  # reads yield the CPU to scoring when both want it
 
 

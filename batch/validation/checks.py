@@ -102,14 +102,9 @@ def integrity(scoring: RiskScoring, alerts: pd.DataFrame, scored: Scored) -> Che
 
 
 def expected_calibration_error(labels: np.ndarray, scores: np.ndarray, bins: int = 10) -> float:
-    edges = np.linspace(0, 1, bins + 1)
-    which = np.clip(np.digitize(scores, edges[1:-1]), 0, bins - 1)
-    total = 0.0
-    for b in range(bins):
-        mask = which == b
-        if mask.any():
-            total += mask.sum() / len(scores) * abs(labels[mask].mean() - scores[mask].mean())
-    return float(total)
+    """Σ over equal-width score bins of (share of alerts) × |observed rate − mean score|."""
+    return float(sum(count / len(scores) * abs(rate - mean)
+                     for mean, rate, count in metrics.calibration_bins(labels, scores, bins)))
 
 
 def behaviour(scored: Scored, labels: np.ndarray, min_variance: float = 1e-4,

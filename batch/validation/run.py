@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 from clickhouse_connect.driver.client import Client
 
-from batch.capacity import operating_points
+from batch.capacity import queue_figures
 from batch.dataset import TrainingData
 from batch.validation import report as files
 from batch.validation.checks import Check, Scored, behaviour, ground_truth, integrity, score
@@ -49,12 +49,8 @@ def restrict(data: TrainingData, dates: list[str]) -> TrainingData:
 
 
 def _points(scoring: RiskScoring, scored_rank: np.ndarray, alerts: pd.DataFrame, capacity: int) -> dict:
-    groups = (alerts["network"].astype(str) + "/" + alerts["processing_date"].astype(str)).to_numpy()
-    typologies = (alerts["typology_type"].fillna("unknown").astype(str).to_numpy()
-                  if "typology_type" in alerts else np.full(len(alerts), "unknown", dtype=object))
     return {"version": scoring.model_version,
-            **operating_points(groups, alerts["alert_id"].astype(str).to_numpy(), scored_rank,
-                               alerts["label"].to_numpy(dtype=np.float64), typologies, capacity)}
+            **queue_figures(alerts, scored_rank, alerts["label"].to_numpy(dtype=np.float64), capacity)}
 
 
 def _trained_on(registry: DirectoryModelRegistry, version: str) -> set[str]:

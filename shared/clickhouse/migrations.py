@@ -4,7 +4,8 @@ A database records its version in ``schema_version``. One made by release 0.1.0 
 table: it is version 1 when it holds ``alert_scores``, else it is new (0). Migrating compares the
 database with this release's declarations (:mod:`shared.clickhouse.ddl`) and only adds: missing
 tables (filled once from the data they derive from), missing columns (with their default), missing
-views; a plain view whose query changed is replaced (it holds no data). A column whose type differs is a conflict no migration resolves silently: it is reported.
+views; a plain view whose query changed is replaced (it holds no data). A column whose type
+differs is a conflict no migration resolves silently: it is reported.
 
 ``ensure_schema`` runs at the start of every command: up to date, it costs one query; behind, it
 migrates, unless ``auto`` is off (workers running as a ClickHouse user without DDL rights), in

@@ -20,6 +20,8 @@ def main() -> None:
                              "instead of a local Tansu")
     parser.add_argument("--tls", action="store_true",
                         help="stream: the local Tansu behind stunnel4 with mutual TLS")
+    parser.add_argument("--features", choices=["embed", "lookup", "mixed"], default="mixed",
+                        help="stream: how alerts carry their features (replay's --features)")
     parser.add_argument("--json", type=Path, default=Path("bench-results.json"))
     args = parser.parse_args()
     results: dict = {}
@@ -28,7 +30,7 @@ def main() -> None:
         from tests.benchmarks import stream_bench
         stream = {f"stream.{k}": v for k, v in stream_bench.run(
             args.alerts or 100_000, rss_events=args.rss_events,
-            bootstrap=args.bootstrap, tls=args.tls).items()}
+            bootstrap=args.bootstrap, tls=args.tls, features=args.features).items()}
         results.update(stream)
         lines += stream_bench.report(stream)
     if args.suite in ("all", "batch"):

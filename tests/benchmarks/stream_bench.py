@@ -300,8 +300,7 @@ def _broker(bootstrap: str | None, tls: bool, work: Path) -> Iterator[tuple[str,
                 "AMLSCORE_KAFKA_CERT_FILE": str(certs.client_cert),
                 "AMLSCORE_KAFKA_KEY_FILE": str(certs.client_key)}
     OPTIONS.update(kafka_security(load_settings(
-        kafka_security_protocol="SSL", kafka_ca_file=certs.ca, kafka_cert_file=certs.client_cert,
-        kafka_key_file=certs.client_key)).client_options())
+        **{k.removeprefix("AMLSCORE_").lower(): v for k, v in settings.items()})).client_options())
     try:
         with LocalBroker(port=plain, advertised_port=secured, log_path=work / "tansu.log"), \
                 tls_terminator(secured, plain, certs, work):
@@ -311,7 +310,9 @@ def _broker(bootstrap: str | None, tls: bool, work: Path) -> Iterator[tuple[str,
 
 
 def run(alerts: int = 100_000, rss_events: int = 0, envelope_size: int = 500,
-        bootstrap: str | None = None, tls: bool = False) -> dict:
+        bootstrap: str | None = None, tls: bool = False, features: str = "mixed") -> dict:
+    """``features``: how alerts carry their address features (replay's --features: embed,
+    lookup or mixed)."""
     work = Path(tempfile.mkdtemp(prefix="amlscore-stream-bench-"))
     home, sot = work / "home", work / "sot"
     env = {k: v for k, v in os.environ.items() if not k.startswith("AMLSCORE_")}
@@ -325,9 +326,9 @@ def run(alerts: int = 100_000, rss_events: int = 0, envelope_size: int = 500,
     fs, root = open_source(str(sot))
     report = rp.ReplayReport()
     records = [(k, v) for _, k, v in rp.records(rp.batches_from_sot(fs, root, discover_batches(fs, root)),
-                                                 "x", "y", "mixed", report, with_clusters=False)][:alerts]
+                                                 "x", "y", features, report, with_clusters=False)][:alerts]
     n = len(records)
-    results: dict = {"alerts": n}
+    results: dict = {"alerts": n, "features": features}
     with _broker(bootstrap, tls, work) as (b, security):
         env.update(security)  # the worker connects as every other client of the run does
         results["kafka_security"] = security.get("AMLSCORE_KAFKA_SECURITY_PROTOCOL", "PLAINTEXT")
