@@ -1,30 +1,55 @@
 """Training data from ClickHouse: alerts, their address features, clusters, and labels.
 
-Labels: risk_level high/critical → 1, low/medium → 0, unlabelled → NaN (not used
-for training). Labels join on (network, address) and never enter the feature matrix.
+An alert's label comes from one of two sources (:class:`Labels` says which may be used):
+
+- its **disposition**, the investigators' latest decision on it made by the labels' ``as_of``
+  time: true_positive / escalated / a SAR filed → 1, false_positive → 0, inconclusive → none;
+- its **address's label** in the address-label file: risk_level high/critical → 1, low/medium → 0.
+
+A disposition takes precedence over the address's label; an alert with neither is unlabelled
+(NaN, not used for training). A decision made after ``as_of`` is never read. Labels never enter
+the feature matrix.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Literal
 
 import numpy as np
 import pandas as pd
 
+from shared.clickhouse.disposition_store import DispositionStore
 from shared.clickhouse.raw_store import RawStore
 from shared.cluster_features import cluster_members
 from shared.features import ALERT_SCORING_COLUMNS, normalise_keys
+from shared.schemas import disposition_label
 
 POSITIVE_LEVELS = ("high", "critical")
+LABEL_SOURCES = ("addresses", "dispositions", "both")
+LabelUse = Literal["addresses", "dispositions", "both"]
+
+
+@dataclass(frozen=True)
+class Labels:
+    """Which labels a run may use, and as of when (decisions made later do not exist for it)."""
+
+    use: LabelUse = "addresses"
+    as_of: dt.datetime | None = None           # None: now
+    dispositions: DispositionStore | None = None
+
+    def moment(self) -> dt.datetime:
+        return self.as_of or dt.datetime.now(dt.UTC)
 
 
 @dataclass
 class TrainingData:
-    alerts: pd.DataFrame    # one row per alert, keys normalised, with a `label` column
+    alerts: pd.DataFrame    # one row per alert, keys normalised, with `label` and `label_source`
     features: pd.DataFrame  # address features, keys normalised
     clusters: pd.DataFrame  # one row per cluster, keys normalised, with a `label` column
+    label_counts: dict = field(default_factory=dict)  # labelled alerts per source, and the as-of time
 
 
 def label_alerts(alerts: pd.DataFrame, labels: pd.DataFrame) -> np.ndarray:
@@ -36,6 +61,31 @@ def label_alerts(alerts: pd.DataFrame, labels: pd.DataFrame) -> np.ndarray:
         target[["network", "address", "label"]].astype({"network": str, "address": str}),
         on=["network", "address"], how="left", sort=False)
     return merged["label"].to_numpy(dtype=np.float64)
+
+
+def label_from_dispositions(alerts: pd.DataFrame, decisions: pd.DataFrame) -> np.ndarray:
+    """Each alert's label from its latest decision (NaN: none, or inconclusive)."""
+    if not len(decisions) or not len(alerts):
+        return np.full(len(alerts), np.nan)
+    decided = normalise_keys(decisions)
+    decided["label"] = [disposition_label(d, bool(s)) for d, s in
+                        zip(decided["disposition"], decided["sar_filed"], strict=True)]
+    keys = ["network", "processing_date", "window_days", "alert_id"]
+    merged = alerts[keys].astype({"alert_id": str}).merge(
+        decided[[*keys, "label"]].astype({"alert_id": str}), on=keys, how="left", sort=False)
+    return merged["label"].to_numpy(dtype=np.float64)
+
+
+def apply_labels(alerts: pd.DataFrame, address_labels: pd.DataFrame, decisions: pd.DataFrame,
+                 use: LabelUse) -> tuple[np.ndarray, np.ndarray]:
+    """(label, source) per alert: source "disposition", "address" or "" (unlabelled)."""
+    n = len(alerts)
+    by_address = label_alerts(alerts, address_labels) if use != "dispositions" else np.full(n, np.nan)
+    by_decision = label_from_dispositions(alerts, decisions) if use != "addresses" else np.full(n, np.nan)
+    decided = ~np.isnan(by_decision)
+    label = np.where(decided, by_decision, by_address)
+    source = np.where(decided, "disposition", np.where(np.isnan(by_address), "", "address"))
+    return label, source
 
 
 def label_clusters(clusters: pd.DataFrame, alerts: pd.DataFrame) -> np.ndarray:
@@ -58,11 +108,22 @@ def label_clusters(clusters: pd.DataFrame, alerts: pd.DataFrame) -> np.ndarray:
 
 
 def load_training_data(store: RawStore, networks: Sequence[str], start: dt.date, end: dt.date,
-                       window_days: int) -> TrainingData:
+                       window_days: int, labels: Labels | None = None) -> TrainingData:
     alerts = normalise_keys(store.range_frame("raw_alerts", networks, start, end, window_days,
                                               columns=ALERT_SCORING_COLUMNS))
     features = normalise_keys(store.range_frame("raw_features", networks, start, end, window_days))
     clusters = normalise_keys(store.range_frame("raw_clusters", networks, start, end, window_days))
-    alerts["label"] = label_alerts(alerts, store.labels(networks))
+    labels = labels or Labels()
+    as_of = labels.moment()
+    decisions = (labels.dispositions.latest(networks, start, end, window_days, as_of)
+                 if labels.use != "addresses" and labels.dispositions is not None
+                 else pd.DataFrame(columns=["network", "processing_date", "window_days", "alert_id",
+                                            "disposition", "sar_filed", "decided_at"]))
+    address_labels = store.labels(networks) if labels.use != "dispositions" else pd.DataFrame()
+    alerts["label"], alerts["label_source"] = apply_labels(alerts, address_labels, decisions, labels.use)
     clusters["label"] = label_clusters(clusters, alerts)
-    return TrainingData(alerts, features, clusters)
+    counts = {"use": labels.use, "as_of": as_of.isoformat(),
+              "dispositions": int((alerts["label_source"] == "disposition").sum()),
+              "addresses": int((alerts["label_source"] == "address").sum()),
+              "decisions_read": len(decisions)}
+    return TrainingData(alerts, features, clusters, counts)

@@ -8,6 +8,7 @@ from functools import cached_property
 from clickhouse_connect.driver.client import Client
 
 from shared.clickhouse.connection import ClickHouseTarget, connect, parse_clickhouse_url
+from shared.clickhouse.disposition_store import DispositionStore
 from shared.clickhouse.migrations import ensure_schema
 from shared.clickhouse.raw_store import RawStore
 from shared.clickhouse.registry_store import RegistryStore
@@ -42,6 +43,10 @@ class Context:
     @cached_property
     def scores(self) -> ScoreStore:
         return ScoreStore(self.client, self.target.database)
+
+    @cached_property
+    def dispositions(self) -> DispositionStore:
+        return DispositionStore(self.client, self.target.database)
 
     @cached_property
     def registry_table(self) -> RegistryStore:

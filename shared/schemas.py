@@ -7,7 +7,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator
 
 NonEmpty = Annotated[str, StringConstraints(min_length=1, max_length=256)]
 # One pattern for network names, in events and in SOT folders alike.
@@ -95,3 +95,56 @@ class ScoreEvent(_Event):
     qc_sample: bool = False  # below the suppression threshold, kept in the queue as a QC sample
     scored_at: dt.datetime
     source: Literal["stream", "backfill"]
+
+
+DISPOSITIONS = ("true_positive", "false_positive", "inconclusive", "escalated")
+Disposition = Literal["true_positive", "false_positive", "inconclusive", "escalated"]
+# A decision's clock may run a little ahead of ours; beyond this it is refused as in the future.
+DECIDED_AT_SKEW = dt.timedelta(minutes=5)
+
+
+class DispositionEvent(_BatchEvent):
+    """An investigator's decision on one alert. Every decision is kept; the latest one made by a
+    given time is the alert's label as of that time."""
+
+    alert_id: NonEmpty
+    disposition: Disposition
+    analyst: NonEmpty
+    decided_at: dt.datetime
+    note: Annotated[str, StringConstraints(max_length=4096)] = ""
+    sar_filed: bool = False
+
+    @field_validator("decided_at")
+    @classmethod
+    def _decided_in_the_past(cls, value: dt.datetime) -> dt.datetime:
+        value = value.replace(tzinfo=dt.UTC) if value.tzinfo is None else value.astimezone(dt.UTC)
+        if value > dt.datetime.now(dt.UTC) + DECIDED_AT_SKEW:
+            raise ValueError("decided_at lies in the future")
+        if value.year < 1970:
+            raise ValueError("decided_at is before 1970")
+        return value
+
+
+class DispositionPost(_Event):
+    """The body of ``POST /alerts/{alert_id}/disposition``: the alert id comes from the path and
+    the analyst from the caller's token; ``decided_at`` defaults to the time of the request."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
+
+    network: Network
+    processing_date: StorableDate
+    window_days: Annotated[int, Field(ge=1, le=3650)] = 7
+    disposition: Disposition
+    decided_at: dt.datetime | None = None
+    note: Annotated[str, StringConstraints(max_length=4096)] = ""
+    sar_filed: bool = False
+
+
+def disposition_label(disposition: str, sar_filed: bool) -> float:
+    """An alert's training label from its decision: a SAR filed, a true positive or an escalation
+    → 1; a false positive → 0; inconclusive → NaN (no label)."""
+    if sar_filed or disposition in ("true_positive", "escalated"):
+        return 1.0
+    if disposition == "false_positive":
+        return 0.0
+    return float("nan")

@@ -46,6 +46,8 @@ class Settings(BaseSettings):
     alerts_topic: str = Field("aml.alerts", description="Input: AlertEvents")
     scores_topic: str = Field("aml.alert-scores", description="Output: ScoreEvents")
     clusters_topic: str = Field("aml.clusters", description="Input: ClusterEvents")
+    dispositions_topic: str = Field("aml.dispositions",
+                                    description="Input: DispositionEvents (investigators' decisions)")
     dlq_topic: str = Field("aml.alerts.dlq", description="Dead letters (original bytes + reason headers)")
     topic_partitions: int = Field(4, ge=1, description="Partitions of topics the worker creates")
     worker_id: str = Field("amlscore-worker", description="Consumer group / Faust app id")

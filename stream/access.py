@@ -4,7 +4,9 @@ Scores name addresses under suspicion: the read endpoints need a bearer token fr
 ``AMLSCORE_API_TOKEN`` / ``AMLSCORE_API_TOKEN_FILE`` (comma- or newline-separated, each optionally
 ``label:token``; the label, never the token, is what the access log records). With no token
 configured they are served only when the worker binds a loopback address (a developer's machine,
-the demo); on any other bind they answer 403 naming the setting. Probes and scrapers (``/live``,
+the demo); on any other bind they answer 403 naming the setting. Recording a decision
+(``POST /alerts/{alert_id}/disposition``) always needs a token: its label is recorded as the
+analyst who decided. Probes and scrapers (``/live``,
 ``/ready``, ``/metrics``) stay open: they carry no scores.
 """
 
@@ -82,6 +84,13 @@ class ApiAccess:
             return ("no AMLSCORE_API_TOKEN set and the worker binds a non-loopback address: the "
                     "read endpoints answer 403 until a token is configured")
         return None
+
+    def check_writer(self, authorization: str | None) -> Decision:
+        """Recording a decision needs a token, loopback or not: its label is who decided."""
+        if not self.tokens:
+            return Decision(401, "-", "recording a decision needs a token per analyst: set "
+                                      "AMLSCORE_API_TOKEN or AMLSCORE_API_TOKEN_FILE (label:token)")
+        return self.check(authorization)
 
     def check(self, authorization: str | None) -> Decision:
         if not self.tokens:

@@ -1,4 +1,4 @@
-"""The two Faust agents. Each only takes micro-batches and hands them to the pipeline, where the
+"""The three Faust agents (alerts, clusters, investigators' decisions). Each only takes micro-batches and hands them to the pipeline, where the
 commit protocol lives (stream/pipeline.py): per-event work in this process stays minimal, as
 Faust's own per-message machinery is what bounds the worker here."""
 
@@ -48,3 +48,7 @@ def install_agents(app: faust.App, topics: dict[str, faust.TopicT], pipeline: Pi
     @app.agent(topics["clusters"], name="score_clusters", concurrency=1)
     async def score_clusters(stream: faust.StreamT) -> None:
         await consume(stream, "cluster", settings.clusters_topic)
+
+    @app.agent(topics["dispositions"], name="store_dispositions", concurrency=1)
+    async def store_dispositions(stream: faust.StreamT) -> None:
+        await consume(stream, "disposition", settings.dispositions_topic)

@@ -118,7 +118,7 @@ def build_worker(settings: Settings, overrides: dict | None = None) -> Worker:
     app = faust_app(settings, security)
     raw = {"key_serializer": "raw", "value_serializer": "raw", "partitions": settings.topic_partitions}
     topics = {name: app.topic(getattr(settings, f"{name}_topic"), **raw)
-              for name in ("alerts", "clusters", "scores", "dlq")}
+              for name in ("alerts", "clusters", "dispositions", "scores", "dlq")}
     metrics = WorkerMetrics()
     publisher = KafkaBatchPublisher(settings.kafka_bootstrap,
                                     client_options=security.client_options())

@@ -145,7 +145,7 @@ class ModelStatus:
 class BatchRequest:
     """One call into the scoring process."""
 
-    kind: str                 # "alert" or "cluster"
+    kind: str                 # "alert", "cluster" or "disposition"
     batch: InboundBatch
     score_partitions: int     # partitions of the scores topic, for keyed partitioning
     final: bool = True        # clusters: score with the members there are, wait no longer
@@ -156,7 +156,7 @@ class BatchOutcome:
     """What the scoring process wrote, and what the Faust process must publish before acking."""
 
     kind: str
-    scored: int = 0
+    scored: int = 0    # alerts or clusters scored and written; decisions stored
     unscored: int = 0  # valid events the model cannot score (clusters, for a version without cluster_scorer)
     scores: OutboundColumns | None = None
     dead: list[DeadLetter] = field(default_factory=list)
@@ -164,5 +164,6 @@ class BatchOutcome:
     phases: dict[str, float] = field(default_factory=dict)  # seconds per phase, for the trace
     members_pending: bool = False  # clusters: members missing, nothing written; ask again later
     shadow: dict[str, int] = field(default_factory=dict)  # the challenger's running totals
+    decisions: dict[str, int] = field(default_factory=dict)  # dispositions stored, per disposition
     started_at: float = 0.0   # wall clock in the scoring process: the call began / ended there
     finished_at: float = 0.0

@@ -56,6 +56,9 @@ class WorkerMetrics:
                                         registry=r)
         self.model_reloads = Counter("amlscore_model_reloads", "Model reload attempts", ["result"],
                                      registry=r)
+        self.decisions = Counter("amlscore_decisions", "Investigators' decisions stored, per "
+                                 "disposition and way in (topic or API)", ["disposition", "source"],
+                                 registry=r)
         self.reads = Counter("amlscore_api_reads", "Read-API requests by HTTP status", ["status"],
                              registry=r)
         self.batch_seconds = Histogram("amlscore_batch_seconds", "Batch time from take to ack",
@@ -89,7 +92,10 @@ class WorkerMetrics:
     def batch_done(self, kind: str, batch: Batch, outcome: BatchOutcome, publish_seconds: float,
                    ack_seconds: float, age_seconds: float, now: float) -> None:
         """``age_seconds``: since the batch's first event was taken; ``now``: wall clock."""
-        self.scored.labels(kind=kind).inc(outcome.scored)
+        if kind != "disposition":
+            self.scored.labels(kind=kind).inc(outcome.scored)
+        for disposition, n in outcome.decisions.items():
+            self.decisions.labels(disposition=disposition, source="stream").inc(n)
         for result, total in outcome.shadow.items():
             self.shadow.labels(result=result).set(total)
         if outcome.unscored:

@@ -49,7 +49,7 @@ from stream.scoring_process import ScoringProcessRestarted
 
 log = logging.getLogger(__name__)
 Ack = Callable[[Sequence[Any]], Awaitable[None]]
-KINDS = ("alert", "cluster")
+KINDS = ("alert", "cluster", "disposition")
 
 
 class Scorer(Protocol):
@@ -172,7 +172,7 @@ class Pipeline:
 
     def _pick(self) -> tuple[Lane, Batch] | None:
         now = self.clock()
-        for offset in range(len(KINDS)):  # take turns, so neither lane starves the other
+        for offset in range(len(KINDS)):  # take turns, so no lane starves another
             lane = self.lanes[KINDS[(self._turn + offset) % len(KINDS)]]
             if lane.waiting is not None:
                 if lane.waiting.not_before <= now:

@@ -1,4 +1,4 @@
-"""The read API's queries in the scoring process, apart from its batches: each read thread has a
+"""The API's queries (and the decisions it stores) in the scoring process, apart from its batches: each read thread has a
 ClickHouse client of its own (a second client on the embedded engine runs beside the scoring
 one; on a server, a session of its own), and each query runs under the read limits. What an
 answer says of a failure is a short reason, never the engine's text (that goes to the log)."""
@@ -12,6 +12,7 @@ from collections.abc import Callable
 import orjson
 
 from shared.clickhouse.connection import ClickHouseTarget, connect
+from shared.clickhouse.disposition_store import DispositionStore
 from shared.clickhouse.score_reads import ScoreReads, read_limits
 from shared.read_api import NotFound, ReadRequest, answer
 from shared.settings import Settings
@@ -32,18 +33,19 @@ class ReadQueries:
         self.timeout = settings.api_query_timeout
         self._local = threading.local()
 
-    def _reads(self) -> ScoreReads:
-        reads = getattr(self._local, "reads", None)
-        if reads is None:
+    def _stores(self) -> tuple[ScoreReads, DispositionStore]:
+        stores = getattr(self._local, "stores", None)
+        if stores is None:
             client = connect(self.target, create_database=False)
-            reads = self._local.reads = ScoreReads(client, self.target.database, self.limits)
-        return reads
+            stores = self._local.stores = (ScoreReads(client, self.target.database, self.limits),
+                                           DispositionStore(client, self.target.database))
+        return stores
 
     def read(self, request: ReadRequest) -> bytes:
         """The answer as JSON, made here in a read thread (not in the Faust process's event
         loop). ClickHouse failing is :class:`SinkUnavailable`, whose message is for the client."""
         try:
-            return orjson.dumps(answer(self._reads(), request, self.default_version()))
+            return orjson.dumps(answer(*self._stores(), request, self.default_version()))
         except NotFound:
             raise
         except Exception as exc:  # noqa: BLE001 - classified for the client, detailed in the log
@@ -55,6 +57,6 @@ class ReadQueries:
                 reason = "the query needed more memory than AMLSCORE_API_MAX_MEMORY_MB allows"
             else:
                 reason = "ClickHouse did not answer"
-                self._local.reads = None  # a new client next time
+                self._local.stores = None  # a new client next time
             log.warning("read %s failed: %s", request.what, text.splitlines()[0][:300] if text else exc)
             raise SinkUnavailable(reason) from None

@@ -1,15 +1,17 @@
 """Everything the scoring process owns, built from its settings: ClickHouse, the model, the
-feature cache, the sink and the two processors. Imported only in that process."""
+feature cache, the sink and the three processors. Imported only in that process."""
 
 from __future__ import annotations
 
 from shared.clickhouse.connection import connect
+from shared.clickhouse.migrations import schema_problems
 from shared.clickhouse.score_store import ScoreStore
 from shared.context import Context
 from shared.drift import DriftThresholds, RollingRows, compare
 from shared.read_api import ReadRequest
 from shared.scoring import ScoringPolicy
 from shared.settings import Settings
+from stream.disposition_processor import DispositionBatchProcessor
 from stream.feature_lookup import CachedFeatureLookup
 from stream.messages import BatchOutcome, BatchRequest, ModelStatus, SinkUnavailable
 from stream.model_holder import ModelHolder
@@ -39,6 +41,9 @@ class ScoringService:
             "alert": AlertBatchProcessor(self.holder, lookup, self.sink, config, self.live,
                                          ShadowScorer(shadow_store)),
             "cluster": ClusterBatchProcessor(self.holder, context.raw, self.sink, config),
+            "disposition": DispositionBatchProcessor(
+                context.dispositions, settings.max_message_bytes,
+                lambda: schema_problems(context.client, context.target.database, ("alert_dispositions",))),
         }
 
     def status(self) -> ModelStatus:

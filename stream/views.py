@@ -1,7 +1,8 @@
 """HTTP views on the worker: /live, /ready (both from state, never waiting behind a batch),
-/metrics (Prometheus), open to probes and scrapers; and the read-only score API (/scores,
-/alerts/{alert_id}, /clusters, /drift), behind :mod:`stream.access`, answered by the scoring
-process's read threads (never behind a batch), bounded in number (429) and time (503)."""
+/metrics (Prometheus), open to probes and scrapers; and the API behind :mod:`stream.access`:
+score reads (/scores, /alerts/{alert_id}, /clusters, /drift), the investigators' queue (/queue)
+and their decisions (POST /alerts/{alert_id}/disposition), answered by the scoring process's
+read threads (never behind a batch), bounded in number (429), time (503) and body size."""
 
 from __future__ import annotations
 
@@ -13,7 +14,14 @@ from collections.abc import Awaitable, Callable, Iterable
 import faust
 import orjson
 
-from shared.read_api import BadRequest, NotFound, ReadRequest, parse_page
+from shared.read_api import (
+    MAX_DECISION_BYTES,
+    BadRequest,
+    NotFound,
+    ReadRequest,
+    parse_decision,
+    parse_page,
+)
 from stream.access import ApiAccess
 from stream.health import Health
 from stream.messages import SinkUnavailable
@@ -44,12 +52,48 @@ def _plain_access_log() -> None:
 
 DRIFT_REFRESH_SECONDS = 15.0  # how often the PSI gauges are recomputed from the live window
 DRIFT_FRESH_SECONDS = 2.0     # GET /drift answers a computation at most this old
+DECISION_FIGURES_SECONDS = 60.0  # how often the decision gauges are read from alert_dispositions
+
+
+async def bounded_body(request, limit: int) -> bytes:  # noqa: ANN001 - aiohttp's request
+    """The body, read no further than ``limit`` bytes (a chunked body has no length to check)."""
+    chunks, size = [], 0
+    while size < limit:
+        chunk = await request.content.read(limit - size)
+        if not chunk:
+            break
+        chunks.append(chunk)
+        size += len(chunk)
+    return b"".join(chunks)
 
 
 def install_views(app: faust.App, health: Health, metrics: WorkerMetrics, pipeline: Pipeline,
                   scorer: ScoringProcess, access: ApiAccess) -> None:
     drift: dict = {}  # the scoring process's last drift answer: the gauges and GET /drift
+    decided: dict = {}  # the last figures of alert_dispositions: the decision gauges
     _plain_access_log()
+
+    async def refresh_decision_figures() -> None:
+        try:
+            decided.update(orjson.loads(await scorer.read(ReadRequest(what="decision_figures"))))
+        except Exception as exc:  # noqa: BLE001 - gauges keep their last values
+            log.warning("decision gauges not refreshed: %s", exc)
+
+    app.timer(DECISION_FIGURES_SECONDS)(refresh_decision_figures)
+
+    def decision_gauges() -> Iterable[GaugeReading]:
+        bands = decided.get("bands", {})
+        yield ("amlscore_decisions_stored", "Decisions in alert_dispositions per disposition (all workers)",
+               [({"disposition": d}, n) for d, n in sorted(decided.get("decisions", {}).items())])
+        yield ("amlscore_decided_alerts", "Alerts with a decision, per risk band of their score",
+               [({"risk_level": b}, v["decided"]) for b, v in sorted(bands.items())])
+        yield ("amlscore_decided_true_positive_share", "Share of true positives (escalations and SARs "
+               "included) among decided alerts, per risk band",
+               [({"risk_level": b}, v["true_positive_share"]) for b, v in sorted(bands.items())])
+        yield ("amlscore_hours_to_decision_median", "Median hours from an alert's first score to its "
+               "decision, per risk band",
+               [({"risk_level": b}, v["median_hours_to_decision"]) for b, v in sorted(bands.items())
+                if v["median_hours_to_decision"] is not None])
 
     async def refresh_drift() -> None:
         try:
@@ -94,6 +138,7 @@ def install_views(app: faust.App, health: Health, metrics: WorkerMetrics, pipeli
         yield ("amlscore_scoring_process_restarts", "Times the scoring process died and was replaced",
                [({}, len(scorer.restarts))])
         yield from drift_gauges()
+        yield from decision_gauges()
 
     metrics.gauges(gauges)
 
@@ -111,18 +156,21 @@ def install_views(app: faust.App, health: Health, metrics: WorkerMetrics, pipeli
     async def metrics_page(web, request):  # noqa: ANN001, ANN202
         return web.bytes(metrics.render(), content_type="text/plain; version=0.0.4")
 
-    def guarded(handler: Callable[..., Awaitable[tuple[int, dict | bytes]]]):  # noqa: ANN202
-        """A read endpoint: the caller's token checked first, one access-log line after."""
+    def guarded(handler: Callable[..., Awaitable[tuple[int, dict | bytes]]],  # noqa: ANN202
+                writes: bool = False):
+        """An API endpoint: the caller's token checked first (``writes``: a token is needed even
+        on loopback), the handler given who called, one access-log line after."""
         async def view(web, request, **path):  # noqa: ANN001, ANN202
             started = time.perf_counter()
-            decision = access.check(request.headers.get("Authorization"))
+            authorization = request.headers.get("Authorization")
+            decision = access.check_writer(authorization) if writes else access.check(authorization)
             if decision.status != 200:
                 status, body = decision.status, {"error": decision.message}
             else:
-                status, body = await handler(request, **path)
+                status, body = await handler(request, decision.who, **path)
             headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
-            access_log.info("read who=%s path=%s status=%d ms=%.1f", decision.who, request.path,
-                            status, (time.perf_counter() - started) * 1000)
+            access_log.info("%s who=%s path=%s status=%d ms=%.1f", "write" if writes else "read",
+                            decision.who, request.path, status, (time.perf_counter() - started) * 1000)
             metrics.reads.labels(status=str(status)).inc()
             return web.bytes(body if isinstance(body, bytes) else orjson.dumps(body), status=status,
                              headers=headers, content_type="application/json")
@@ -143,7 +191,7 @@ def install_views(app: faust.App, health: Health, metrics: WorkerMetrics, pipeli
             return 503, {"error": "scores cannot be read now: the scoring process is restarting"}
 
     def page(what: str):  # noqa: ANN202
-        async def handler(request) -> tuple[int, dict | bytes]:  # noqa: ANN001
+        async def handler(request, who: str) -> tuple[int, dict | bytes]:  # noqa: ANN001
             try:
                 params = parse_page(dict(request.query))
             except BadRequest as exc:
@@ -153,10 +201,11 @@ def install_views(app: faust.App, health: Health, metrics: WorkerMetrics, pipeli
 
     app.page("/scores")(guarded(page("scores")))
     app.page("/clusters")(guarded(page("clusters")))
+    app.page("/queue")(guarded(page("queue")))
 
     refreshing = asyncio.Lock()
 
-    async def drift_answer(request) -> tuple[int, dict | bytes]:  # noqa: ANN001
+    async def drift_answer(request, who: str) -> tuple[int, dict | bytes]:  # noqa: ANN001
         # At most one recomputation per DRIFT_FRESH_SECONDS, however many ask: a storm of
         # /drift requests costs the scoring process nothing more.
         async with refreshing:
@@ -166,9 +215,32 @@ def install_views(app: faust.App, health: Health, metrics: WorkerMetrics, pipeli
 
     app.page("/drift")(guarded(drift_answer))
 
-    async def alert_answer(request, alert_id: str) -> tuple[int, dict | bytes]:  # noqa: ANN001
+    async def alert_answer(request, who: str, alert_id: str) -> tuple[int, dict | bytes]:  # noqa: ANN001
         if not alert_id or len(alert_id) > 256:
             return 400, {"error": "alert_id must be 1..256 characters"}
         return await query(ReadRequest(what="alert", alert_id=alert_id))
 
     app.page("/alerts/{alert_id}")(guarded(alert_answer))
+
+    async def decide(request, who: str, alert_id: str) -> tuple[int, dict | bytes]:  # noqa: ANN001
+        # The size is checked before the body is read: a client cannot make this process hold more.
+        length = request.content_length
+        if length is not None and length > MAX_DECISION_BYTES:
+            return 413, {"error": f"body: {length} bytes > limit {MAX_DECISION_BYTES}"}
+        try:
+            event = parse_decision(alert_id, await bounded_body(request, MAX_DECISION_BYTES + 1), who)
+        except BadRequest as exc:
+            return 400, {"error": str(exc)}
+        status, answer = await query(ReadRequest(what="decide", decision=event))
+        if status != 200:
+            return status, answer
+        metrics.decisions.labels(disposition=event.disposition, source="api").inc()
+        return 201, answer
+
+    decide_view = guarded(decide, writes=True)
+
+    class AlertDisposition(faust.web.View):
+        async def post(self, request, alert_id: str):  # noqa: ANN001, ANN201 - faust view signature
+            return await decide_view(self.web, request, alert_id=alert_id)
+
+    app.page("/alerts/{alert_id}/disposition")(AlertDisposition)

@@ -35,7 +35,8 @@ class KafkaTarget:
     @property
     def topics(self) -> dict[str, str]:
         return {"alerts": f"aml.alerts.{self.suffix}", "clusters": f"aml.clusters.{self.suffix}",
-                "scores": f"aml.alert-scores.{self.suffix}", "dlq": f"aml.alerts.dlq.{self.suffix}"}
+                "scores": f"aml.alert-scores.{self.suffix}", "dlq": f"aml.alerts.dlq.{self.suffix}",
+                "dispositions": f"aml.dispositions.{self.suffix}"}
 
     @property
     def group(self) -> str:

@@ -14,6 +14,7 @@ from clickhouse_connect.driver.client import Client
 from batch.validation.checks import Check, Scored
 from shared.clickhouse.connection import check_identifier
 from shared.clickhouse.ddl import schema_statements
+from shared.clickhouse.disposition_store import DispositionStore
 from shared.clickhouse.score_reads import ScoreReads, read_limits
 from shared.clickhouse.score_store import ScoreStore
 from shared.read_api import MAX_PAGE, NotFound, ReadRequest, answer, parse_page
@@ -33,12 +34,12 @@ def serving(client: Client | None, database: str, scored: Scored) -> Check:
         frame = scored.frame
         ScoreStore(client, scratch).write_alert_scores(frame, "backfill", dt.datetime.now(dt.UTC))
         reads = ScoreReads(client, scratch, read_limits(30, 1 << 30))
-        return _read_back(reads, frame, scored.version)
+        return _read_back(reads, DispositionStore(client, scratch), frame, scored.version)
     finally:
         client.command(f"DROP DATABASE IF EXISTS {scratch}")
 
 
-def _read_back(reads: ScoreReads, frame: pd.DataFrame, version: str) -> Check:
+def _read_back(reads: ScoreReads, decisions: DispositionStore, frame: pd.DataFrame, version: str) -> Check:
     days = frame.groupby(["network", "processing_date", "window_days"], sort=True)
     pages, mismatched, missing = 0, [], 0
     for (network, date, window), rows in days:
@@ -46,7 +47,7 @@ def _read_back(reads: ScoreReads, frame: pd.DataFrame, version: str) -> Check:
                                     kind="stable")["alert_id"].head(MAX_PAGE).tolist()
         page = parse_page({"network": network, "date": str(date), "window_days": str(window),
                            "limit": str(MAX_PAGE), "model_version": version})
-        body = answer(reads, ReadRequest(what="scores", page=page), version)
+        body = answer(reads, decisions, ReadRequest(what="scores", page=page), version)
         pages += 1
         if body["total"] != len(rows) or [i["alert_id"] for i in body["items"]] != expected:
             mismatched.append(f"{network} {date} w{window}")
@@ -54,7 +55,7 @@ def _read_back(reads: ScoreReads, frame: pd.DataFrame, version: str) -> Check:
     ids = frame["alert_id"].astype(str).to_numpy()
     for alert_id in rng.choice(ids, size=min(HISTORY_SAMPLE, len(ids)), replace=False):
         try:
-            body = answer(reads, ReadRequest(what="alert", alert_id=str(alert_id)), version)
+            body = answer(reads, decisions, ReadRequest(what="alert", alert_id=str(alert_id)), version)
         except NotFound:
             missing += 1
             continue

@@ -118,6 +118,10 @@ ALERT_SCORE_COLUMNS = _keyed(
     scored_at="DateTime64(3, 'UTC')", source="LowCardinality(String)", qc_sample="Bool")
 # qc_sample came with schema 3: rows scored before it read back false (no QC sample then).
 SCORE_DEFAULTS = {"qc_sample": "false"}
+DISPOSITION_COLUMNS = {
+    "alert_id": "String", "disposition": "LowCardinality(String)", "analyst": "String",
+    "decided_at": "DateTime64(3, 'UTC')", "note": "String", "sar_filed": "Bool",
+    "source": "LowCardinality(String)", "recorded_at": "DateTime64(3, 'UTC')"}
 SCORE_ORDER = "network, window_days, processing_date, alert_id, model_version"
 MONTHLY = "toYYYYMM(processing_date)"
 
@@ -160,6 +164,11 @@ TABLES: tuple[Table, ...] = (
                                       reason="String", received_at="DateTime64(3, 'UTC')"),
           "ReplacingMergeTree(received_at)", "network, window_days, processing_date, cluster_id",
           MONTHLY, since=2),
+    # Investigators' decisions, every one kept (the latest by a given time is the alert's label as
+    # of that time; the others are its audit trail). A redelivered decision has the same key and
+    # replaces itself instead of adding a row.
+    Table("alert_dispositions", _keyed(**DISPOSITION_COLUMNS), "ReplacingMergeTree(recorded_at)",
+          "network, window_days, processing_date, alert_id, decided_at, analyst", MONTHLY, since=4),
     # Where each alert's scores are, keyed by alert_id: GET /alerts/{id} reads a few granules of
     # this, then only the batches it names, instead of scanning alert_scores (whose key starts
     # with the batch). Filled by alert_lookup_mv on every insert; a migration fills it once

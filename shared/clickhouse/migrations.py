@@ -25,13 +25,14 @@ from shared.errors import ConfigurationError
 
 log = logging.getLogger(__name__)
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 CHANGES = {
     1: "the tables and views of release 0.1.0",
     2: "unscored_clusters (clusters acknowledged without a cluster_scorer); alert_lookup and "
        "alert_lookup_mv (reads of one alert without a scan); schema_version",
     3: "alert_scores.qc_sample and alert_scores_shadow.qc_sample (suppression's quality-control "
        "sample); alert_rankings shows it",
+    4: "alert_dispositions (investigators' decisions, every one kept)",
 }
 
 

@@ -57,6 +57,20 @@ def page_query(db: str, columns: str, table: str, order: str, network: str, date
             "ORDER BY rank_position LIMIT {limit:UInt32} OFFSET {offset:UInt64}", params)
 
 
+def undecided_query(db: str) -> str:
+    """The batch's undecided alerts (parameters: the batch and ``version``): ranked as
+    ``ranked_alerts`` ranks the queue (suppressible ones out), then every alert with any
+    decision left out. ``rank_position`` is the alert's place in the ranked queue,
+    ``queue_position`` its place among the undecided."""
+    ranked = (f"SELECT alert_id, address, score, rank_score, risk_level, explanation, qc_sample, "
+              f"model_version, row_number() OVER (ORDER BY rank_score DESC, alert_id) AS rank_position "
+              f"FROM {db}.alert_scores FINAL WHERE {BATCH_FILTER} AND model_version = {{version:String}}"
+              f"{LEAVE_OUT_SUPPRESSED}")
+    return (f"SELECT *, row_number() OVER (ORDER BY rank_position) AS queue_position, "
+            f"count() OVER () AS _total FROM ({ranked}) WHERE alert_id NOT IN "
+            f"(SELECT alert_id FROM {db}.alert_dispositions WHERE {BATCH_FILTER})")
+
+
 def history_query(db: str, alert_id: str) -> tuple[str, dict]:
     """One alert's rows: its batches from ``alert_lookup``, then only those batches' granules."""
     return (f"SELECT network, processing_date, window_days, alert_id, address, model_version, score, "
@@ -105,6 +119,26 @@ class ScoreReads:
                                  network, date, window_days, model_version, limit, offset,
                                  "" if suppressed else LEAVE_OUT_SUPPRESSED)
         return [{"rank_position": r.pop("rank_position"), **r} for r in rows], total
+
+    def queue(self, network: str, date: dt.date, window_days: int, model_version: str, limit: int,
+              offset: int) -> tuple[list[dict[str, Any]], int]:
+        """A page of the batch's undecided alerts in queue order, and how many are undecided."""
+        params = {**batch_params(network, date, window_days), "version": model_version,
+                  "limit": limit, "offset": offset}
+        undecided = undecided_query(self.db)
+        rows = self._rows(f"SELECT * FROM ({undecided}) ORDER BY queue_position "
+                          "LIMIT {limit:UInt32} OFFSET {offset:UInt64}", params)
+        if rows:
+            total = int(rows[0]["_total"])
+        else:  # past the end, or nothing left undecided
+            total = int(self.client.query(f"SELECT count() FROM ({undecided})", parameters=params,
+                                          settings=self.limits).result_rows[0][0])
+        items = []
+        for row in rows:
+            del row["_total"]
+            items.append({"queue_position": row.pop("queue_position"),
+                          "rank_position": row.pop("rank_position"), **row})
+        return items, total
 
     def alert_history(self, alert_id: str) -> list[dict[str, Any]]:
         """Every score row of the alert, across batches and model versions."""
