@@ -7,13 +7,14 @@ from pathlib import Path
 
 import click
 
-from amlscore import cli_governance, cli_validation
+from amlscore import cli_dispositions, cli_governance, cli_validation
 from amlscore.cli_common import (
     app_context,
     end_option,
     network_option,
     ordered,
     parse_date,
+    parse_moment,
     resolve_range,
     start_option,
     window_option,
@@ -36,16 +37,32 @@ def main() -> None:
 @click.option("--alerts-per-day", default=3000, show_default=True, type=click.IntRange(10))
 @click.option("--window-days", default=7, show_default=True, type=click.IntRange(1))
 @click.option("--seed", default=7, show_default=True, type=int)
+@click.option("--labelled-share", default=0.35, show_default=True, type=click.FloatRange(0, 1),
+              help="Share of addresses in the address-label file.")
+@click.option("--dispositions", "with_decisions", is_flag=True,
+              help="Also simulate the team's decisions on each day's top AMLSCORE_REVIEW_CAPACITY "
+                   "alerts: OUT/dispositions.parquet, for `amlscore dispositions import`.")
+@click.option("--decision-error-rate", default=0.05, show_default=True, type=click.FloatRange(0, 1),
+              help="Share of simulated decisions that get the truth wrong.")
+@click.option("--decision-delay-hours", default=36.0, show_default=True, type=click.FloatRange(0),
+              help="Mean hours from a day's alerts to their decisions.")
 @one_line_errors
-def synth(out, networks, start, days, alerts_per_day, window_days, seed) -> None:
+def synth(out, networks, start, days, alerts_per_day, window_days, seed, labelled_share,
+          with_decisions, decision_error_rate, decision_delay_hours) -> None:
     """Write synthetic SOT batches (with _truth.parquet beside each)."""
     from tqdm import tqdm
 
-    from batch.synth import SynthConfig, generate
-    cfg = SynthConfig(out, tuple(networks), start, days, alerts_per_day, window_days, seed)
+    from batch.decisions_sim import TeamConfig
+    from batch.synth import DISPOSITIONS_FILE, SynthConfig, generate
+    team = (TeamConfig(load_settings().review_capacity, decision_error_rate, decision_delay_hours)
+            if with_decisions else None)
+    cfg = SynthConfig(out, tuple(networks), start, days, alerts_per_day, window_days, seed,
+                      labelled_share, team)
     with tqdm(total=days * len(networks), unit="batch", desc="synth") as bar:
         written = generate(cfg, progress=bar.update)
     click.echo(f"wrote {len(written)} batches (~{alerts_per_day} alerts/day) under {out}")
+    if team is not None:
+        click.echo(f"simulated decisions on the top {team.capacity} alerts a day: {out / DISPOSITIONS_FILE}")
 
 
 @main.command()
@@ -93,13 +110,22 @@ def ingest(source, networks, start, end, window_days, skip_existing) -> None:
               help="Last dates held out for evaluation (default 20%).")
 @click.option("--seed", default=42, show_default=True, type=int)
 @click.option("--no-promote", is_flag=True, help="Register as a candidate; do not promote.")
+@click.option("--labels", "label_use", type=click.Choice(["addresses", "dispositions", "both"]),
+              default=None, help="Where labels come from (default: both when any decision is "
+                                 "stored, else addresses).")
+@click.option("--as-of", callback=parse_moment, default=None,
+              help="Training cut-off, ISO 8601 (default now): decisions made later are not used.")
 @one_line_errors
-def train(networks, start, end, window_days, holdout_days, seed, no_promote) -> None:
+def train(networks, start, end, window_days, holdout_days, seed, no_promote, label_use, as_of) -> None:
     """Train alert_scorer, alert_ranker and cluster_scorer; write models and a report."""
     ordered(start, end)
+    from batch.dataset import Labels
     from batch.train import TrainConfig
     from batch.train import train as run_train
     ctx = app_context()
+    if label_use is None:
+        label_use = "both" if ctx.dispositions.any() else "addresses"
+    labels = Labels(label_use, as_of, ctx.dispositions)
     networks, start, end = resolve_range(ctx, networks, start, end, window_days)
     from amlscore.cli_validation import train_gate
     cfg = TrainConfig(networks, start, end, window_days, holdout_days, seed,
@@ -109,7 +135,7 @@ def train(networks, start, end, window_days, holdout_days, seed, no_promote) -> 
     validations: list[dict] = []
     result = run_train(ctx.raw, ctx.models, cfg, ctx.registry_table,
                        progress=lambda step: click.echo(f"… {step}", err=True),
-                       gate=train_gate(ctx, validations))
+                       gate=train_gate(ctx, validations), labels=labels)
     m = result.metrics
     ranking = m["ranking"]["mean"]
     click.echo(f"model version {result.version} ({'promoted' if result.promoted else 'candidate'})")
@@ -123,6 +149,10 @@ def train(networks, start, end, window_days, holdout_days, seed, no_promote) -> 
                f"{ranking['ranker_precision@50']} ({ranking['classifier_baseline_precision@50']})")
     choice = m["rank_score"]
     click.echo(f"  rank_score     from the {choice['source']}: {choice['why']}")
+    used = m["labels"]
+    click.echo(f"  labels         {used['use']} as of {used['as_of']}: training "
+               f"{used['training']['dispositions']} from decisions, {used['training']['addresses']} from "
+               f"address labels; held out {used['held_out']['dispositions']} / {used['held_out']['addresses']}")
     if "skipped" in m["cluster_scorer"]:
         click.echo(f"  cluster_scorer not trained: {m['cluster_scorer']['skipped']}; clusters stay "
                    "unscored with this version")
@@ -401,5 +431,5 @@ def dlq(chosen, redrive, show) -> None:
                        "keep whole: their headers name the original size and sha256)")
 
 
-for _command in (*cli_governance.COMMANDS, *cli_validation.COMMANDS):
+for _command in (*cli_governance.COMMANDS, *cli_validation.COMMANDS, *cli_dispositions.COMMANDS):
     main.add_command(_command)

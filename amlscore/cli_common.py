@@ -19,6 +19,17 @@ def parse_date(_ctx, _param, value: str | None) -> dt.date | None:
         raise click.BadParameter(f"{value!r} is not YYYY-MM-DD") from exc
 
 
+def parse_moment(_ctx, _param, value: str | None) -> dt.datetime | None:
+    """An ISO 8601 time; without a zone it is UTC."""
+    if value is None:
+        return None
+    try:
+        moment = dt.datetime.fromisoformat(value)
+    except ValueError as exc:
+        raise click.BadParameter(f"{value!r} is not an ISO 8601 time (e.g. 2025-01-10T00:00:00Z)") from exc
+    return moment.replace(tzinfo=dt.UTC) if moment.tzinfo is None else moment.astimezone(dt.UTC)
+
+
 network_option = click.option("--network", "networks", multiple=True,
                               help="Network (repeatable); default: every network present.")
 start_option = click.option("--start", callback=parse_date, help="First processing date, YYYY-MM-DD.")
@@ -66,3 +77,10 @@ def resolve_range(ctx, networks, start, end, window_days):
         start, end = start or found[0], end or found[1]
     ordered(start, end)
     return networks, start, end
+
+
+def ground_truth(ctx, as_of=None):  # noqa: ANN001, ANN201
+    """What compare and validate measure against: investigators' decisions made by ``as_of``
+    (default now) where they exist, address labels elsewhere."""
+    from batch.dataset import Labels
+    return Labels("both", as_of, ctx.dispositions)

@@ -10,6 +10,7 @@ import click
 from amlscore.cli_common import (
     app_context,
     end_option,
+    ground_truth,
     network_option,
     ordered,
     resolve_range,
@@ -156,28 +157,36 @@ def shadow(version, off) -> None:
 @end_option
 @window_option
 @click.option("--version", "challenger", default=None, help="Default: the shadow version.")
+@click.option("--against", "against", default=None, help="The champion; default: the promoted version.")
 @click.option("--out", type=click.Path(path_type=Path), default=None,
               help="Report directory; default: AMLSCORE_HOME/compare/CHAMPION_vs_CHALLENGER.")
 @one_line_errors
-def compare(networks, start, end, window_days, challenger, out) -> None:
-    """Champion vs challenger on the alerts of a range: metrics, score shift, rank agreement."""
+def compare(networks, start, end, window_days, challenger, against, out) -> None:
+    """Champion vs challenger on the alerts of a range: metrics, recall at the review capacity
+    (investigators' decisions as ground truth where there are), score shift, rank agreement."""
     ordered(start, end)
     from batch.compare import TOP, compare_versions
     ctx = app_context()
     challenger = challenger or ctx.models.shadow_version()
     if not challenger:
         raise click.UsageError("no challenger: pass --version V or set one with `amlscore shadow V`")
-    champion = ctx.scoring()
+    champion = ctx.scoring(against)
     networks, start, end = resolve_range(ctx, networks, start, end, window_days)
     out = out or ctx.settings.home / "compare" / f"{champion.model_version}_vs_{challenger}"
     r = compare_versions(ctx.raw, champion, ctx.scoring(challenger), networks, start, end,
-                         window_days, out)
-    click.echo(f"{r['alerts']} alerts ({r['labelled']} labelled) {start}..{end}")
+                         window_days, out, ground_truth(ctx), ctx.settings.review_capacity)
+    sources = r["labels"]
+    click.echo(f"{r['alerts']} alerts ({r['labelled']} labelled: {sources['dispositions']} by "
+               f"investigators' decisions, {sources['addresses']} by address labels) {start}..{end}")
     ranking = r["ranking"]["mean"]
     for name in ("champion", "challenger"):
         m = r["metrics"][name]
         click.echo(f"  {name:<10} {r[name]:<28} AUC {m['auc']}  PR-AUC {m['pr_auc']}  "
                    f"NDCG@10 {ranking[f'{name}_ndcg@10']}  precision@50 {ranking[f'{name}_precision@50']}")
+    for name in ("champion", "challenger"):
+        at = r["capacity"][name]
+        click.echo(f"  {name:<10} recall at {at['review_capacity']} alerts/day {at['recall_at_capacity']} "
+                   f"(precision {at['precision_at_capacity']})")
     click.echo(f"  score shift: mean {r['score_shift']['mean']:+.4f}, mean |shift| "
                f"{r['score_shift']['mean_abs']:.4f}; top-{TOP} overlap {r['rank_agreement'][f'top{TOP}_overlap_mean']}")
     click.echo(f"report: {out / 'compare.json'}")

@@ -7,6 +7,7 @@ import click
 from amlscore.cli_common import (
     app_context,
     end_option,
+    ground_truth,
     network_option,
     ordered,
     start_option,
@@ -31,9 +32,10 @@ def run_validation(ctx, version: str, champion: str | None, data, span: dict) ->
 
 
 def range_data(ctx, networks, start, end, window_days):  # noqa: ANN001, ANN201
-    """(the alerts of a range with their labels, the range as the report records it)."""
+    """(the alerts of a range with their labels — decisions where there are, address labels
+    elsewhere — and the range as the report records it)."""
     from batch.dataset import load_training_data
-    data = load_training_data(ctx.raw, networks, start, end, window_days)
+    data = load_training_data(ctx.raw, networks, start, end, window_days, ground_truth(ctx))
     return data, {"networks": list(networks), "start": start.isoformat(), "end": end.isoformat(),
                   "window_days": window_days}
 

@@ -1,5 +1,7 @@
 """`amlscore compare`: champion (the promoted version) against a challenger on the alerts of a
-range — labelled metrics, score shift and rank agreement per date — as JSON and a PNG."""
+range — labelled metrics, recall at the review capacity, score shift and rank agreement per
+date — as JSON and a PNG. Ground truth is each alert's latest disposition made by ``labels``'s
+as-of time where there is one, its address's label otherwise."""
 
 from __future__ import annotations
 
@@ -10,7 +12,8 @@ from pathlib import Path
 import numpy as np
 import orjson
 
-from batch.dataset import load_training_data
+from batch.capacity import queue_figures
+from batch.dataset import Labels, load_training_data
 from batch.evaluate import binary_metrics, ranking_metrics
 from batch.report import NO_PLOTS, plt
 from shared.clickhouse.raw_store import RawStore
@@ -38,8 +41,8 @@ def _top_overlap(groups: np.ndarray, a: np.ndarray, b: np.ndarray, k: int = TOP)
 
 def compare_versions(raw: RawStore, champion: RiskScoring, challenger: RiskScoring,
                      networks: Sequence[str], start: dt.date, end: dt.date, window_days: int,
-                     out: Path) -> dict:
-    data = load_training_data(raw, networks, start, end, window_days)
+                     out: Path, labels: Labels | None = None, review_capacity: int = 100) -> dict:
+    data = load_training_data(raw, networks, start, end, window_days, labels)
     if not len(data.alerts):
         raise AmlScoreError(f"no alerts for {','.join(networks)} between {start} and {end}")
     alerts = data.alerts
@@ -53,6 +56,9 @@ def compare_versions(raw: RawStore, champion: RiskScoring, challenger: RiskScori
                   "window_days": window_days},
         "champion": champion.model_version, "challenger": challenger.model_version,
         "alerts": int(len(alerts)), "labelled": int(labelled.sum()),
+        "labels": {k: data.label_counts[k] for k in ("use", "as_of", "dispositions", "addresses")},
+        "capacity": {name: queue_figures(alerts, s[1], labels, review_capacity)
+                     for name, s in scores.items()},
         "metrics": {name: binary_metrics(labels[labelled], s[0][labelled]) for name, s in scores.items()},
         "ranking": ranking_metrics(groups[labelled], labels[labelled],
                                    {name: s[1][labelled] for name, s in scores.items()}),

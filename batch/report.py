@@ -109,6 +109,7 @@ def write_report(directory: Path, version: str, metrics: dict, split: dict, held
         "alert_id": held["alert_ids"].astype(str), "group": held["groups"].astype(str),
         "label": labels.astype(np.int8), "score": scores, "rank_score": held["rank_scores"],
         "seen_address": held["seen_address"],
+        "label_source": held.get("label_source", np.full(len(labels), "address")).astype(str),
     }), directory / "holdout_predictions.parquet")
     report = {"model_version": version, "split": split, "metrics": metrics,
               "feature_importance": [{"feature": k, "total_gain": round(v, 4)} for k, v in ranked],

@@ -21,6 +21,7 @@ import orjson
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from batch.decisions_sim import TeamConfig, decide_day, decisions_table
 from batch.sot_layout import META_FILE, TRUTH_FILE, batch_path, labels_path
 
 # typology: (pattern_type, affinity to illicit, severity offset)
@@ -66,6 +67,7 @@ LOGIT_SLOPE = 2.4
 TARGET_PREVALENCE = 0.05
 LABELLED_SHARE = 0.35
 FEATURE_MISSING_RATE = 0.04
+DISPOSITIONS_FILE = "dispositions.parquet"
 
 
 @dataclass(frozen=True)
@@ -77,6 +79,8 @@ class SynthConfig:
     alerts_per_day: int = 3000
     window_days: int = 7
     seed: int = 7
+    labelled_share: float = LABELLED_SHARE  # addresses in the address-label file
+    team: TeamConfig | None = None          # simulate investigators' decisions (dispositions.parquet)
 
 
 def sigmoid(x: np.ndarray) -> np.ndarray:
@@ -225,7 +229,8 @@ def _day(
             [[indicator_names[j] for j in np.flatnonzero(row)] for row in ind_hit], pa.list_(pa.string())
         ),
     })
-    truth = pa.table({"alert_id": ids, "p_illicit": pop.p[active][a_idx]})
+    truth = pa.table({"alert_id": ids, "p_illicit": pop.p[active][a_idx],
+                      "illicit": pop.illicit[active][a_idx]})
 
     feats = _features(pop, active, rng)
     features = pa.table({
@@ -299,8 +304,8 @@ def _money_flows(date, cfg: SynthConfig, pop: _Population, active, rng) -> pa.Ta
     })
 
 
-def _labels(network: str, pop: _Population, rng: np.random.Generator) -> pa.Table:
-    labelled = np.flatnonzero(rng.random(len(pop.z)) < LABELLED_SHARE)
+def _labels(network: str, pop: _Population, rng: np.random.Generator, share: float) -> pa.Table:
+    labelled = np.flatnonzero(rng.random(len(pop.z)) < share)
     bad = pop.illicit[labelled]
     risk = np.where(bad, np.where(rng.random(len(labelled)) < 0.6, "high", "critical"),
                     np.where(rng.random(len(labelled)) < 0.75, "low", "medium"))
@@ -323,16 +328,26 @@ def write_parquet(table: pa.Table, path: Path) -> bytes:
 
 
 def generate(cfg: SynthConfig, progress=None) -> list[Path]:  # noqa: ANN001
-    """Write ``cfg.days`` batches per network under ``cfg.out``; return the batch directories."""
-    written = []
+    """Write ``cfg.days`` batches per network under ``cfg.out``; return the batch directories.
+    With ``cfg.team``, the simulated team's decisions go to ``{out}/dispositions.parquet`` (beside
+    the batches, not part of them: investigators' decisions are not SOT data)."""
+    written: list[Path] = []
+    decisions: list[dict] = []
+    now = dt.datetime.now(dt.UTC)
     for network in cfg.networks:
         rng = np.random.default_rng([cfg.seed, zlib.crc32(network.encode())])
         pop = _population(network, max(2000, cfg.alerts_per_day * 4), rng, cfg.start)
-        write_parquet(_labels(network, pop, rng), Path(labels_path(str(cfg.out), network)))
+        write_parquet(_labels(network, pop, rng, cfg.labelled_share),
+                      Path(labels_path(str(cfg.out), network)))
+        team_rng = np.random.default_rng([cfg.seed, zlib.crc32(network.encode()), 1])
         for offset in range(cfg.days):
             date = cfg.start + dt.timedelta(days=offset)
             directory = Path(batch_path(str(cfg.out), network, date, cfg.window_days))
             tables = _day(network, date, cfg, pop, rng)
+            if cfg.team is not None:
+                truth = tables[TRUTH_FILE]
+                decisions += decide_day(network, date, cfg.window_days, tables["alerts.parquet"],
+                                        truth.column("illicit").to_numpy(), cfg.team, team_rng, now)
             digests, counts = {}, {}
             for name, table in tables.items():
                 data = write_parquet(table, directory / name)
@@ -345,4 +360,6 @@ def generate(cfg: SynthConfig, progress=None) -> list[Path]:  # noqa: ANN001
             written.append(directory)
             if progress is not None:
                 progress(1)
+    if cfg.team is not None:
+        write_parquet(decisions_table(decisions), Path(cfg.out) / DISPOSITIONS_FILE)
     return written

@@ -17,7 +17,7 @@ import numpy as np
 import pandas as pd
 
 from batch.capacity import queue_figures
-from batch.dataset import TrainingData, load_training_data
+from batch.dataset import Labels, TrainingData, load_training_data
 from batch.evaluate import binary_metrics, choose_rank_source, ranking_metrics
 from batch.models import FitResult, fit_binary, fit_ranker
 from batch.report import write_report
@@ -82,7 +82,8 @@ def _require(name: str, labels: np.ndarray, cfg: TrainConfig, part: str) -> None
     if part == "training" and len(labelled) < cfg.min_labelled:
         raise TrainingRefused(
             f"{name}: only {len(labelled)} labelled rows in the training dates (need "
-            f"{cfg.min_labelled}); widen --start/--end or load more address labels")
+            f"{cfg.min_labelled}); widen --start/--end, load more address labels or import "
+            "investigators' decisions (`amlscore dispositions import`)")
     minimum = cfg.min_positives if part == "training" else 1
     if positives < minimum or negatives < minimum:
         raise TrainingRefused(
@@ -179,14 +180,26 @@ def _held_out_queue(alerts: pd.DataFrame, held: np.ndarray, y: np.ndarray, score
     return points, choose_threshold(scores, y[held], cfg.suppress_max_miss).to_dict()
 
 
+def label_report(counts: dict, source: np.ndarray, train_rows: np.ndarray) -> dict:
+    """Where the labels came from: the run's label use and as-of time, and labelled alerts per
+    source in the training and the held-out dates."""
+    def per_source(rows: np.ndarray) -> dict[str, int]:
+        return {"dispositions": int((rows & (source == "disposition")).sum()),
+                "addresses": int((rows & (source == "address")).sum())}
+    return {"use": counts["use"], "as_of": counts["as_of"], "decisions_read": counts["decisions_read"],
+            "training": per_source(train_rows), "held_out": per_source(~train_rows)}
+
+
 def train(store: RawStore, registry: DirectoryModelRegistry, cfg: TrainConfig,
           registry_table: RegistryStore | None = None,
-          progress: Callable[[str], None] = lambda step: None, gate: Gate | None = None) -> TrainResult:
+          progress: Callable[[str], None] = lambda step: None, gate: Gate | None = None,
+          labels: Labels | None = None) -> TrainResult:
     """``progress`` hears of each long step as it begins (the CLI prints it). With
     ``cfg.promote`` the version is promoted when ``gate`` (its validation) passes it, or at once
-    when there is no gate."""
+    when there is no gate. ``labels``: which labels, as of when (default: address labels only);
+    training and the held-out evaluation both see only decisions made by ``labels.as_of``."""
     progress(f"reading alerts, features and clusters {cfg.start}..{cfg.end}")
-    data = load_training_data(store, cfg.networks, cfg.start, cfg.end, cfg.window_days)
+    data = load_training_data(store, cfg.networks, cfg.start, cfg.end, cfg.window_days, labels)
     if not len(data.alerts):
         raise TrainingRefused(
             f"no alerts for {','.join(cfg.networks)} between {cfg.start} and {cfg.end} "
@@ -243,6 +256,7 @@ def train(store: RawStore, registry: DirectoryModelRegistry, cfg: TrainConfig,
         "ranking": ranking_metrics(groups, held_y, {"ranker": held_ranker, "classifier_baseline": held_scores}),
         "rank_score": {"source": rank_source, "why": rank_why, "validation": rank_figures},
         "cluster_scorer": clusters.metrics if clusters.model else {"skipped": clusters.skipped},
+        "labels": label_report(data.label_counts, alerts["label_source"].to_numpy(), train_rows),
     }
     fingerprint = _fingerprint(x[labelled & train_rows], y[labelled & train_rows], clusters.matrix,
                                names=names)
@@ -271,6 +285,7 @@ def train(store: RawStore, registry: DirectoryModelRegistry, cfg: TrainConfig,
     write_report(report_dir, version, metrics, split, {
         "alert_ids": alerts["alert_id"].to_numpy()[held_mask], "groups": groups, "labels": held_y,
         "scores": held_scores, "rank_scores": held_rank, "seen_address": held_seen,
+        "label_source": alerts["label_source"].to_numpy()[held_mask],
     }, scorer.booster, names)
     _register(registry, registry_table, cfg, version, fits, common)
     result = TrainResult(version, metrics, report_dir,

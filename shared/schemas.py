@@ -7,7 +7,14 @@ from __future__ import annotations
 import datetime as dt
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    ValidationInfo,
+    field_validator,
+)
 
 NonEmpty = Annotated[str, StringConstraints(min_length=1, max_length=256)]
 # One pattern for network names, in events and in SOT folders alike.
@@ -113,6 +120,13 @@ class DispositionEvent(_BatchEvent):
     decided_at: dt.datetime
     note: Annotated[str, StringConstraints(max_length=4096)] = ""
     sar_filed: bool = False
+
+    @field_validator("note", "sar_filed", mode="before")
+    @classmethod
+    def _null_is_unset(cls, value: object, info: ValidationInfo) -> object:
+        if value is None:
+            return "" if info.field_name == "note" else False
+        return value
 
     @field_validator("decided_at")
     @classmethod

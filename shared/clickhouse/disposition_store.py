@@ -73,7 +73,7 @@ class DispositionStore:
         result = self.client.query(
             f"SELECT network, processing_date, window_days, alert_id, "
             f"argMax(disposition, {LATEST}) AS disposition, argMax(sar_filed, {LATEST}) AS sar_filed, "
-            f"max(decided_at) AS decided_at FROM {self.db}.alert_dispositions FINAL "
+            f"max(decided_at) AS last_decided_at FROM {self.db}.alert_dispositions FINAL "
             f"WHERE {RANGE_FILTER} AND decided_at <= {{as_of:DateTime64(3, 'UTC')}} "
             "GROUP BY network, processing_date, window_days, alert_id",
             parameters={**range_params(networks, start, end, window_days), "as_of": _utc(as_of)})
@@ -95,7 +95,7 @@ class DispositionStore:
         each alert's latest decision and the risk band of its latest score, the share of true
         positives (escalations and SARs included) among decided alerts per band and the median
         hours from the alert's first score to its decision (decisions made after the score)."""
-        latest = (f"SELECT network, processing_date, window_days, alert_id, max(decided_at) AS decided_at, "
+        latest = (f"SELECT network, processing_date, window_days, alert_id, max(decided_at) AS last_decided_at, "
                   f"argMax(disposition IN ('true_positive', 'escalated') OR sar_filed, {LATEST}) AS positive "
                   f"FROM {self.db}.alert_dispositions FINAL "
                   "GROUP BY network, processing_date, window_days, alert_id")
@@ -106,8 +106,8 @@ class DispositionStore:
                   "GROUP BY network, processing_date, window_days, alert_id")
         result = self.client.query(
             f"SELECT s.risk_level, count(), countIf(d.positive), "
-            f"quantileIf(0.5)(dateDiff('millisecond', s.first_scored, d.decided_at) / 3600000.0, "
-            f"d.decided_at >= s.first_scored) FROM ({latest}) AS d INNER JOIN ({scored}) AS s "
+            f"quantileIf(0.5)(dateDiff('millisecond', s.first_scored, d.last_decided_at) / 3600000.0, "
+            f"d.last_decided_at >= s.first_scored) FROM ({latest}) AS d INNER JOIN ({scored}) AS s "
             "ON s.network = d.network AND s.processing_date = d.processing_date "
             "AND s.window_days = d.window_days AND s.alert_id = d.alert_id "
             "GROUP BY s.risk_level ORDER BY s.risk_level", settings=settings or {})
