@@ -48,3 +48,14 @@ def test_unusable_token_settings_fail_at_start(settings, message):
 def test_loopback_addresses():
     assert all(is_loopback(h) for h in ("127.0.0.1", "127.0.0.2", "::1", "[::1]", "localhost"))
     assert not any(is_loopback(h) for h in ("0.0.0.0", "10.0.0.5", "::", "worker.internal"))
+
+
+def test_recording_a_decision_needs_a_token_even_on_loopback():
+    from stream.access import ApiAccess
+    open_loopback = ApiAccess((), loopback=True)
+    assert open_loopback.check(None).status == 200
+    assert open_loopback.check_writer(None).status == 401
+    assert "AMLSCORE_API_TOKEN" in open_loopback.check_writer(None).message
+    tokens = ApiAccess((("alice", b"alice-token-0123456789"),), loopback=True)
+    assert tokens.check_writer("Bearer alice-token-0123456789").who == "alice"
+    assert tokens.check_writer(None).status == 401
