@@ -337,7 +337,8 @@ def replay(source, networks, start, end, window_days, features_mode, rate, no_cl
 @click.option("--rate", default=2000.0, show_default=True, help="Messages per second streamed live.")
 @one_line_errors
 def demo(directory, alerts_per_day, rate) -> None:
-    """The whole product on embedded defaults: synth → ingest → train → worker → live stream."""
+    """The whole product on embedded defaults: synth → ingest → train → worker → live stream →
+    investigators' decisions → retrain with them → before/after."""
     import time
 
     import orjson
@@ -385,6 +386,24 @@ def demo(directory, alerts_per_day, rate) -> None:
         top = ", ".join(f"{c['feature']} {c['contribution']:+.2f}" for c in orjson.loads(row["explanation"])[:3])
         click.echo(f"  {row['score']:.3f} {row['risk_level']:<8} {row['typology_type']:<24} "
                    f"{row['address'][:14]}…  because {top}")
+    loop, r = s.loop, s.loop.compared
+    used = r["labels"]
+    click.echo(f"\ninvestigators' decisions: {loop.posted} posted on the live queue (POST "
+               f"/alerts/{{id}}/disposition; {loop.queue_left} left undecided in GET /queue), "
+               f"{loop.imported} of earlier days imported")
+    click.echo("  " + next(line for line in loop.retrain_output.splitlines() if "labels " in line).strip())
+    click.echo(f"  held-out recall at {r['capacity']['champion']['review_capacity']} alerts/day, "
+               f"{r['range']['start']}..{r['range']['end']} (ground truth: {used['dispositions']} "
+               f"decisions, {used['addresses']} address labels):")
+    for name, what in (("champion", "before, address labels only"), ("challenger", "after, with decisions")):
+        at = r["capacity"][name]
+        click.echo(f"    {what:<27} {r[name]}  recall {at['recall_at_capacity']} "
+                   f"(precision {at['precision_at_capacity']}); against the generator's truth "
+                   f"{loop.truth_recall.get(r[name])}")
+    click.echo("  (the live day is left out: its decisions were made on the first version's own "
+               "queue, which favours it)")
+    click.echo(f"  {loop.retrained} is a candidate: `amlscore promote {loop.retrained}` validates "
+               "and promotes it")
     click.echo(f"\ntraining report and plots: {s.report_dir}/ (report.json, roc.png, pr.png, "
                f"calibration.png, importance.png, recall_at_capacity.png; validation.json, "
                f"validation.txt)")

@@ -1,7 +1,9 @@
 """`amlscore demo`: the whole product on embedded defaults, in one command.
 
-Local Tansu broker + embedded ClickHouse in one directory → synthetic SOT → ingest → train →
-worker → a day of alerts streamed live (plus a few malformed ones) → summary. Each step that
+Local Tansu broker + embedded ClickHouse in one directory → synthetic SOT (and a simulated
+team's past decisions) → ingest → train on address labels → worker → a day of alerts streamed
+live (plus a few malformed ones) → investigators decide the top of the live queue through the
+API → their past decisions imported → retrain with the decisions → before/after → summary. Each step that
 opens the embedded engine runs in a process of its own (it serves one process per directory);
 every child is stopped on the way out, whatever happens.
 """
@@ -12,6 +14,7 @@ import asyncio
 import contextlib
 import datetime as dt
 import os
+import secrets
 import shutil
 import signal
 import subprocess
@@ -25,11 +28,16 @@ from pathlib import Path
 
 import numpy as np
 import orjson
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
 
+from amlscore.demo_loop import LoopSummary, retrain_and_compare, work_the_queue
 from amlscore.local_broker import LocalBroker, free_port
 from batch import replay as rp
+from batch.decisions_sim import TeamConfig
 from batch.sot_reader import BatchKey, open_source
-from batch.synth import SynthConfig, generate
+from batch.synth import DISPOSITIONS_FILE, SynthConfig, generate
 from shared.kafka_io import ensure_topics, publish, read_topic
 from shared.settings import Settings
 
@@ -47,6 +55,10 @@ class DemoConfig:
     rate: float = 2000.0
     poison: int = 25
     seed: int = 7
+    # A team that reviews a fifth of each day's alerts and an address-label file that covers 5 %
+    # of addresses (what intelligence feeds give): the team's decisions are most of the labels.
+    labelled_share: float = 0.05
+    review_share: float = 0.2
 
 
 @dataclass
@@ -65,6 +77,7 @@ class DemoSummary:
     model_version: str = ""
     api_top: dict = field(default_factory=dict)    # GET /scores of the live day, from the worker
     api_drift: dict = field(default_factory=dict)  # GET /drift
+    loop: LoopSummary = field(default_factory=LoopSummary)
 
 
 def _env(cfg: DemoConfig, bootstrap: str = "") -> dict:
@@ -72,6 +85,7 @@ def _env(cfg: DemoConfig, bootstrap: str = "") -> dict:
     env = {**clean, **DEMO_ENV, "AMLSCORE_HOME": str(cfg.directory / "home")}
     if bootstrap:
         env["AMLSCORE_KAFKA_BOOTSTRAP"] = bootstrap
+    env["AMLSCORE_REVIEW_CAPACITY"] = str(max(10, round(cfg.review_share * cfg.alerts_per_day)))
     return env
 
 
@@ -101,8 +115,10 @@ def _worker(env: dict, log: Path) -> Iterator[tuple[subprocess.Popen, int]]:
                 process.wait(10)
 
 
-def _get_json(port: int, path: str) -> dict:
-    with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=30) as response:  # noqa: S310
+def _get_json(port: int, path: str, token: str = "") -> dict:
+    request = urllib.request.Request(f"http://127.0.0.1:{port}{path}",
+                                     headers={"Authorization": f"Bearer {token}"} if token else {})
+    with urllib.request.urlopen(request, timeout=30) as response:  # noqa: S310
         return orjson.loads(response.read())
 
 
@@ -186,15 +202,24 @@ def run_demo(cfg: DemoConfig, say: Say, on_progress: Callable[[int, int], None] 
     sot, env = cfg.directory / "sot", _env(cfg)
     start = dt.date(2025, 1, 1)
     live_day = start + dt.timedelta(days=cfg.days - 1)
+    token = secrets.token_hex(16)  # the demo investigator's API token: decisions need one
+    capacity = int(env["AMLSCORE_REVIEW_CAPACITY"])
 
-    say(f"[1/5] synthetic SOT: {cfg.days} days × ~{cfg.alerts_per_day} alerts → {sot}")
-    generate(SynthConfig(out=sot, start=start, days=cfg.days, alerts_per_day=cfg.alerts_per_day, seed=cfg.seed))
-    say("[2/5] ingest into the embedded ClickHouse (checksums, columns, types checked first)")
+    say(f"[1/7] synthetic SOT: {cfg.days} days × ~{cfg.alerts_per_day} alerts → {sot}, and the "
+        f"team's decisions on the top {capacity} alerts of each earlier day")
+    generate(SynthConfig(out=sot, start=start, days=cfg.days, alerts_per_day=cfg.alerts_per_day,
+                         seed=cfg.seed, labelled_share=cfg.labelled_share,
+                         team=TeamConfig(capacity)))
+    history = cfg.directory / "decisions_before_today.parquet"
+    decided = pq.read_table(sot / DISPOSITIONS_FILE)
+    pq.write_table(decided.filter(pc.less(decided["processing_date"], pa.scalar(live_day, pa.date32()))),
+                   history)  # the live day is decided below, on the worker's queue
+    say("[2/7] ingest into the embedded ClickHouse (checksums, columns, types checked first)")
     # The live day is ingested too, as an upstream SOT job would have loaded its address
     # features: alerts streamed without embedded features find them, as backfill does.
     say("      " + _amlscore(env, "ingest", "--source", str(sot)).strip())
-    say("[3/5] train alert_scorer, alert_ranker, cluster_scorer on the days before the live one "
-        "(last 2 held out)")
+    say("[3/7] train alert_scorer, alert_ranker, cluster_scorer on the days before the live one "
+        "(last 2 held out), from address labels: no decision is stored yet")
     summary.train_output = _amlscore(env, "train", "--holdout-days", "2",
                                      "--end", str(live_day - dt.timedelta(days=1)))
     summary.model_version = summary.train_output.split("model version ", 1)[1].split()[0]
@@ -216,15 +241,15 @@ def run_demo(cfg: DemoConfig, say: Say, on_progress: Callable[[int, int], None] 
     summary.alerts_in = sum(1 for t, _, _ in mixed if t == TOPICS.alerts_topic)
 
     with LocalBroker(log_path=cfg.directory / "tansu.log") as broker:
-        env = _env(cfg, broker.bootstrap)
+        env = {**_env(cfg, broker.bootstrap), "AMLSCORE_API_TOKEN": f"investigator:{token}"}
         asyncio.run(ensure_topics(broker.bootstrap, [TOPICS.alerts_topic, TOPICS.clusters_topic,
-                                                     TOPICS.scores_topic, TOPICS.dlq_topic],
-                                  TOPICS.topic_partitions))
-        say(f"[4/5] local broker on {broker.bootstrap}; starting the worker")
+                                                     TOPICS.dispositions_topic, TOPICS.scores_topic,
+                                                     TOPICS.dlq_topic], TOPICS.topic_partitions))
+        say(f"[4/7] local broker on {broker.bootstrap}; starting the worker")
         log = cfg.directory / "worker.log"
         with _worker(env, log) as (process, port):
             _wait_ready(process, port, log)
-            say(f"[5/5] streaming {live_day} live: {report.alerts} alerts + {cfg.poison} malformed "
+            say(f"[5/7] streaming {live_day} live: {report.alerts} alerts + {cfg.poison} malformed "
                 f"+ {report.clusters} clusters at {cfg.rate:.0f} msg/s")
             errors: list[BaseException] = []
 
@@ -246,9 +271,11 @@ def run_demo(cfg: DemoConfig, say: Say, on_progress: Callable[[int, int], None] 
                 scored = int(metrics.get('amlscore_scored_total{kind="alert"}', 0))
                 dead = int(sum(v for k, v in metrics.items() if k.startswith("amlscore_dead_lettered_total")))
                 clusters = int(metrics.get('amlscore_scored_total{kind="cluster"}', 0))
+                # A version trained without a cluster_scorer stores clusters unscored: done too.
+                unscored = int(metrics.get('amlscore_unscored_total{kind="cluster"}', 0))
                 if on_progress:
                     on_progress(scored + dead, summary.alerts_in)
-                if scored >= expected_alerts and dead >= cfg.poison and clusters >= report.clusters:
+                if scored >= expected_alerts and dead >= cfg.poison and clusters + unscored >= report.clusters:
                     break
                 if time.monotonic() > deadline or process.poll() is not None:
                     raise RuntimeError(f"the stream did not complete:\n{log.read_text()[-2000:]}")
@@ -258,9 +285,17 @@ def run_demo(cfg: DemoConfig, say: Say, on_progress: Callable[[int, int], None] 
             summary.scored, summary.dead_lettered, summary.clusters = scored, dead, clusters
             keys = {k for t, k, _ in records if t == TOPICS.alerts_topic}
             summary.latencies_ms = asyncio.run(event_to_score_latencies(broker.bootstrap, keys))
-            summary.api_top = _get_json(port, f"/scores?network=ethereum&date={live_day}&limit=5")
-            summary.api_drift = _get_json(port, "/drift")
+            summary.api_top = _get_json(port, f"/scores?network=ethereum&date={live_day}&limit=5", token)
+            summary.api_drift = _get_json(port, "/drift", token)
+            half = capacity // 2
+            say(f"[6/7] investigators work the live queue: GET /queue, then POST a decision on "
+                f"each of its top {half} alerts")
+            summary.loop.posted, summary.loop.queue_left = work_the_queue(port, token, sot, live_day, half)
     summary.top, summary.equal_to_backfill, summary.streamed = _read_back(env, live_day, summary.model_version)
+    say("[7/7] import the team's earlier decisions, retrain with them over the same dates (a "
+        "candidate) and compare both versions on the first one's held-out dates")
+    retrain_and_compare(lambda *args: _amlscore(env, *args), cfg.directory / "home", sot, history,
+                        summary.model_version, start, live_day, summary.loop)
     return summary
 
 

@@ -41,5 +41,9 @@ def test_demo_runs_end_to_end_and_leaves_no_process(tmp_path):
         assert "GET /scores?network=ethereum" in out and out.count("  #") == 5
         assert "GET /drift: " in out and " stable; highest PSI " in out
         assert len([line for line in out.splitlines() if " because " in line]) == 10
+        assert "investigators' decisions: 120 posted on the live queue" in out, out
+        before, after = (float(line.split(" recall ", 1)[1].split()[0]) for line in out.splitlines()
+                         if line.startswith(("    before,", "    after,")))
+        assert after > before, out  # the team's decisions, as labels, find more at capacity
         assert (directory / "home" / "models").is_dir()
         assert _processes_using(directory / "home") == []
