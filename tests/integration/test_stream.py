@@ -190,7 +190,8 @@ def test_two_workers_share_four_partitions_and_score_each_alert_once(prepared, b
     for w in workers:
         w.wait_for("amlscore_assigned_partitions", 2, timeout=60)
     deadline = time.monotonic() + 60
-    while sum(w.metric("amlscore_assigned_partitions") for w in workers) != 8:  # 4 alerts + 4 clusters
+    consumed = 3 * 4  # alerts, clusters and dispositions, four partitions each
+    while sum(w.metric("amlscore_assigned_partitions") for w in workers) != consumed:
         assert time.monotonic() < deadline, "partitions not split between the workers"
         time.sleep(0.5)
     records = [r for day in (LAST - dt.timedelta(days=1), LAST)
