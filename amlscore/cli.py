@@ -199,13 +199,14 @@ def backfill(networks, start, end, window_days, chunk_size, force, model_version
 
     from batch.backfill import BackfillConfig
     from batch.backfill import backfill as run_backfill
+    from shared.registry import challenger_of
     ctx = app_context()
     scoring = ctx.scoring(model_version)
     networks, start, end = resolve_range(ctx, networks, start, end, window_days)
     batches = ctx.raw.batches(networks, start, end, window_days)
     with tqdm(total=sum(b[3] for b in batches), unit="alert", desc="backfill") as bar:
-        challenger = ctx.models.shadow_version()
-        shadow = ctx.scoring(challenger) if challenger and challenger != scoring.model_version else None
+        challenger = challenger_of(ctx.models, scoring.model_version)
+        shadow = ctx.scoring(challenger) if challenger else None
         report = run_backfill(ctx.raw, ctx.scores, scoring,
                               BackfillConfig(networks, start, end, window_days, chunk_size, force),
                               on_batch=lambda _name, _status, n: bar.update(n), shadow=shadow)
@@ -421,7 +422,7 @@ def dlq(chosen, redrive, show) -> None:
     import asyncio
 
     from stream import dlq as dead
-    from stream.messages import Reason
+    from stream.boundary import Reason
     known = Reason.all()
     unknown = sorted(set(chosen) - set(known))
     if unknown:

@@ -19,7 +19,7 @@ from shared.clickhouse.raw_store import RawStore
 from shared.cluster_features import cluster_members
 from shared.features import ALERT_SCORING_COLUMNS
 from shared.scoring import RiskScoring
-from shared.sink import ScoreRuns, ScoreSink
+from shared.sink import SHADOW_TABLE, ScoreRuns, ScoreSink
 
 
 @dataclass(frozen=True)
@@ -63,7 +63,7 @@ def score_one_batch(raw: RawStore, sink: ScoreSink, scoring: RiskScoring, networ
         sink.write_alert_scores(scores, "backfill", scored_at)
         if shadow is not None:  # the challenger's rows, after the champion's
             sink.write_alert_scores(shadow.score_alerts_matrix(chunk, features)[0], "backfill",
-                                    scored_at, table="alert_scores_shadow")
+                                    scored_at, table=SHADOW_TABLE)
         pages += 1
         only_page = (chunk, matrix) if pages == 1 else None
         n_alerts += len(chunk)
@@ -89,7 +89,7 @@ def backfill(raw: RawStore, sink: ScoreSink, scoring: RiskScoring, cfg: Backfill
              on_batch: Callable[[str, str, int], None] | None = None,
              runs: ScoreRuns | None = None, shadow: RiskScoring | None = None) -> BackfillReport:
     """``runs`` (default: ``sink``, when it keeps the log too, as ClickHouse's store does);
-    ``shadow``: a challenger that scores every page too, into ``alert_scores_shadow``."""
+    ``shadow``: a challenger that scores every page too, into the shadow table."""
     log: ScoreRuns = runs if runs is not None else sink  # type: ignore[assignment]
     version = scoring.model_version
     report = BackfillReport(version, clusters_skipped=scoring.bundle.cluster_skipped)

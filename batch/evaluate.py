@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from shared import metrics
+from shared import model_quality
 
 
 def _clean(value: float) -> float | None:
@@ -15,9 +15,9 @@ def binary_metrics(labels: np.ndarray, scores: np.ndarray) -> dict:
     return {
         "n": int(len(labels)),
         "positives": int(np.sum(labels)),
-        "auc": _clean(metrics.roc_auc(labels, scores)),
-        "pr_auc": _clean(metrics.average_precision(labels, scores)),
-        "brier": _clean(metrics.brier(labels, scores)),
+        "auc": _clean(model_quality.roc_auc(labels, scores)),
+        "pr_auc": _clean(model_quality.average_precision(labels, scores)),
+        "brier": _clean(model_quality.brier(labels, scores)),
     }
 
 
@@ -29,9 +29,9 @@ def ranking_metrics(groups: np.ndarray, labels: np.ndarray, scorers: dict[str, n
         mask = groups == group
         row = {"group": group, "n": int(mask.sum()), "positives": int(labels[mask].sum())}
         for name, scores in scorers.items():
-            row[f"{name}_ndcg@{k_ndcg}"] = _clean(metrics.ndcg_at_k(labels[mask], scores[mask], k_ndcg))
+            row[f"{name}_ndcg@{k_ndcg}"] = _clean(model_quality.ndcg_at_k(labels[mask], scores[mask], k_ndcg))
             row[f"{name}_precision@{k_precision}"] = _clean(
-                metrics.precision_at_k(labels[mask], scores[mask], k_precision))
+                model_quality.precision_at_k(labels[mask], scores[mask], k_precision))
         per_group.append(row)
     means = {}
     for name in scorers:

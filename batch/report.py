@@ -12,7 +12,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import xgboost as xgb
 
-from shared import metrics as m
+from shared import model_quality as m
 
 PLOTS = ("roc.png", "pr.png", "calibration.png", "importance.png", "recall_at_capacity.png")
 NO_PLOTS = "plots left out: install the report extra (pip install 'amlscore[report]') for them"

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from shared.features import SEVERITY_RANK, _as_float, _one_hot, _vocabulary
+from shared.features import SEVERITY_RANK, as_floats, one_hot, vocabulary
 
 CLUSTER_NUMERIC = ("total_alerts", "total_volume_usd", "confidence_avg")
 AGGREGATES = ("max", "mean")
@@ -46,7 +46,7 @@ class ClusterFeatureSpec:
 
 
 def fit_cluster_spec(clusters: pd.DataFrame, alert_feature_names: tuple[str, ...]) -> ClusterFeatureSpec:
-    types = _vocabulary(clusters["cluster_type"]) if "cluster_type" in clusters else ()
+    types = vocabulary(clusters["cluster_type"]) if "cluster_type" in clusters else ()
     return ClusterFeatureSpec(tuple(alert_feature_names), types)
 
 
@@ -105,14 +105,14 @@ def build_cluster_matrix(
     own = np.full((n, len(CLUSTER_NUMERIC) + 3), np.nan, dtype=np.float32)
     for j, column in enumerate(CLUSTER_NUMERIC):
         if column in clusters:
-            own[:, j] = _as_float(clusters[column])
+            own[:, j] = as_floats(clusters[column])
     if "severity_max" in clusters:
         own[:, 3] = clusters["severity_max"].map(SEVERITY_RANK).to_numpy(np.float64, na_value=np.nan)
     if "addresses_involved" in clusters:
         own[:, 4] = clusters["addresses_involved"].map(lambda v: len(_listlike(v))).to_numpy()
     own[:, 5] = found_per_cluster
     types = (
-        _one_hot(clusters["cluster_type"].reset_index(drop=True), spec.cluster_types)
+        one_hot(clusters["cluster_type"], spec.cluster_types)
         if "cluster_type" in clusters
         else np.full((n, len(spec.cluster_types)), np.nan, dtype=np.float32)
     )

@@ -6,14 +6,24 @@ Invariants:
 - the feature list is taken from the data at training time and stored with the model, in order;
   at scoring time absent features are NaN and unknown extra columns are ignored;
 - categoricals are one-hot over a vocabulary fixed at training (sorted, so the order is stable);
-  an unseen category is all zeros, a missing one is NaN.
+  an unseen category is all zeros, a missing one is NaN;
+- a feature's name is declared by the block that computes its column (:class:`Block`): the
+  matrix and its names are made from the same list, so no reordering can mislabel a column.
+
+Alerts come as *columns*: anything where ``alerts[name]`` gives a column and ``name in alerts``
+says whether it is there — a pandas DataFrame (training, backfill) or a dict of lists or arrays
+(the stream, which builds no DataFrame). Address features come either as a frame keyed by
+(network, processing_date, window_days, address), joined here, or as :class:`AddressRows`
+already aligned with the alerts (the stream looks each alert's row up itself).
 """
 
 from __future__ import annotations
 
-import functools
-from collections.abc import Iterable, Mapping
+import datetime as dt
+import itertools
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -43,12 +53,220 @@ MAX_CATEGORIES = 64
 # training range) nor harmless (a per-address constant identifies the address, so trees memorise
 # labelled addresses). Columns named *_timestamp enter as age in days at the processing date.
 TIMESTAMP_SUFFIX = "_timestamp"
+SECONDS_PER_DAY = 86400.0
+
+AlertColumns = Mapping[str, Any]  # a DataFrame, or {column name: list or array}
 
 
 def address_feature_name(column: str) -> str:
     if column.endswith(TIMESTAMP_SUFFIX):
         return column.removesuffix(TIMESTAMP_SUFFIX) + "_age_days"
     return column
+
+
+# -- column helpers (vectorised; none builds a DataFrame) --------------------------------------
+
+def as_floats(column: Any) -> np.ndarray:
+    """A column as float64; None, text and other non-numbers become NaN."""
+    if isinstance(column, pd.Series):
+        return pd.to_numeric(column, errors="coerce").to_numpy(dtype=np.float64, na_value=np.nan)
+    try:
+        return np.asarray(column, dtype=np.float64)
+    except (TypeError, ValueError):
+        return pd.to_numeric(pd.Series(column, dtype=object), errors="coerce").to_numpy(
+            dtype=np.float64, na_value=np.nan)
+
+
+def _objects(column: Any) -> np.ndarray:
+    if isinstance(column, pd.Series):
+        return column.to_numpy(dtype=object, na_value=None)
+    return np.asarray(column, dtype=object)
+
+
+def _missing(value: object) -> bool:
+    return value is None or value == "" or (isinstance(value, float) and value != value)
+
+
+def _distinct(column: Any) -> tuple[np.ndarray, np.ndarray]:
+    """(code per row, distinct values): each distinct value is then looked at once, whatever
+    the number of rows. Missing values (None, NaN) get code -1."""
+    codes, uniques = pd.factorize(_objects(column), use_na_sentinel=True)
+    return codes, np.asarray(uniques, dtype=object)
+
+
+def _positions(codes: np.ndarray, uniques: np.ndarray, position: Mapping[str, int]) -> np.ndarray:
+    """Each row's position in ``position`` (-1: not there; -2: missing, such as '' or None)."""
+    table = [-2 if _missing(v) else position.get(v if isinstance(v, str) else str(v), -1)
+             for v in uniques]
+    return np.array([*table, -2], dtype=np.int64)[codes]  # code -1 (missing) takes the last
+
+
+def one_hot(column: Any, vocabulary: tuple[str, ...]) -> np.ndarray:
+    """One column per vocabulary value; an unseen value is all zeros, a missing one all NaN."""
+    codes, uniques = _distinct(column)
+    out = np.zeros((len(codes), len(vocabulary)), dtype=np.float32)
+    at = _positions(codes, uniques, {v: j for j, v in enumerate(vocabulary)})
+    out[at == -2] = np.nan
+    hit = np.flatnonzero(at >= 0)
+    out[hit, at[hit]] = 1.0
+    return out
+
+
+def ranks(column: Any, order: Mapping[str, float]) -> np.ndarray:
+    """``order[value]`` per row, NaN for a value not in it."""
+    codes, uniques = _distinct(column)
+    values = np.array([order.get(v, np.nan) if isinstance(v, str) else np.nan for v in uniques] + [np.nan])
+    return values[codes]  # code -1 (missing) takes the trailing NaN
+
+
+def is_listlike(value: object) -> bool:
+    return value is not None and not isinstance(value, float | str)
+
+
+def vocabulary(values: Iterable[object]) -> tuple[str, ...]:
+    """The (at most MAX_CATEGORIES) most frequent non-missing values, sorted."""
+    counts: dict[str, int] = {}
+    for value in values:
+        if not _missing(value):
+            text = value if isinstance(value, str) else str(value)
+            counts[text] = counts.get(text, 0) + 1
+    ordered = sorted(counts.items(), key=lambda item: (-item[1], item[0]))[:MAX_CATEGORIES]
+    return tuple(sorted(name for name, _ in ordered))
+
+
+def day_numbers(column: Any) -> np.ndarray:
+    """Dates (date objects, datetimes, numpy dates or ISO strings) as datetime64[D]; each
+    distinct value is converted once."""
+    if isinstance(column, pd.Series):
+        column = column.to_numpy()
+    array = np.asarray(column)
+    if array.dtype.kind == "M":
+        return array.astype("datetime64[D]")
+    codes, uniques = pd.factorize(array, use_na_sentinel=False)
+    if len(uniques) and isinstance(uniques[0], dt.datetime):
+        # datetimes, possibly with a time zone: their UTC day, as pandas reads them
+        days = pd.to_datetime(pd.Series(uniques), utc=True).dt.tz_localize(None).to_numpy("datetime64[D]")
+    else:
+        days = np.asarray(list(uniques), dtype="datetime64[D]")
+    return days[codes]
+
+
+def iso_dates(values: Any) -> np.ndarray:
+    """Dates as 'YYYY-MM-DD' strings (object array)."""
+    return day_numbers(values).astype(str).astype(object)
+
+
+def normalise_keys(frame: pd.DataFrame) -> pd.DataFrame:
+    """Key columns in one dtype each, so frames from Parquet, ClickHouse and JSON join alike."""
+    out = frame.copy()
+    if "processing_date" in out:
+        out["processing_date"] = iso_dates(out["processing_date"]).astype(str)
+    if "window_days" in out:
+        out["window_days"] = out["window_days"].astype("int64")
+    for column in ("network", "address"):
+        if column in out:
+            out[column] = out[column].astype(str)
+    return out
+
+
+# -- the spec and its blocks ---------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class AddressRows:
+    """Each alert's address-feature row, aligned with the alerts (row i is alert i's address),
+    as it came: float64, ``*_timestamp`` columns still absolute. ``columns`` names the matrix's
+    columns; NaN where an address has no row or no value."""
+
+    columns: tuple[str, ...]
+    matrix: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.matrix)
+
+
+@dataclass(frozen=True)
+class Block:
+    """Consecutive matrix columns: their names, and how to compute them from the alerts
+    (``n`` rows) and their aligned address rows."""
+
+    names: tuple[str, ...]
+    compute: Callable[[AlertColumns, AddressRows, int], np.ndarray]
+
+
+def _numbers(alerts: AlertColumns, _rows: AddressRows, n: int) -> np.ndarray:
+    out = np.full((n, len(ALERT_NUMERIC) + 1), np.nan, dtype=np.float32)
+    for j, column in enumerate(ALERT_NUMERIC):
+        if column in alerts:
+            out[:, j] = as_floats(alerts[column])
+    if "severity" in alerts:
+        out[:, -1] = ranks(alerts["severity"], SEVERITY_RANK)
+    return out
+
+
+def _lists(alerts: AlertColumns, n: int) -> tuple[np.ndarray, np.ndarray, list]:
+    """risk_indicators as (is a list, its length, all tokens in row order)."""
+    values = _objects(alerts["risk_indicators"])
+    listed = np.fromiter((is_listlike(v) for v in values), dtype=bool, count=n)
+    lengths = np.zeros(n, dtype=np.int64)
+    lengths[listed] = [len(v) for v in values[listed]]
+    return listed, lengths, list(itertools.chain.from_iterable(values[listed]))
+
+
+def _indicator_count(alerts: AlertColumns, _rows: AddressRows, n: int) -> np.ndarray:
+    count = np.full((n, 1), np.nan, dtype=np.float32)
+    if "risk_indicators" in alerts:
+        listed, lengths, _ = _lists(alerts, n)
+        count[listed, 0] = lengths[listed]
+    return count
+
+
+def _categorical(column: str, values: tuple[str, ...]) -> Callable[[AlertColumns, AddressRows, int], np.ndarray]:
+    def compute(alerts: AlertColumns, _rows: AddressRows, n: int) -> np.ndarray:
+        if column not in alerts:
+            return np.full((n, len(values)), np.nan, dtype=np.float32)
+        return one_hot(alerts[column], values)
+    return compute
+
+
+def _indicators(values: tuple[str, ...]) -> Callable[[AlertColumns, AddressRows, int], np.ndarray]:
+    position = {name: j for j, name in enumerate(values)}
+
+    def compute(alerts: AlertColumns, _rows: AddressRows, n: int) -> np.ndarray:
+        hot = np.full((n, len(values)), np.nan, dtype=np.float32)
+        if "risk_indicators" not in alerts:
+            return hot
+        listed, lengths, tokens = _lists(alerts, n)
+        hot[listed] = 0.0
+        if tokens and values:
+            codes, uniques = _distinct(tokens)
+            at = _positions(codes, uniques, position)
+            row = np.repeat(np.arange(n), lengths)
+            hit = at >= 0
+            hot[row[hit], at[hit]] = 1.0
+        return hot
+    return compute
+
+
+def _address(columns: tuple[str, ...]) -> Callable[[AlertColumns, AddressRows, int], np.ndarray]:
+    stamped = [k for k, name in enumerate(columns) if name.endswith(TIMESTAMP_SUFFIX)]
+
+    def compute(alerts: AlertColumns, rows: AddressRows, n: int) -> np.ndarray:
+        position = {name: j for j, name in enumerate(rows.columns)}
+        values = np.full((n, len(columns)), np.nan, dtype=np.float64)
+        present = [(k, position[name]) for k, name in enumerate(columns) if name in position]
+        if present and len(rows):
+            values[:, [k for k, _ in present]] = rows.matrix[:, [j for _, j in present]]
+        if stamped:
+            if "processing_date" in alerts:
+                as_of = day_numbers(alerts["processing_date"]).astype("datetime64[s]").astype(np.float64)
+                for k in stamped:
+                    seconds = values[:, k]
+                    seconds = np.where(seconds > 1e11, seconds / 1000.0, seconds)  # ms → s
+                    values[:, k] = (as_of - seconds) / SECONDS_PER_DAY
+            else:
+                values[:, stamped] = np.nan
+        return values.astype(np.float32)
+    return compute
 
 
 @dataclass(frozen=True)
@@ -58,18 +276,13 @@ class FeatureSpec:
     categories: Mapping[str, tuple[str, ...]]
     risk_indicators: tuple[str, ...]
     address_features: tuple[str, ...]
+    blocks: tuple[Block, ...] = field(init=False, repr=False, compare=False)
     names: tuple[str, ...] = field(init=False)
 
     def __post_init__(self) -> None:
-        names = [*ALERT_NUMERIC, "severity_rank", "risk_indicator_count"]
-        for column in ALERT_CATEGORICAL:
-            names += [f"{column}={value}" for value in self.categories.get(column, ())]
-        names += [f"risk_indicator={value}" for value in self.risk_indicators]
-        taken = set(names)
-        for column in self.address_features:
-            name = address_feature_name(column)
-            names.append(f"address.{name}" if name in taken else name)
-        object.__setattr__(self, "names", tuple(names))
+        blocks = tuple(spec_blocks(self))
+        object.__setattr__(self, "blocks", blocks)
+        object.__setattr__(self, "names", tuple(name for block in blocks for name in block.names))
 
     def to_dict(self) -> dict:
         return {
@@ -91,10 +304,22 @@ class FeatureSpec:
         return spec
 
 
-def _vocabulary(values: pd.Series) -> tuple[str, ...]:
-    counts = values[values.notna() & (values != "")].astype(str).value_counts()
-    ordered = sorted(counts.items(), key=lambda item: (-item[1], item[0]))[:MAX_CATEGORIES]
-    return tuple(sorted(name for name, _ in ordered))
+def spec_blocks(spec: FeatureSpec) -> list[Block]:
+    """The matrix's blocks in order: each declares its columns' names beside how to compute them."""
+    blocks = [Block((*ALERT_NUMERIC, "severity_rank"), _numbers),
+              Block(("risk_indicator_count",), _indicator_count)]
+    for column in ALERT_CATEGORICAL:
+        values = tuple(spec.categories.get(column, ()))
+        blocks.append(Block(tuple(f"{column}={value}" for value in values), _categorical(column, values)))
+    blocks.append(Block(tuple(f"risk_indicator={value}" for value in spec.risk_indicators),
+                        _indicators(tuple(spec.risk_indicators))))
+    taken = {name for block in blocks for name in block.names}
+    address_names = []
+    for column in spec.address_features:
+        name = address_feature_name(column)
+        address_names.append(f"address.{name}" if name in taken else name)
+    blocks.append(Block(tuple(address_names), _address(tuple(spec.address_features))))
+    return blocks
 
 
 def numeric_feature_columns(frame: pd.DataFrame) -> list[str]:
@@ -112,12 +337,13 @@ def numeric_feature_columns(frame: pd.DataFrame) -> list[str]:
 def fit_feature_spec(alerts: pd.DataFrame, address_features: pd.DataFrame | None) -> FeatureSpec:
     """Fix the vocabulary and address-feature list from training data."""
     categories = {
-        column: _vocabulary(alerts[column]) if column in alerts else ()
+        column: vocabulary(_objects(alerts[column])) if column in alerts else ()
         for column in ALERT_CATEGORICAL
     }
     indicators: tuple[str, ...] = ()
     if "risk_indicators" in alerts:
-        indicators = _vocabulary(alerts["risk_indicators"].explode())
+        indicators = vocabulary(token for value in _objects(alerts["risk_indicators"])
+                                if is_listlike(value) for token in value)
     address_columns: list[str] = []
     if address_features is not None and len(address_features):
         for name in sorted(numeric_feature_columns(address_features)):
@@ -126,186 +352,81 @@ def fit_feature_spec(alerts: pd.DataFrame, address_features: pd.DataFrame | None
     return FeatureSpec(categories, indicators, tuple(address_columns))
 
 
-def iso_dates(values: pd.Series) -> np.ndarray:
-    """Dates (date objects, datetimes or ISO strings) as 'YYYY-MM-DD' strings, vectorised.
-    A batch holds few distinct dates: each is parsed once."""
-    codes, uniques = pd.factorize(values, use_na_sentinel=False)
-    as_days = pd.to_datetime(pd.Series(uniques)).to_numpy("datetime64[ns]").astype("datetime64[D]")
-    return as_days.astype(str)[codes]
+# -- joining a keyed features frame ----------------------------------------------------------------
 
-
-def normalise_keys(frame: pd.DataFrame) -> pd.DataFrame:
-    """Key columns in one dtype each, so frames from Parquet, ClickHouse and JSON join alike."""
-    out = frame.copy()
-    if "processing_date" in out:
-        out["processing_date"] = iso_dates(out["processing_date"])
-    if "window_days" in out:
-        out["window_days"] = out["window_days"].astype("int64")
-    for column in ("network", "address"):
-        if column in out:
-            out[column] = out[column].astype(str)
-    return out
-
-
-def _as_float(values: pd.Series) -> np.ndarray:
-    return pd.to_numeric(values, errors="coerce").to_numpy(dtype=np.float64, na_value=np.nan)
-
-
-@functools.lru_cache(maxsize=256)
-def _index(vocabulary: tuple[str, ...]) -> pd.Index:
-    return pd.Index(vocabulary)
-
-
-def _one_hot(values: pd.Series, vocabulary: tuple[str, ...]) -> np.ndarray:
-    out = np.zeros((len(values), len(vocabulary)), dtype=np.float32)
-    if not vocabulary:
-        return out
-    array = values.to_numpy(dtype=object, na_value=None)
-    codes = _index(vocabulary).get_indexer(array)
-    hit = codes >= 0
-    out[np.flatnonzero(hit), codes[hit]] = 1.0
-    out[pd.isna(array) | (array == "")] = np.nan
-    return out
-
-
-def _indicator_columns(
-    lists: pd.Series, vocabulary: tuple[str, ...]
-) -> tuple[np.ndarray, np.ndarray]:
-    n = len(lists)
-    hot = np.zeros((n, len(vocabulary)), dtype=np.float32)
-    values = lists.to_numpy(dtype=object)
-    is_list = np.fromiter((v is not None and not isinstance(v, float | str) for v in values),
-                          dtype=bool, count=n)
-    count = np.full(n, np.nan, dtype=np.float32)
-    count[is_list] = [len(v) for v in values[is_list]]
-    if vocabulary and is_list.any():
-        exploded = lists.reset_index(drop=True)[is_list].explode().dropna()
-        codes = _index(vocabulary).get_indexer(exploded.astype(str))
-        hit = codes >= 0
-        hot[exploded.index.to_numpy()[hit], codes[hit]] = 1.0
-    hot[~is_list] = np.nan
-    return hot, count
-
-
-@dataclass(frozen=True)
-class FeatureBlock:
-    """Address feature rows in compact form: their key columns beside a float64 matrix (what
-    the stream's feature cache holds), accepted wherever a features DataFrame is."""
-
-    keys: pd.DataFrame
-    columns: tuple[str, ...]
-    matrix: np.ndarray
-
-    def __len__(self) -> int:
-        return len(self.keys)
-
-
-def _as_text(values: pd.Series) -> np.ndarray:
-    array = values.to_numpy()
+def _key_text(column: Any, name: str) -> np.ndarray:
+    if name == "processing_date":
+        return iso_dates(column)
+    array = column.to_numpy() if isinstance(column, pd.Series) else np.asarray(column)
     if array.dtype.kind in "iu":
         return array.astype(str).astype(object)
-    return values.astype(str).to_numpy(dtype=object)
+    codes, uniques = pd.factorize(array, use_na_sentinel=False)
+    return np.asarray([str(u) for u in uniques], dtype=object)[codes]
 
 
-def _row_keys(frame: pd.DataFrame, keys: list[str]) -> np.ndarray:
+def _single(values: np.ndarray) -> object | None:
+    """The one value of a key column, or None when it holds several."""
+    first = values[0]
+    return first if (values == first).all() else None
+
+
+def _row_keys(columns: AlertColumns, keys: Sequence[str], n: int) -> np.ndarray:
     """One string per row joining the key columns (dates normalised to ISO)."""
-    parts = []
-    for column in keys:
-        values = frame[column]
-        if column == "processing_date":
-            parts.append(iso_dates(values).astype(object))
-        else:
-            parts.append(_as_text(values))
-    joined = parts[0]
-    for part in parts[1:]:
-        joined = joined + "\x1f" + part
+    if not keys:
+        return np.full(n, "", dtype=object)
+    joined = _key_text(columns[keys[0]], keys[0])
+    for key in keys[1:]:
+        joined = joined + "\x1f" + _key_text(columns[key], key)
     return joined
 
 
-def _float_block(frame: pd.DataFrame, columns: list[str]) -> np.ndarray:
-    try:
-        return frame[columns].to_numpy(dtype=np.float64, na_value=np.nan)
-    except (TypeError, ValueError):  # a non-numeric value somewhere: coerce column by column
-        return np.column_stack([_as_float(frame[c]) for c in columns])
-
-
-def align_address_features(
-    alerts: pd.DataFrame, address_features: pd.DataFrame | FeatureBlock | None,
-    columns: Iterable[str]
-) -> np.ndarray:
-    """The address-feature block for each alert row (NaN where the address has no row/column).
-
-    Rows are matched on the key columns both frames have; when the features frame holds one
-    key twice, its last row wins.
-    """
-    columns = list(columns)
-    block = np.full((len(alerts), len(columns)), np.nan, dtype=np.float32)
-    if address_features is None or not len(address_features) or not columns or not len(alerts):
-        return block
-    if isinstance(address_features, FeatureBlock):
-        key_frame, available = address_features.keys, address_features.columns
-        position = {name: j for j, name in enumerate(available)}
-
-        def take(rows: np.ndarray, names: list[str]) -> np.ndarray:
-            return address_features.matrix[np.ix_(rows, [position[n] for n in names])]
-    else:
-        key_frame, available = address_features, address_features.columns
-
-        def take(rows: np.ndarray, names: list[str]) -> np.ndarray:
-            return _float_block(address_features.iloc[rows], names)
-    keys = [c for c in KEY_COLUMNS if c in alerts and c in key_frame]
-    right_keys = _row_keys(key_frame, keys)
+def align_address_rows(alerts: AlertColumns, features: pd.DataFrame | None,
+                       columns: Sequence[str], n: int) -> AddressRows:
+    """Each alert's row of a keyed features frame, matched on the key columns both have; when
+    the frame holds one key twice, its last row wins."""
+    columns = tuple(columns)
+    matrix = np.full((n, len(columns)), np.nan, dtype=np.float64)
+    if features is None or not len(features) or not columns or not n:
+        return AddressRows(columns, matrix)
+    keys = [c for c in KEY_COLUMNS if c in alerts and c in features]
+    # One batch on both sides (backfill): the address alone decides, no text keys to build.
+    batch_keys = [k for k in keys if k != "address"]
+    left = {k: _key_text(alerts[k], k) for k in batch_keys}
+    right = {k: _key_text(features[k], k) for k in batch_keys}
+    if all(_single(left[k]) is not None and _single(left[k]) == _single(right[k]) for k in batch_keys):
+        keys = [k for k in keys if k == "address"]
+    right_keys = _row_keys(features, keys, len(features))
     last = np.flatnonzero(~pd.Index(right_keys).duplicated(keep="last"))
-    rows = pd.Index(right_keys[last]).get_indexer(_row_keys(alerts, keys))
+    rows = pd.Index(right_keys[last]).get_indexer(_row_keys(alerts, keys, n))
     found = rows >= 0
-    have = set(available)
-    present = [j for j, name in enumerate(columns) if name in have]
-    if not present or not found.any():
-        return block
-    values = np.require(take(last[rows[found]], [columns[j] for j in present]), np.float64, "W")
-    timestamp_columns = [k for k, j in enumerate(present) if columns[j].endswith(TIMESTAMP_SUFFIX)]
-    if timestamp_columns and "processing_date" in alerts:
-        as_of = (iso_dates(alerts["processing_date"]).astype("datetime64[s]")
-                 .astype(np.float64)[found])
-        for k in timestamp_columns:
-            seconds = values[:, k]
-            seconds = np.where(seconds > 1e11, seconds / 1000.0, seconds)  # milliseconds → seconds
-            values[:, k] = (as_of - seconds) / 86400.0
-    elif timestamp_columns:
-        values[:, timestamp_columns] = np.nan
-    block[np.ix_(np.flatnonzero(found), present)] = values
-    return block
+    present = [(k, name) for k, name in enumerate(columns) if name in features]
+    if present and found.any():
+        taken = features.iloc[last[rows[found]]]
+        block = np.column_stack([as_floats(taken[name]) for _, name in present])
+        matrix[np.ix_(np.flatnonzero(found), [k for k, _ in present])] = block
+    return AddressRows(columns, matrix)
 
 
-def build_alert_matrix(
-    spec: FeatureSpec, alerts: pd.DataFrame, address_features: pd.DataFrame | FeatureBlock | None
-) -> np.ndarray:
+def row_count(alerts: AlertColumns) -> int:
+    if isinstance(alerts, pd.DataFrame):
+        return len(alerts)
+    return len(next(iter(alerts.values()))) if len(alerts) else 0
+
+
+def build_alert_matrix(spec: FeatureSpec, alerts: AlertColumns,
+                       address_features: pd.DataFrame | AddressRows | None) -> np.ndarray:
     """Alerts (+ their address rows) → float32 matrix whose columns are ``spec.names``."""
-    n = len(alerts)
-    blocks: list[np.ndarray] = []
-    numeric = np.full((n, len(ALERT_NUMERIC) + 1), np.nan, dtype=np.float32)
-    for j, column in enumerate(ALERT_NUMERIC):
-        if column in alerts:
-            numeric[:, j] = _as_float(alerts[column])
-    if "severity" in alerts:
-        numeric[:, -1] = alerts["severity"].map(SEVERITY_RANK).to_numpy(np.float64, na_value=np.nan)
-    blocks.append(numeric)
-    if "risk_indicators" in alerts:
-        hot, count = _indicator_columns(alerts["risk_indicators"], spec.risk_indicators)
+    n = row_count(alerts)
+    if isinstance(address_features, AddressRows):
+        rows = address_features
     else:
-        hot = np.full((n, len(spec.risk_indicators)), np.nan, dtype=np.float32)
-        count = np.full(n, np.nan, dtype=np.float32)
-    blocks.append(count[:, None])
-    for column in ALERT_CATEGORICAL:
-        vocabulary = spec.categories.get(column, ())
-        if column in alerts:
-            blocks.append(_one_hot(alerts[column].reset_index(drop=True), vocabulary))
-        else:
-            blocks.append(np.full((n, len(vocabulary)), np.nan, dtype=np.float32))
-    blocks.append(hot)
-    blocks.append(align_address_features(alerts, address_features, spec.address_features))
-    matrix = np.hstack(blocks).astype(np.float32, copy=False)
+        rows = align_address_rows(alerts, address_features, spec.address_features, n)
+    parts = []
+    for block in spec.blocks:
+        part = block.compute(alerts, rows, n)
+        assert part.shape == (n, len(block.names)), (block.names[:3], part.shape)
+        parts.append(part)
+    matrix = np.hstack(parts).astype(np.float32, copy=False) if parts else np.empty((n, 0), np.float32)
     # Infinite values carry no meaning a tree can use reliably; they are treated as missing.
     matrix[~np.isfinite(matrix)] = np.nan
-    assert matrix.shape[1] == len(spec.names)
     return matrix

@@ -44,7 +44,7 @@ class PageQuery(BaseModel):
 class ReadRequest(BaseModel):
     """What crosses to the process that holds ClickHouse."""
 
-    what: Literal["scores", "clusters", "alert", "queue", "decide", "decision_figures"]
+    what: Literal["scores", "clusters", "alert", "queue", "decide"]
     page: PageQuery | None = None
     alert_id: str | None = None
     decision: DispositionEvent | None = None
@@ -88,8 +88,6 @@ def answer(reads: ScoreReads, decisions: DispositionStore, request: ReadRequest,
         assert request.decision is not None
         decisions.write([request.decision], "api")
         return {"stored": True, **request.decision.model_dump(mode="json")}
-    if request.what == "decision_figures":
-        return decisions.figures(reads.limits)
     page = request.page
     assert page is not None
     version = page.model_version or default_version

@@ -70,6 +70,13 @@ class ModelSource(Protocol):
     def load(self, version: str) -> ModelBundle: ...
 
 
+def challenger_of(source: ModelSource, champion: str | None) -> str | None:
+    """The version scoring in shadow beside ``champion``: the shadow pointer's, unless it names
+    the champion itself (a version is never its own challenger)."""
+    version = source.shadow_version()
+    return None if version is None or version == champion else version
+
+
 def _sha256(path: Path) -> str:
     digest = hashlib.sha256()
     with path.open("rb") as handle:

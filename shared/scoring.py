@@ -6,7 +6,9 @@ shared feature builder, so an alert gets the same score bit for bit whatever bat
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import orjson
@@ -14,7 +16,7 @@ import pandas as pd
 import xgboost as xgb
 
 from shared.cluster_features import build_cluster_matrix
-from shared.features import build_alert_matrix
+from shared.features import AddressRows, AlertColumns, build_alert_matrix, day_numbers, row_count
 from shared.registry import ModelBundle
 from shared.settings import Settings
 from shared.suppression import qc_sample
@@ -51,22 +53,28 @@ def risk_levels(scores: np.ndarray, bands: tuple[float, float, float]) -> np.nda
     return RISK_LEVELS[np.digitize(scores, np.asarray(bands), right=False)]
 
 
-def _key_columns(frame: pd.DataFrame, id_column: str) -> dict[str, np.ndarray]:
-    """The key columns of a score frame, as arrays (the frame is built once, at the end)."""
-    n = len(frame)
+ScoreColumns = dict[str, np.ndarray]  # ALERT_SCORE_COLUMNS → one array each, rows in input order
 
-    def column(name: str) -> pd.Series:
-        return frame[name] if name in frame else pd.Series(np.full(n, None), index=frame.index)
 
-    # Dates are factorized before any conversion: each distinct date is converted once.
-    codes, uniques = pd.factorize(column("processing_date"), use_na_sentinel=False)
-    days = pd.to_datetime(pd.Series(uniques)).dt.date.to_numpy(dtype=object)
+def _objects(column: Any) -> np.ndarray:
+    return column.to_numpy(dtype=object) if isinstance(column, pd.Series) else np.asarray(column, dtype=object)
+
+
+def _key_columns(rows: Mapping[str, Any], id_column: str) -> ScoreColumns:
+    """The key columns of score rows, as arrays; ``processing_date`` as datetime64[D]."""
     return {
-        "network": column("network").to_numpy(dtype=object),
-        "processing_date": days[codes],
-        "window_days": column("window_days").to_numpy().astype("int64"),
-        id_column: column(id_column).to_numpy(dtype=object),
+        "network": _objects(rows["network"]),
+        "processing_date": day_numbers(rows["processing_date"]),
+        "window_days": np.asarray(rows["window_days"]).astype("int64"),
+        id_column: _objects(rows[id_column]),
     }
+
+
+def score_frame(columns: ScoreColumns) -> pd.DataFrame:
+    """Score columns as a DataFrame (for batch callers), dates as date objects."""
+    frame = pd.DataFrame(columns, copy=False)
+    frame["processing_date"] = columns["processing_date"].astype(object)
+    return frame
 
 
 class RiskScoring:
@@ -134,23 +142,28 @@ class RiskScoring:
             out.append(orjson.dumps(items).decode())
         return out
 
-    def alert_matrix(self, alerts: pd.DataFrame,
-                     address_features: pd.DataFrame | None) -> np.ndarray:
+    def alert_matrix(self, alerts: AlertColumns,
+                     address_features: pd.DataFrame | AddressRows | None) -> np.ndarray:
         return build_alert_matrix(self.bundle.feature_spec, alerts, address_features)
 
-    def score_matrix(self, alerts: pd.DataFrame, matrix: np.ndarray) -> pd.DataFrame:
+    def score_matrix(self, alerts: AlertColumns, matrix: np.ndarray) -> pd.DataFrame:
         """Score, rank score and risk band per row; explanations left empty ("[]")."""
+        return score_frame(self.score_columns(alerts, matrix))
+
+    def score_columns(self, alerts: AlertColumns, matrix: np.ndarray) -> ScoreColumns:
+        """:meth:`score_matrix` as plain arrays (the stream's path builds no DataFrame)."""
+        n = row_count(alerts)
         scores = self._predict(self.bundle.alert_scorer.booster, matrix)
         out = _key_columns(alerts, "alert_id")
-        out["address"] = alerts["address"].astype(str).to_numpy(dtype=object)
+        out["address"] = _objects(alerts["address"])
         out["score"] = scores
         out["rank_score"] = (scores.copy() if self.ranks_by_score
                              else self._predict(self.bundle.alert_ranker.booster, matrix))
         out["risk_level"] = risk_levels(scores, self.policy.risk_bands)
         out["qc_sample"] = self._suppress(scores, out["alert_id"], out["risk_level"])
-        out["explanation"] = np.full(len(alerts), "[]", dtype=object)
-        out["model_version"] = np.full(len(alerts), self.model_version, dtype=object)
-        return pd.DataFrame({c: out[c] for c in ALERT_SCORE_COLUMNS}, copy=False)
+        out["explanation"] = np.full(n, "[]", dtype=object)
+        out["model_version"] = np.full(n, self.model_version, dtype=object)
+        return {c: out[c] for c in ALERT_SCORE_COLUMNS}
 
     def _suppress(self, scores: np.ndarray, alert_ids: np.ndarray, levels: np.ndarray) -> np.ndarray:
         """Mark alerts below the threshold suppressible in ``levels``, except the QC sample;
@@ -166,11 +179,11 @@ class RiskScoring:
             levels[below[~sampled]] = SUPPRESSIBLE
         return qc
 
-    def add_explanations(self, scores: pd.DataFrame, matrix: np.ndarray) -> None:
+    def add_explanations(self, scores: pd.DataFrame | ScoreColumns, matrix: np.ndarray) -> None:
         """Fill ``explanation`` for the rows the policy explains (score ≥ explain_min_score)."""
-        rows = np.flatnonzero(scores["score"].to_numpy() >= self.policy.explain_min_score)
+        rows = np.flatnonzero(np.asarray(scores["score"]) >= self.policy.explain_min_score)
         if len(rows):
-            column = scores["explanation"].to_numpy(dtype=object, copy=True)
+            column = np.array(scores["explanation"], dtype=object)
             column[rows] = self.explain(matrix[rows])
             scores["explanation"] = column
 
@@ -198,6 +211,7 @@ class RiskScoring:
         )
         scores = self._predict(self.bundle.cluster_scorer.booster, matrix)
         out = _key_columns(clusters, "cluster_id")
+        out["processing_date"] = out["processing_date"].astype(object)
         n_alerts = pd.to_numeric(clusters.get("total_alerts", pd.Series(0, index=clusters.index)),
                                  errors="coerce").fillna(0)
         out["score"] = scores

@@ -1,22 +1,25 @@
-"""The score sink contract: where scored rows go, for backfill and the stream alike. Plain frames
-in (RiskScoring's columns); the shaping for a store lives in that store's implementation
+"""The score sink contract: where scored rows go, for backfill and the stream alike. Columns in
+(RiskScoring's: a DataFrame or a dict of arrays, anything where ``rows[name]`` is a column); the
+shaping for a store lives in that store's implementation
 (``shared.clickhouse.score_store.ScoreStore``). Swappable: a test double, another store."""
 
 from __future__ import annotations
 
 import datetime as dt
-from typing import Protocol
+from collections.abc import Mapping
+from typing import Any, Protocol
 
-import pandas as pd
+ScoreRows = Mapping[str, Any]  # column name → column
+SHADOW_TABLE = "alert_scores_shadow"  # a challenger's rows: same keys and columns as alert_scores
 
 
 class ScoreSink(Protocol):
-    def write_alert_scores(self, scores: pd.DataFrame, source: str, scored_at: dt.datetime,
+    def write_alert_scores(self, scores: ScoreRows, source: str, scored_at: dt.datetime,
                            table: str = "alert_scores") -> None:
         """Durably write alert score rows; return only once they are written (or raise).
-        ``table="alert_scores_shadow"``: a challenger's rows."""
+        ``table=SHADOW_TABLE``: a challenger's rows."""
 
-    def write_cluster_scores(self, scores: pd.DataFrame, source: str, scored_at: dt.datetime) -> None:
+    def write_cluster_scores(self, scores: ScoreRows, source: str, scored_at: dt.datetime) -> None:
         """Durably write cluster score rows; return only once they are written (or raise)."""
 
 

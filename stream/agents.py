@@ -1,6 +1,7 @@
-"""The three Faust agents (alerts, clusters, investigators' decisions). Each only takes micro-batches and hands them to the pipeline, where the
-commit protocol lives (stream/pipeline.py): per-event work in this process stays minimal, as
-Faust's own per-message machinery is what bounds the worker here."""
+"""The three Faust agents (alerts, clusters, investigators' decisions). Each only takes
+micro-batches and hands them to the pipeline, where the commit protocol lives
+(stream/pipeline.py): per-event work in this process stays minimal, as Faust's own per-message
+machinery is what bounds the worker here."""
 
 from __future__ import annotations
 
@@ -11,13 +12,13 @@ from typing import Any
 import faust
 
 from shared.settings import Settings
-from stream.messages import InboundBatch
+from stream.boundary import MicroBatch
 from stream.pipeline import Pipeline
 
 
-def inbound(topic: str, events: Sequence[Any]) -> InboundBatch:
+def micro_batch(topic: str, events: Sequence[Any]) -> MicroBatch:
     messages = [e.message for e in events]
-    return InboundBatch(topic, [m.key for m in messages], [m.value for m in messages],
+    return MicroBatch(topic, [m.key for m in messages], [m.value for m in messages],
                         [m.partition for m in messages], [m.offset for m in messages],
                         [m.timestamp for m in messages])
 
@@ -31,7 +32,7 @@ def install_agents(app: faust.App, topics: dict[str, faust.TopicT], pipeline: Pi
 
         try:
             async for events in stream.noack_take(settings.batch_size, within=settings.batch_wait):
-                await pipeline.submit(kind, events, inbound(topic, events), ack)
+                await pipeline.submit(kind, events, micro_batch(topic, events), ack)
         except asyncio.CancelledError:
             raise
         except Exception as exc:

@@ -1,5 +1,6 @@
-"""Wiring of one worker: settings → the scoring process, the Faust app and its topics, the
-pipeline, agents, timers and views. Built once, at startup; every part is handed what it needs."""
+"""Wiring of one worker, in the Faust process: settings → the scoring process, the Faust app and
+its topics, the publisher, the pipeline, agents and views. Built once, at startup; every part is
+handed what it needs."""
 
 from __future__ import annotations
 
@@ -13,17 +14,17 @@ from dataclasses import dataclass
 import faust
 
 from shared.errors import ConfigurationError
+from shared.kafka_io import BatchPublisher
 from shared.kafka_security import KafkaSecurity, kafka_security
 from shared.settings import Settings
 from stream.access import ApiAccess
 from stream.agents import install_agents
+from stream.faust_app import WorkerApp
 from stream.health import Health
-from stream.metrics import WorkerMetrics
+from stream.http_api import install_views
 from stream.pipeline import Pipeline, PipelineConfig
-from stream.publisher import KafkaBatchPublisher
-from stream.scoring_process import ScoringProcess
-from stream.transport import WorkerApp
-from stream.views import install_views
+from stream.scoring_supervisor import ScoringProcess
+from stream.worker_metrics import WorkerMetrics
 
 log = logging.getLogger(__name__)
 
@@ -32,8 +33,8 @@ log = logging.getLogger(__name__)
 class Worker:
     settings: Settings
     app: WorkerApp
-    scorer: ScoringProcess
-    publisher: KafkaBatchPublisher
+    scoring_process: ScoringProcess
+    publisher: BatchPublisher
     pipeline: Pipeline
     health: Health
     metrics: WorkerMetrics
@@ -107,12 +108,12 @@ def build_worker(settings: Settings, overrides: dict | None = None) -> Worker:
         log.warning(access.warning)
     security = kafka_security(settings)
     web_tls(settings)
-    scorer = ScoringProcess(overrides, max_reads=settings.api_max_concurrent,
-                            read_timeout=settings.api_query_timeout + 1.0)
+    scoring_process = ScoringProcess(overrides, max_reads=settings.api_max_concurrent,
+                                     read_timeout=settings.api_query_timeout + 1.0)
     try:
-        scorer.start()
+        scoring_process.start()
     except BaseException:
-        scorer.stop()
+        scoring_process.stop()
         raise
     log.info("Kafka at %s (%s)", settings.kafka_bootstrap, security.describe())
     app = faust_app(settings, security)
@@ -120,19 +121,18 @@ def build_worker(settings: Settings, overrides: dict | None = None) -> Worker:
     topics = {name: app.topic(getattr(settings, f"{name}_topic"), **raw)
               for name in ("alerts", "clusters", "dispositions", "scores", "dlq")}
     metrics = WorkerMetrics()
-    publisher = KafkaBatchPublisher(settings.kafka_bootstrap,
-                                    client_options=security.client_options())
+    publisher = BatchPublisher(settings.kafka_bootstrap, client_options=security.client_options())
     config = PipelineConfig(
         settings.scores_topic, settings.dlq_topic, settings.batch_size, settings.batches_in_flight,
         settings.retry_max_delay, settings.cluster_member_wait,
         model_poll_interval=settings.model_poll_interval)
-    pipeline = Pipeline(scorer, publisher, config, metrics, on_fatal=lambda exc: worker.fail(exc))
-    health = Health(pipeline, scorer, settings.stall_timeout,
+    pipeline = Pipeline(scoring_process, publisher, config, metrics, on_fatal=lambda exc: worker.fail(exc))
+    health = Health(pipeline, scoring_process, settings.stall_timeout,
                     assignment=lambda: app.consumer.assignment())
-    worker = Worker(settings, app, scorer, publisher, pipeline, health, metrics)
+    worker = Worker(settings, app, scoring_process, publisher, pipeline, health, metrics)
     install_agents(app, topics, pipeline, settings, on_fatal=worker.fail)
     install_lifecycle(worker, topics)
-    install_views(app, worker.health, metrics, worker.pipeline, scorer, access)
+    install_views(app, worker.health, metrics, worker.pipeline, scoring_process, access)
     return worker
 
 
@@ -165,7 +165,7 @@ def install_lifecycle(worker: Worker, topics: dict[str, faust.TopicT]) -> None:
         deadline.daemon = True
         deadline.start()
         await worker.pipeline.stop()  # nothing more is acked; in-flight batches stay unacked
-        worker.scorer.stop()
+        worker.scoring_process.stop()
 
     app.before_stop = stop_pipeline
 

@@ -18,13 +18,13 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from stream.pipeline import Pipeline
-from stream.scoring_process import ScoringProcess
+from stream.scoring_supervisor import ScoringProcess
 
 
 @dataclass
 class Health:
     pipeline: Pipeline
-    scorer: ScoringProcess
+    scoring_process: ScoringProcess
     stall_timeout: float = 300.0
     tick_timeout: float = 15.0
     last_tick: float = field(default_factory=time.monotonic)
@@ -53,23 +53,23 @@ class Health:
                 problems.append(f"{kind} lane: an event has waited {age:.0f}s to be acknowledged "
                                 f"(store or broker down?)")
         if not self.pipeline.alive():
-            problems.append("the batch dispatcher is not running")
-        if self.scorer.failed:
-            problems.append(self.scorer.failed)
+            problems.append("the dispatcher is not running")
+        if self.scoring_process.failed:
+            problems.append(self.scoring_process.failed)
         return not problems, {
             "status": "ok" if not problems else "stalled", "problems": problems,
             "tick_age_s": round(tick_age, 3), "oldest_unacked_s": ages,
             "unacked_events": {k: lane.unacked_events for k, lane in self.pipeline.lanes.items()},
-            "scoring_process": {"pid": self.scorer.pid, "restarts": len(self.scorer.restarts)},
+            "scoring_process": {"pid": self.scoring_process.pid, "restarts": len(self.scoring_process.restarts)},
         }
 
     def readiness(self) -> tuple[bool, dict[str, Any]]:
-        status = self.scorer.status
+        status = self.scoring_process.status
         problems = [] if status else ["no model loaded"]
         if self.pipeline.sink_error:
             problems.append(f"ClickHouse unavailable: {self.pipeline.sink_error}")
-        if self.scorer.failed:
-            problems.append(self.scorer.failed)
+        if self.scoring_process.failed:
+            problems.append(self.scoring_process.failed)
         if not self.joined:
             problems.append("joining the consumer group: no partitions assigned yet")
         partitions: dict[str, int] = {}

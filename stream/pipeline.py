@@ -1,21 +1,25 @@
 """The worker's commit protocol, in the Faust process. Plain asyncio: tested with fakes.
 
 Each agent hands over what ``noack_take`` gave it (a *chunk*) and goes on taking. A dispatcher
-sends the scoring process one batch at a time: everything pending in a lane (up to
-``batch_size`` events), so batches are as small as the load allows and as large as it needs
-(natural batching: low latency at low rates, few per-batch costs under a backlog). Every batch
-then goes through, strictly in the order it was taken within its lane:
+sends the scoring process one micro-batch at a time: everything pending in a lane (up to
+``batch_size`` events), so micro-batches are as small as the load allows and as large as it
+needs (natural batching: low latency at low rates, few per-call costs under a backlog). Every
+micro-batch then goes through, strictly in the order it was taken within its lane:
 
 1. **write** — the scoring process decodes, scores and writes the rows durably. A sink that is
    unavailable fails the call; it is retried (backoff) until it succeeds, never skipped.
 2. **publish** — score events and dead letters are delivered (acks=all), also retried.
-3. **ack** — only now are the batch's events acknowledged, after every earlier batch of the
-   lane. Faust commits an offset once every event up to it is acked, so no offset is ever
-   committed past an unwritten row; a crash anywhere before this redelivers the batch, and
+3. **ack** — only now are its events acknowledged, after every earlier micro-batch of the lane.
+   Faust commits an offset once every event up to it is acked, so no offset is ever committed
+   past an unwritten row; a crash anywhere before this redelivers the micro-batch, and
    idempotent writes absorb the duplicates.
 
-While one batch is published and acked, the next is already being scored. A batch that fails
-holds back every later batch of its lane; stopping leaves whatever was not acked unacked.
+While one micro-batch is published and acked, the next is already being scored. One that fails
+holds back every later one of its lane; stopping leaves whatever was not acked unacked.
+
+Between two micro-batches the dispatcher is also the one way periodic work reaches the scoring
+process (:meth:`Pipeline._housekeep`): model reloads, store pings when idle, drift and the
+decision figures, each on its own interval, in one call.
 """
 
 from __future__ import annotations
@@ -36,32 +40,36 @@ from tenacity import (
     wait_exponential,
 )
 
-from stream.messages import (
-    BatchOutcome,
-    BatchRequest,
-    InboundBatch,
-    OutboundColumns,
+from shared.kafka_io import PublishIncomplete, PublishRefused
+from stream.boundary import (
+    DeadLetter,
+    Housekeeping,
+    MicroBatch,
+    OutboundRecords,
+    ScoringOutcome,
+    ScoringProcessRestarted,
+    ScoringRequest,
     SinkUnavailable,
 )
-from stream.metrics import WorkerMetrics
-from stream.publisher import PublishIncomplete, PublishRefused
-from stream.scoring_process import ScoringProcessRestarted
+from stream.worker_metrics import WorkerMetrics
 
 log = logging.getLogger(__name__)
 Ack = Callable[[Sequence[Any]], Awaitable[None]]
 KINDS = ("alert", "cluster", "disposition")
+# What the scoring process's housekeeping may be asked to do (stream.scoring.service).
+MODEL, PING, DRIFT, DECISIONS = "model", "ping", "drift", "decisions"
 
 
-class Scorer(Protocol):
-    async def process(self, request: BatchRequest) -> BatchOutcome: ...
+class ScoringCalls(Protocol):
+    """The scoring process, as the pipeline calls it."""
 
-    async def refresh(self) -> str | None: ...
+    async def process(self, request: ScoringRequest) -> ScoringOutcome: ...
 
-    async def ping(self) -> None: ...
+    async def housekeeping(self, due: frozenset[str]) -> Housekeeping: ...
 
 
 class Publisher(Protocol):
-    async def publish(self, records: Sequence[OutboundColumns]) -> None: ...
+    async def publish(self, records: Sequence[OutboundRecords]) -> None: ...
 
     async def partitions(self, topic: str) -> int: ...
 
@@ -77,18 +85,31 @@ class PipelineConfig:
     member_poll: float = 0.25
     model_poll_interval: float = 5.0
     ping_interval: float = 5.0          # when idle: is the store still there? (readiness)
+    drift_interval: float = 15.0        # drift gauges recomputed (and sooner when /drift asks)
+    decisions_interval: float = 60.0    # decision gauges recounted from alert_dispositions
+
+
+@dataclass
+class Observed:
+    """What the scoring process last reported of itself (gauges, /ready, /drift read this)."""
+
+    drift: dict = field(default_factory=dict)
+    drift_at: float = 0.0                 # wall clock of ``drift``
+    decisions: dict = field(default_factory=dict)
 
 
 @dataclass
 class Chunk:
     events: Sequence[Any]
-    batch: InboundBatch
+    batch: MicroBatch
     ack: Ack
     taken_at: float
 
 
 @dataclass
-class Batch:
+class InFlight:
+    """Chunks of one lane sent to the scoring process as one micro-batch."""
+
     kind: str
     chunks: list[Chunk]
     not_before: float = 0.0  # clusters waiting for members are asked again from then on
@@ -97,8 +118,8 @@ class Batch:
     def events(self) -> int:
         return sum(len(c.batch) for c in self.chunks)
 
-    def inbound(self) -> InboundBatch:
-        return InboundBatch.concat([c.batch for c in self.chunks])
+    def batch(self) -> MicroBatch:
+        return MicroBatch.concat([c.batch for c in self.chunks])
 
 
 @dataclass
@@ -108,7 +129,7 @@ class Lane:
     kind: str
     pending: deque[Chunk] = field(default_factory=deque)  # taken, not yet sent for scoring
     unacked: deque[Chunk] = field(default_factory=deque)  # taken, not yet acknowledged
-    waiting: Batch | None = None                          # a cluster batch waiting for members
+    waiting: InFlight | None = None                       # clusters waiting for members
     last_commit: asyncio.Task | None = None
     unacked_events: int = 0
     room: asyncio.Event = field(default_factory=asyncio.Event)
@@ -118,25 +139,30 @@ class Lane:
 
 
 class Pipeline:
-    def __init__(self, scorer: Scorer, publisher: Publisher, config: PipelineConfig,
+    def __init__(self, scoring: ScoringCalls, publisher: Publisher, config: PipelineConfig,
                  metrics: WorkerMetrics, on_fatal: Callable[[BaseException], None],
                  clock: Callable[[], float] = time.monotonic) -> None:
-        self.scorer, self.publisher, self.config = scorer, publisher, config
+        self.scoring, self.publisher, self.config = scoring, publisher, config
         self.metrics, self.on_fatal, self.clock = metrics, on_fatal, clock
         self.lanes = {kind: Lane(kind) for kind in KINDS}
         self.sink_error: str | None = None   # the store's last failure, None once it answers
+        self.observed = Observed()
         self.stopping = False
         self._wake = asyncio.Event()
+        self._drift_wanted = asyncio.Event()  # /drift asked for a fresher computation
+        self._drift_done = asyncio.Event()
         self._turn = 0
-        self._score_partitions = 0
-        self._next_refresh = 0.0
-        self._last_call = 0.0
+        now = clock()
+        # When each kind of housekeeping is next due (a ping: when idle that long).
+        self._due_at = {MODEL: now + config.model_poll_interval, DRIFT: now + config.drift_interval,
+                        DECISIONS: now}
+        self._last_call = now  # the store's last answer: a micro-batch written, or a ping
         self._commits: set[asyncio.Task] = set()
         self._dispatcher: asyncio.Task | None = None
         self.positions: dict[tuple[str, int], int] = {}  # last acknowledged offset per partition
 
     # -- agents' side ----------------------------------------------------------------------------
-    async def submit(self, kind: str, events: Sequence[Any], batch: InboundBatch, ack: Ack) -> None:
+    async def submit(self, kind: str, events: Sequence[Any], batch: MicroBatch, ack: Ack) -> None:
         """Queue what one take gave; waits while the lane already holds enough unacked events
         (back-pressure: the agent stops taking, the consumer stops fetching)."""
         lane = self.lanes[kind]
@@ -158,19 +184,15 @@ class Pipeline:
         return self._dispatcher
 
     async def run(self) -> None:
-        self._score_partitions = await self._retry("scores topic metadata", self.publisher.partitions,
-                                                   self.config.scores_topic)
-        self._next_refresh = self.clock() + self.config.model_poll_interval
-        self._last_call = self.clock()
         while not self.stopping:
-            await self._control()
+            await self._housekeep()
             picked = self._pick()
             if picked is None:
                 await self._sleep()
                 continue
             await self._dispatch(*picked)
 
-    def _pick(self) -> tuple[Lane, Batch] | None:
+    def _pick(self) -> tuple[Lane, InFlight] | None:
         now = self.clock()
         for offset in range(len(KINDS)):  # take turns, so no lane starves another
             lane = self.lanes[KINDS[(self._turn + offset) % len(KINDS)]]
@@ -186,12 +208,12 @@ class Pipeline:
                     size += len(lane.pending[0].batch)
                     chunks.append(lane.pending.popleft())
                 self._turn += offset + 1
-                return lane, Batch(lane.kind, chunks)
+                return lane, InFlight(lane.kind, chunks)
         return None
 
     async def _sleep(self) -> None:
         now = self.clock()
-        wake_at = [self._next_refresh, self._last_call + self.config.ping_interval]
+        wake_at = [*self._due_at.values(), self._last_call + self.config.ping_interval]
         wake_at += [lane.waiting.not_before for lane in self.lanes.values() if lane.waiting]
         self._wake.clear()
         try:
@@ -199,52 +221,62 @@ class Pipeline:
         except TimeoutError:
             pass
 
-    async def _dispatch(self, lane: Lane, batch: Batch) -> None:
+    async def _partitions(self) -> dict[str, int]:
+        """Partition counts now (the client's metadata, refreshed as it ages)."""
+        topics = (self.config.scores_topic, self.config.dlq_topic)
+        counts = await self._retry_publishing("topic metadata", lambda: asyncio.gather(
+            *(self.publisher.partitions(t) for t in topics)))
+        return dict(zip(topics, counts, strict=True))
+
+    async def _dispatch(self, lane: Lane, flight: InFlight) -> None:
         final = (lane.kind != "cluster"
-                 or self.clock() >= batch.chunks[0].taken_at + self.config.cluster_member_wait)
-        request = BatchRequest(lane.kind, batch.inbound(), self._score_partitions, final)
+                 or self.clock() >= flight.chunks[0].taken_at + self.config.cluster_member_wait)
+        request = ScoringRequest(lane.kind, flight.batch(), await self._partitions(), final)
         sent_at = time.time()
-        outcome = await self._retry(f"{lane.kind} batch", self.scorer.process, request)
+        outcome = await self._retry_scoring(f"{lane.kind} micro-batch", self.scoring.process, request)
         self._last_call = self.clock()
         self.metrics.observe_phases(lane.kind, outcome, sent_at, time.time())
         if outcome.members_pending:
-            # Members still in flight: ask again soon; alert batches go on meanwhile.
-            batch.not_before = self._last_call + self.config.member_poll
-            lane.waiting = batch
+            # Members still in flight: ask again soon; alerts go on meanwhile.
+            flight.not_before = self._last_call + self.config.member_poll
+            lane.waiting = flight
             return
         lane.waiting = None
-        task = asyncio.ensure_future(self._commit(lane, batch, outcome, lane.last_commit))
+        task = asyncio.ensure_future(self._commit(lane, flight, outcome, lane.last_commit))
         lane.last_commit = task
         self._commits.add(task)
         task.add_done_callback(self._commits.discard)
         task.add_done_callback(self._check_task)
 
     # -- publish and acknowledge, in order ---------------------------------------------------------
-    async def _commit(self, lane: Lane, batch: Batch, outcome: BatchOutcome,
+    async def _commit(self, lane: Lane, flight: InFlight, outcome: ScoringOutcome,
                       previous: asyncio.Task | None) -> None:
         if previous is not None:
-            await previous  # strictly in order: a batch that failed holds this one back
+            await previous  # strictly in order: a micro-batch that failed holds this one back
         records = [r for r in (outcome.scores,) if r is not None and len(r)]
         if outcome.dead:
-            records.append(OutboundColumns.dead_letters(self.config.dlq_topic, outcome.dead))
+            records.append(DeadLetter.records(self.config.dlq_topic, outcome.dead))
         started = self.clock()
         if records:
             await self._publish(records)
         published = self.clock()
-        for chunk in batch.chunks:
+        # Only now: every row of the micro-batch is written and every record it produced is
+        # acknowledged by the broker, so no offset is committed past anything not durable.
+        for chunk in flight.chunks:
             await chunk.ack(chunk.events)
-        self._release(lane, batch)
+        self._release(lane, flight)
         positions = self.positions
-        for chunk in batch.chunks:
+        for chunk in flight.chunks:
             topic = chunk.batch.topic
             for partition, offset in zip(chunk.batch.partitions, chunk.batch.offsets, strict=True):
                 if offset > positions.get((topic, partition), -1):
                     positions[(topic, partition)] = offset
         now = self.clock()
-        self.metrics.batch_done(lane.kind, batch, outcome, published - started, now - published,
-                                now - batch.chunks[0].taken_at, time.time())
+        self.metrics.batch_done(lane.kind, [c.batch.timestamps for c in flight.chunks], outcome,
+                                published - started, now - published,
+                                now - flight.chunks[0].taken_at, time.time())
 
-    async def _publish(self, records: list[OutboundColumns]) -> None:
+    async def _publish(self, records: list[OutboundRecords]) -> None:
         """Retried until delivered; a retry sends only what the broker has not acknowledged,
         so a partial failure republishes nothing. A permanent refusal is not retried."""
         remaining = records
@@ -256,67 +288,105 @@ class Pipeline:
             except PublishIncomplete as exc:
                 remaining = exc.remaining
                 raise
-        await self._retry("publish", attempt)
+        await self._retry_publishing("publish", attempt)
 
-    def _release(self, lane: Lane, batch: Batch) -> None:
-        for chunk in batch.chunks:
+    def _release(self, lane: Lane, flight: InFlight) -> None:
+        for chunk in flight.chunks:
             assert lane.unacked[0] is chunk, "chunks are acknowledged in the order taken"
             lane.unacked.popleft()
-        lane.unacked_events -= batch.events
+        lane.unacked_events -= flight.events
         lane.room.set()
 
-    # -- model reloads and store pings, between batches -------------------------------------------
-    async def _control(self) -> None:
+    # -- housekeeping: the one way periodic work reaches the scoring process ----------------------
+    def _due(self) -> frozenset[str]:
         now = self.clock()
-        if now >= self._next_refresh:
-            self._next_refresh = now + self.config.model_poll_interval
-            failed_before = self._reload_failures()
-            version = await self._retry("model refresh", self.scorer.refresh)
-            if version is not None:
-                self.metrics.model_reloads.labels(result="loaded").inc()
-            elif self._reload_failures() > failed_before:
-                self.metrics.model_reloads.labels(result="refused").inc()
+        due = {kind for kind, at in self._due_at.items() if now >= at}
+        if self._drift_wanted.is_set():
+            due.add(DRIFT)
         if now - self._last_call >= self.config.ping_interval:
-            try:
-                await self.scorer.ping()
-                self.sink_error = None
-            except SinkUnavailable as exc:
-                self.sink_error = str(exc)
-            except ScoringProcessRestarted:
-                pass
-            self._last_call = self.clock()
+            due.add(PING)  # idle that long: is the store still there? (/ready)
+        return frozenset(due)
 
-    def _reload_failures(self) -> int:
-        status = getattr(self.scorer, "status", None)
-        return status.reload_failures if status is not None else 0
+    async def _housekeep(self) -> None:
+        due = self._due()
+        if not due:
+            return
+        now = self.clock()
+        intervals = {MODEL: self.config.model_poll_interval, DRIFT: self.config.drift_interval,
+                     DECISIONS: self.config.decisions_interval}
+        for kind in due & intervals.keys():
+            self._due_at[kind] = now + intervals[kind]
+        report = await self._retry_scoring("housekeeping", self.scoring.housekeeping, due)
+        if PING in due:
+            self._last_call = self.clock()  # the store answered (or said why not) just now
+        self._observe(report, due)
+
+    def _observe(self, report: Housekeeping, due: frozenset[str]) -> None:
+        if report.model_loaded is not None:
+            self.metrics.model_reloads.labels(result="loaded").inc()
+        elif report.model_refused:
+            self.metrics.model_reloads.labels(result="refused").inc()
+        if PING in due:
+            self.sink_error = report.sink_error
+        if report.drift is not None:
+            self.observed.drift, self.observed.drift_at = report.drift, time.time()
+            self._drift_wanted.clear()
+            self._drift_done.set()
+        if report.decisions is not None:
+            self.observed.decisions = report.decisions
+        self.metrics.shadow_totals(report.shadow)
+
+    async def fresh_drift(self, max_age: float, timeout: float = 10.0) -> dict:
+        """The drift figures, recomputed first when older than ``max_age`` seconds (however
+        many callers ask at once, one computation)."""
+        if time.time() - self.observed.drift_at > max_age:
+            self._drift_done.clear()
+            self._drift_wanted.set()
+            self._wake.set()
+            try:
+                await asyncio.wait_for(self._drift_done.wait(), timeout)
+            except TimeoutError:
+                pass  # the last figures, however old (a long micro-batch is in the way)
+        return self.observed.drift
 
     # -- retries, failures, shutdown ---------------------------------------------------------------
-    async def _retry(self, what: str, func: Callable[..., Awaitable[Any]], *args: Any) -> Any:
+    async def _retry(self, what: str, func: Callable[..., Awaitable[Any]], args: tuple,
+                     retry: Any, on_failure: Callable[[BaseException | None], None]) -> Any:
         """Until it succeeds: the store or the broker being away is waited out, never skipped."""
         def failed(state: RetryCallState) -> None:
             exc = state.outcome.exception() if state.outcome else None
             delay = state.next_action.sleep if state.next_action else 0.0
             log.warning("%s failed (attempt %d, next in %.1fs): %s", what, state.attempt_number,
                         delay, exc)
-            if isinstance(exc, SinkUnavailable):
-                self.sink_error = str(exc)
-                self.metrics.sink_failures.inc()
-            elif what == "publish":
-                self.metrics.publish_failures.inc()
+            on_failure(exc)
 
-        if what == "publish":
-            # Exception, not BaseException: a cancelled publish (shutdown) must not be retried.
-            retry = retry_if_exception_type(Exception) & retry_if_not_exception_type(PublishRefused)
-        else:
-            retry = retry_if_exception_type((SinkUnavailable, ScoringProcessRestarted))
         async for attempt in AsyncRetrying(
                 retry=retry, reraise=True, before_sleep=failed,
                 wait=wait_exponential(multiplier=0.1, max=self.config.retry_max_delay)):
             with attempt:
                 result = await func(*args)
-        if isinstance(self.sink_error, str) and what != "publish":
+        return result
+
+    async def _retry_scoring(self, what: str, func: Callable[..., Awaitable[Any]], *args: Any) -> Any:
+        """A call into the scoring process: retried while the store is unavailable or the
+        process was restarted under it; any other error is the worker's end."""
+        def failure(exc: BaseException | None) -> None:
+            if isinstance(exc, SinkUnavailable):
+                self.sink_error = str(exc)
+                self.metrics.sink_failures.inc()
+        result = await self._retry(what, func, args,
+                                   retry_if_exception_type((SinkUnavailable, ScoringProcessRestarted)),
+                                   failure)
+        if what != "housekeeping":  # a micro-batch written: the store answers
             self.sink_error = None
         return result
+
+    async def _retry_publishing(self, what: str, func: Callable[..., Awaitable[Any]], *args: Any) -> Any:
+        """A call to the broker: retried on anything but a permanent refusal (and but a cancel:
+        Exception, not BaseException, so that a publish cancelled at shutdown is not retried)."""
+        return await self._retry(what, func, args,
+                                 retry_if_exception_type(Exception) & retry_if_not_exception_type(PublishRefused),
+                                 lambda _exc: self.metrics.publish_failures.inc())
 
     def _check_task(self, task: asyncio.Task) -> None:
         if task.cancelled() or self.stopping:

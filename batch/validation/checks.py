@@ -11,7 +11,7 @@ import pandas as pd
 import xgboost as xgb
 
 from batch.capacity import queue_positions
-from shared import metrics
+from shared import model_quality
 from shared.scoring import RiskScoring
 
 EXPLAIN_SAMPLE = 100
@@ -104,7 +104,7 @@ def integrity(scoring: RiskScoring, alerts: pd.DataFrame, scored: Scored) -> Che
 def expected_calibration_error(labels: np.ndarray, scores: np.ndarray, bins: int = 10) -> float:
     """Σ over equal-width score bins of (share of alerts) × |observed rate − mean score|."""
     return float(sum(count / len(scores) * abs(rate - mean)
-                     for mean, rate, count in metrics.calibration_bins(labels, scores, bins)))
+                     for mean, rate, count in model_quality.calibration_bins(labels, scores, bins)))
 
 
 def behaviour(scored: Scored, labels: np.ndarray, min_variance: float = 1e-4,
@@ -119,7 +119,7 @@ def behaviour(scored: Scored, labels: np.ndarray, min_variance: float = 1e-4,
     figures = {"score_variance": round(float(np.var(s)), 8) if len(s) else 0.0,
                "distinct_score_share": round(len(np.unique(s)) / len(s), 6) if len(s) else 0.0,
                "labelled": int(labelled.sum()), "prevalence": round(prevalence, 6),
-               "brier": round(metrics.brier(y, p), 6) if len(y) else None,
+               "brier": round(model_quality.brier(y, p), 6) if len(y) else None,
                "ece": round(expected_calibration_error(y, p), 6) if len(y) else None}
     # the base rate's Brier score, with 10 % of room: a few hundred labels move a Brier score
     # by that much between two fits (measured on the tests' small days)
@@ -166,8 +166,8 @@ def ground_truth(candidate: Scored, champion: Scored | None, alerts: pd.DataFram
     positions = {k: queue_positions(groups, v.rank_scores, ids)[labelled] for k, v in versions.items()}
     scores = {k: v.scores[labelled] for k, v in versions.items()}
     measures: dict[str, Callable[[np.ndarray, str], float]] = {
-        "auc": lambda idx, k: metrics.roc_auc(y[idx], scores[k][idx]),
-        "pr_auc": lambda idx, k: metrics.average_precision(y[idx], scores[k][idx]),
+        "auc": lambda idx, k: model_quality.roc_auc(y[idx], scores[k][idx]),
+        "pr_auc": lambda idx, k: model_quality.average_precision(y[idx], scores[k][idx]),
         "recall_at_capacity": lambda idx, k: _recall_at(positions[k][idx], y[idx] == 1, capacity),
     }
     everything = np.arange(len(y))

@@ -14,6 +14,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from shared.clickhouse.connection import check_identifier
+from shared.sink import SHADOW_TABLE
 
 BATCH_KEY_COLUMNS = {"network": "LowCardinality(String)", "processing_date": "Date",
                      "window_days": "UInt16"}
@@ -140,7 +141,7 @@ TABLES: tuple[Table, ...] = (
     Table("alert_scores", ALERT_SCORE_COLUMNS, "ReplacingMergeTree(scored_at)", SCORE_ORDER, MONTHLY,
           defaults=SCORE_DEFAULTS),
     # A challenger's scores (amlscore shadow): the same rows, never published, never ranked.
-    Table("alert_scores_shadow", ALERT_SCORE_COLUMNS, "ReplacingMergeTree(scored_at)", SCORE_ORDER,
+    Table(SHADOW_TABLE, ALERT_SCORE_COLUMNS, "ReplacingMergeTree(scored_at)", SCORE_ORDER,
           MONTHLY, defaults=SCORE_DEFAULTS),
     Table("cluster_scores", _keyed(
         cluster_id="String", model_version="LowCardinality(String)", score="Float64",

@@ -14,6 +14,7 @@ from clickhouse_connect.driver.client import Client
 from shared.clickhouse.connection import check_identifier
 from shared.clickhouse.ddl import RAW_ALERT_COLUMNS, RAW_CLUSTER_COLUMNS
 from shared.clickhouse.rows import conform, row_version, stamp
+from shared.features import AlertColumns, day_numbers, row_count
 
 RAW_TABLES = ("raw_alerts", "raw_features", "raw_clusters", "raw_money_flows")
 BATCH_FILTER = ("network = {network:String} AND processing_date = {date:Date} "
@@ -30,11 +31,16 @@ def range_params(networks: Sequence[str], start: dt.date, end: dt.date, window_d
     return {"networks": list(networks), "start": start, "end": end, "window": window_days}
 
 
-def raw_alert_rows(alerts: pd.DataFrame, version: int) -> pa.Table:
-    source = pa.Table.from_pandas(alerts, preserve_index=False)
+def raw_alert_rows(alerts: AlertColumns, version: int) -> pa.Table:
+    """Alerts (a DataFrame, or columns as lists) shaped for ``raw_alerts``."""
+    wanted = ["network", "window_days", *RAW_ALERT_COLUMNS]
+    if isinstance(alerts, pd.DataFrame):
+        source = pa.Table.from_pandas(alerts[[c for c in wanted if c in alerts]], preserve_index=False)
+    else:
+        source = pa.Table.from_pydict({c: alerts[c] for c in wanted if c in alerts})
     keys = {
         "network": source.column("network").cast(pa.string()),
-        "processing_date": pa.array(list(alerts["processing_date"]), pa.date32()),
+        "processing_date": pa.array(day_numbers(alerts["processing_date"]), pa.date32()),
         "window_days": source.column("window_days").cast(pa.uint16()),
     }
     return stamp({**keys, **conform(source, RAW_ALERT_COLUMNS)}, source.num_rows, version)
@@ -65,9 +71,9 @@ class RawStore:
                     f"ALTER TABLE {self.db}.raw_features ADD COLUMN IF NOT EXISTS {name} Float64 DEFAULT nan"
                 )
 
-    def insert_alert_frame(self, alerts: pd.DataFrame) -> None:
+    def insert_alerts(self, alerts: AlertColumns) -> None:
         """Alerts as decoded (one row per alert, contract columns) into ``raw_alerts``."""
-        if len(alerts):
+        if row_count(alerts):
             self.insert("raw_alerts", raw_alert_rows(alerts, row_version()))
 
     def insert_unscored_clusters(self, clusters: pd.DataFrame, model_version: str, reason: str,
@@ -79,7 +85,7 @@ class RawStore:
         n = source.num_rows
         columns = {
             "network": source.column("network").cast(pa.string()),
-            "processing_date": pa.array(list(clusters["processing_date"]), pa.date32()),
+            "processing_date": pa.array(day_numbers(clusters["processing_date"]), pa.date32()),
             "window_days": source.column("window_days").cast(pa.uint16()),
             **conform(source, RAW_CLUSTER_COLUMNS),
             "model_version": pa.array([model_version] * n, pa.string()),
@@ -191,14 +197,24 @@ class RawStore:
         return self._frame("raw_features", where, params, "address")
 
     def feature_rows(self, network: str, processing_date: dt.date, window_days: int,
-                     addresses: Sequence[str]) -> tuple[list[str], list[str], np.ndarray]:
-        """(addresses found, feature columns, float64 matrix): the compact form of ``features``."""
+                     addresses: Sequence[str] | None = None,
+                     limit: int = 0) -> tuple[list[str], list[str], np.ndarray] | None:
+        """(addresses found, feature columns, float64 matrix): the compact form of ``features``,
+        for ``addresses`` or, when None, for the whole batch — then None if it holds more than
+        ``limit`` rows (when ``limit`` is set)."""
+        where = BATCH_FILTER
+        params = batch_params(network, processing_date, window_days)
+        if addresses is not None:
+            where += " AND address IN {addresses:Array(String)}"
+            params["addresses"] = list(addresses)
+        elif limit:
+            where += " LIMIT {limit:UInt64}"
+            params["limit"] = limit + 1
         table = self.client.query_arrow(
             f"SELECT * EXCEPT (network, processing_date, window_days, _version, _ingested_at) "
-            f"FROM {self.db}.raw_features FINAL WHERE {BATCH_FILTER} "
-            "AND address IN {addresses:Array(String)}",
-            parameters={**batch_params(network, processing_date, window_days),
-                        "addresses": list(addresses)})
+            f"FROM {self.db}.raw_features FINAL WHERE {where}", parameters=params)
+        if addresses is None and limit and table.num_rows > limit:
+            return None
         columns = [c for c in table.column_names if c != "address"]
         found = table.column("address").to_pylist()
         matrix = np.empty((len(found), len(columns)), dtype=np.float64)

@@ -6,21 +6,24 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Sequence
 
+import numpy as np
 import pandas as pd
 import pyarrow as pa
 from clickhouse_connect.driver.client import Client
 
 from shared.clickhouse.connection import check_identifier
 from shared.clickhouse.raw_store import BATCH_FILTER, RANGE_FILTER, batch_params, range_params
+from shared.features import day_numbers
+from shared.sink import SHADOW_TABLE, ScoreRows
 
 _KEY_TYPES = {"network": pa.string(), "processing_date": pa.date32(), "window_days": pa.uint16()}
 
 
-def _arrow(frame: pd.DataFrame, types: dict[str, pa.DataType], source: str,
+def _arrow(rows: ScoreRows, types: dict[str, pa.DataType], source: str,
            scored_at: dt.datetime) -> pa.Table:
-    columns = {name: pa.array(frame[name].to_numpy(), kind) if name != "processing_date"
-               else pa.array(list(frame[name]), kind) for name, kind in types.items()}
-    n = len(frame)
+    columns = {name: pa.array(np.asarray(rows[name]), kind) if name != "processing_date"
+               else pa.array(day_numbers(rows[name]), kind) for name, kind in types.items()}
+    n = len(columns["alert_id" if "alert_id" in types else "cluster_id"])
     columns["scored_at"] = pa.array([scored_at] * n, pa.timestamp("ms", tz="UTC"))
     columns["source"] = pa.array([source] * n, pa.string())
     return pa.table(columns)
@@ -33,19 +36,20 @@ class ScoreStore:
         self.client = client
         self.db = check_identifier(database, "database")
 
-    def write_alert_scores(self, scores: pd.DataFrame, source: str, scored_at: dt.datetime,
+    def write_alert_scores(self, scores: ScoreRows, source: str, scored_at: dt.datetime,
                            table: str = "alert_scores") -> None:
-        """``table="alert_scores_shadow"`` for a challenger's rows."""
-        if not len(scores):
+        """``table=SHADOW_TABLE`` for a challenger's rows."""
+        if not len(scores["alert_id"]):
             return
         types = {**_KEY_TYPES, "alert_id": pa.string(), "address": pa.string(),
                  "model_version": pa.string(), "score": pa.float64(), "rank_score": pa.float64(),
                  "risk_level": pa.string(), "explanation": pa.string(), "qc_sample": pa.bool_()}
-        self.client.insert_arrow(f"{self.db}.{check_identifier(table, 'table')}",
+        assert table in ("alert_scores", SHADOW_TABLE), table
+        self.client.insert_arrow(f"{self.db}.{table}",
                                  _arrow(scores, types, source, scored_at))
 
-    def write_cluster_scores(self, scores: pd.DataFrame, source: str, scored_at: dt.datetime) -> None:
-        if not len(scores):
+    def write_cluster_scores(self, scores: ScoreRows, source: str, scored_at: dt.datetime) -> None:
+        if not len(scores["cluster_id"]):
             return
         types = {**_KEY_TYPES, "cluster_id": pa.string(), "model_version": pa.string(),
                  "score": pa.float64(), "risk_level": pa.string(), "n_alerts": pa.uint32(),

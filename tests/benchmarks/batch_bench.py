@@ -19,7 +19,7 @@ from batch.ingest import ingest_source
 from batch.sot_reader import open_source
 from batch.synth import SynthConfig, generate
 from batch.train import TrainConfig, train
-from shared import metrics
+from shared import model_quality
 from shared.clickhouse import connect, ensure_schema, parse_clickhouse_url
 from shared.clickhouse.raw_store import RawStore
 from shared.clickhouse.score_store import ScoreStore
@@ -118,10 +118,10 @@ def run(alerts: int, alerts_per_day: int = 5000, workdir: Path | None = None) ->
     truth = pq.read_table([p for p in sot.glob("ethereum/*/7/_truth.parquet")
                            if p.parent.parent.name >= min(held["group"]).split("/")[1]]).to_pandas()
     joined = held.merge(truth, on="alert_id")
-    oracle_auc = metrics.roc_auc(joined["label"], joined["p_illicit"])
+    oracle_auc = model_quality.roc_auc(joined["label"], joined["p_illicit"])
     unseen = joined[~joined["seen_address"]]
-    unseen_oracle = metrics.roc_auc(unseen["label"], unseen["p_illicit"])
-    unseen_model = metrics.roc_auc(unseen["label"], unseen["score"])
+    unseen_oracle = model_quality.roc_auc(unseen["label"], unseen["p_illicit"])
+    unseen_model = model_quality.roc_auc(unseen["label"], unseen["score"])
 
     scoring = RiskScoring(bundle, ScoringPolicy())
     report, backfill_s = _timed(backfill, raw, scores, scoring,

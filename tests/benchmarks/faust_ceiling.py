@@ -11,7 +11,7 @@ import time
 from shared.kafka_security import kafka_security
 from shared.settings import load_settings
 from stream.app import broker_credentials
-from stream.transport import WorkerApp
+from stream.faust_app import WorkerApp
 
 # The worker's own App class, fetch wait and Kafka security settings (AMLSCORE_KAFKA_*), so the
 # ceiling and the worker meet the broker alike.

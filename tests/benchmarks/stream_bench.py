@@ -4,9 +4,10 @@ Quiet box, then the same with a CPU hog on the other core:
 - backlog: the worker (default settings, default explanation policy) end to end vs a bare Faust
   consume-only agent (same App class, broker, data);
 - event→ScoreEvent latency at a steady 2,000/s and 4,000/s (producer timestamp → ScoreEvent
-  timestamp);
+  timestamp), in each way alerts carry their features: embedded, looked up, and half and half;
 - alerts/s through envelopes (``replay --envelope``) next to one alert per message;
-- RSS of the worker's process tree after the backlog (and, with --rss-events, after N events);
+- RSS of the worker's process tree after the backlog (and, with --rss-events, after N events,
+  with the growth between the two);
 - where the time goes per phase (the worker's own per-batch trace, from /metrics).
 
 ``--bootstrap HOST:PORT`` measures on an existing cluster instead of a local Tansu, with the
@@ -52,6 +53,10 @@ LIMITS = {  # key: (limit, "min" | "max"); a ratio's own reference is measured i
     "worker_vs_faust_consume_only": (0.8, "min"),
     "latency_p99_ms": (150.0, "max"),
     "latency_4k_p99_ms": (400.0, "max"),
+    "latency_p99_ms_embedded": (150.0, "max"),
+    "latency_p99_ms_lookup": (150.0, "max"),
+    "latency_4k_p99_ms_embedded": (400.0, "max"),
+    "latency_4k_p99_ms_lookup": (400.0, "max"),
     "worker_rss_mb_after_e2e": (450.0, "max"),
     "worker_rss_mb_after_all": (450.0, "max"),
 }
@@ -221,9 +226,25 @@ def cpu_hog() -> Iterator[None]:
         hog.wait()
 
 
-def _session(b: str, env: dict, records, work: Path, tag: str, latency: bool,
+def _wait_consuming(worker: WorkerProcess, timeout: float = 60) -> None:
+    """Until the worker holds partitions of its alert topic (its group joined)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        status, body = worker.get("/ready")
+        if status == 200 and orjson.loads(body).get("consuming"):
+            return
+        time.sleep(0.2)
+    raise AssertionError("the worker never started consuming")
+
+
+MODES = {"mixed": "", "embed": "_embedded", "lookup": "_lookup"}  # replay's --features → key suffix
+
+
+def _session(b: str, env: dict, records, work: Path, tag: str, latency: dict | None,
              envelope_size: int, rss_events: int) -> dict:
-    """One worker on topics of its own: backlog, then steady rates, then envelopes."""
+    """One worker on topics of its own: backlog, then steady rates, then envelopes. ``latency``:
+    the records of each feature mode to measure latency with (None: the backlog's, mixed, at
+    2,000/s only)."""
     topics = {k: f"{tag}.{k}" for k in ("alerts", "clusters", "scores", "dlq")}
     asyncio.run(ensure_topics(b, topics.values(), 4, options=OPTIONS))
     n = len(records)
@@ -233,21 +254,24 @@ def _session(b: str, env: dict, records, work: Path, tag: str, latency: bool,
     out: dict = {}
     worker = WorkerProcess(worker_env, work / f"worker-{tag}.log").start()
     try:
+        _wait_consuming(worker)
         before = _metrics(worker)
         out["worker_e2e_alerts_s"] = round(_rate(worker, n))
         out["phases"] = phase_trace(before, _metrics(worker))
         out["worker_rss_mb_after_e2e"] = round(_rss_mb(worker.process.pid))
         done = n
-        rates = [(2000, "latency"), (4000, "latency_4k")] if latency else [(2000, "latency")]
-        for rate, name in rates:
-            steady = _fresh(records[: rate * 20], f"-{rate}".encode())
+        runs = ([(rate, name, mode) for mode in MODES for rate, name in ((2000, "latency"), (4000, "latency_4k"))]
+                if latency else [(2000, "latency", "mixed")])
+        for rate, name, mode in runs:
+            source = latency[mode] if latency else records
+            steady = _fresh(source[: rate * 20], f"-{rate}-{mode}".encode())
             asyncio.run(_paced(b, topics["alerts"], steady, rate))
             done += len(steady)
             _wait_scored(worker, done)
             latencies = asyncio.run(event_to_score_latencies(b, {k for k, _ in steady}, topics["alerts"],
                                                              topics["scores"], options=OPTIONS))
-            out[f"{name}_p50_ms"] = round(float(np.percentile(latencies, 50)), 1)
-            out[f"{name}_p99_ms"] = round(float(np.percentile(latencies, 99)), 1)
+            out[f"{name}_p50_ms{MODES[mode]}"] = round(float(np.percentile(latencies, 50)), 1)
+            out[f"{name}_p99_ms{MODES[mode]}"] = round(float(np.percentile(latencies, 99)), 1)
         if envelope_size > 1:
             wrapped = list(rp.envelopes(((topics["alerts"], k, v) for k, v in _fresh(records, b"-e")),
                                         envelope_size))
@@ -263,6 +287,7 @@ def _session(b: str, env: dict, records, work: Path, tag: str, latency: bool,
         if rss_events:
             out["worker_events_total"] = int(done)
             out["worker_rss_mb_after_all"] = round(_rss_mb(worker.process.pid))
+            out["worker_rss_growth_mb"] = out["worker_rss_mb_after_all"] - out["worker_rss_mb_after_e2e"]
     finally:
         worker.stop()
     return out
@@ -324,9 +349,12 @@ def run(alerts: int = 100_000, rss_events: int = 0, envelope_size: int = 500,
     cli(env, "train")
     challenger = cli(env, "train", "--no-promote", "--seed", "5").stdout.split()[2]
     fs, root = open_source(str(sot))
-    report = rp.ReplayReport()
-    records = [(k, v) for _, k, v in rp.records(rp.batches_from_sot(fs, root, discover_batches(fs, root)),
-                                                 "x", "y", features, report, with_clusters=False)][:alerts]
+
+    def replayed(mode: str) -> list[tuple[bytes, bytes]]:
+        return [(k, v) for _, k, v in rp.records(rp.batches_from_sot(fs, root, discover_batches(fs, root)),
+                                                  "x", "y", mode, rp.ReplayReport(), with_clusters=False)][:alerts]
+    records = replayed(features)
+    by_mode = {mode: records if mode == features else replayed(mode)[:4000 * 20] for mode in MODES}
     n = len(records)
     results: dict = {"alerts": n, "features": features}
     with _broker(bootstrap, tls, work) as (b, security):
@@ -338,7 +366,7 @@ def run(alerts: int = 100_000, rss_events: int = 0, envelope_size: int = 500,
         results["raw_passthrough_msg_s"] = round(n / asyncio.run(_consume(b, "raw", n, forward="raw.out")))
         asyncio.run(_produce(b, "ceiling", records))
         results["faust_consume_only_msg_s"] = round(_faust_ceiling(b, "ceiling", n, work, "quiet", env))
-        quiet = _session(b, env, records, work, "quiet", True, envelope_size, rss_events)
+        quiet = _session(b, env, records, work, "quiet", by_mode, envelope_size, rss_events)
         results.update({k: v for k, v in quiet.items() if k != "phases"})
         results["worker_vs_faust_consume_only"] = round(
             quiet["worker_e2e_alerts_s"] / results["faust_consume_only_msg_s"], 3)
@@ -346,7 +374,7 @@ def run(alerts: int = 100_000, rss_events: int = 0, envelope_size: int = 500,
             quiet.get("envelope_alerts_s", 0) / quiet["worker_e2e_alerts_s"], 2)
         results["phases"] = quiet["phases"]
         cli(env, "shadow", challenger)  # one challenger scoring beside the champion
-        shadow = _session(b, env, records, work, "shadow", False, 1, 0)
+        shadow = _session(b, env, records, work, "shadow", None, 1, 0)
         cli(env, "shadow", "--off")
         results["shadow_worker_e2e_alerts_s"] = shadow["worker_e2e_alerts_s"]
         results["shadow_vs_no_challenger"] = round(
@@ -354,7 +382,7 @@ def run(alerts: int = 100_000, rss_events: int = 0, envelope_size: int = 500,
         with cpu_hog():
             asyncio.run(_produce(b, "ceiling-busy", records))
             results["busy_faust_consume_only_msg_s"] = round(_faust_ceiling(b, "ceiling-busy", n, work, "busy", env))
-            busy = _session(b, env, records, work, "busy", False, 1, 0)
+            busy = _session(b, env, records, work, "busy", None, 1, 0)
         results["busy_worker_e2e_alerts_s"] = busy["worker_e2e_alerts_s"]
         results["busy_worker_vs_faust_consume_only"] = round(
             busy["worker_e2e_alerts_s"] / results["busy_faust_consume_only_msg_s"], 3)

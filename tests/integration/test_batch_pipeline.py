@@ -15,7 +15,7 @@ from batch.ingest import ingest_source
 from batch.sot_reader import open_source
 from batch.synth import SynthConfig, generate
 from batch.train import TrainConfig, train
-from shared import metrics
+from shared import model_quality
 from shared.clickhouse.migrations import ensure_schema
 from shared.clickhouse.raw_store import RawStore
 from shared.clickhouse.registry_store import RegistryStore
@@ -100,8 +100,8 @@ def test_model_beats_97_percent_of_the_oracle_on_held_out_dates(pipeline):
     truth = pd.concat([pq.read_table(f).to_pandas() for f in p["sot"].glob("ethereum/*/7/_truth.parquet")])
     joined = held.merge(truth, on="alert_id", validate="one_to_one")
     assert len(joined) == len(held) > 1000
-    oracle = metrics.roc_auc(joined["label"], joined["p_illicit"])
-    model = metrics.roc_auc(joined["label"], joined["score"])
+    oracle = model_quality.roc_auc(joined["label"], joined["p_illicit"])
+    model = model_quality.roc_auc(joined["label"], joined["score"])
     assert model == pytest.approx(p["train"].metrics["alert_scorer"]["auc"], abs=1e-6)
     assert model >= 0.97 * oracle, (model, oracle)
     held_dates = set(p["train"].metrics["ranking"]["per_date"][i]["group"].split("/")[1] for i in range(3))

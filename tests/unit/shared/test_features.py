@@ -153,3 +153,23 @@ def test_duplicate_feature_rows_last_wins_and_text_values_are_missing(frames):
     texty.loc[1, "degree_in"] = "n/a"
     y = build_alert_matrix(spec, alerts, texty)
     assert np.isnan(y[1, names.index("degree_in")]) and y[0, names.index("degree_in")] == 3.0
+
+
+def test_reordering_blocks_moves_names_with_their_columns(frames, monkeypatch):
+    """A feature's name is declared by the block that computes it: blocks in another order give
+    the same named columns, and a model saved with the old order refuses to load rather than
+    explain one feature under another's name."""
+    import shared.features as features_module
+    alerts, features = frames
+    spec = fit_feature_spec(alerts, features)
+    base = build_alert_matrix(spec, alerts, features)
+    stored = spec.to_dict()
+    original = features_module.spec_blocks
+    monkeypatch.setattr(features_module, "spec_blocks", lambda s: original(s)[::-1])
+    moved = fit_feature_spec(alerts, features)
+    assert moved.names != spec.names and sorted(moved.names) == sorted(spec.names)
+    shuffled = build_alert_matrix(moved, alerts, features)
+    for name in spec.names:
+        np.testing.assert_array_equal(shuffled[:, moved.names.index(name)], base[:, spec.names.index(name)])
+    with pytest.raises(ValueError, match="do not match"):
+        FeatureSpec.from_dict(stored)

@@ -7,7 +7,13 @@ import time
 
 import orjson
 
-from stream.messages import BatchOutcome, BatchRequest, ModelStatus, SinkUnavailable
+from stream.boundary import (
+    Housekeeping,
+    ModelStatus,
+    ScoringOutcome,
+    ScoringRequest,
+    SinkUnavailable,
+)
 
 
 class FakeScoringService:
@@ -18,25 +24,19 @@ class FakeScoringService:
     def status(self) -> ModelStatus:
         return ModelStatus("fake-v1", ("ethereum",), 0)
 
-    def process(self, request: BatchRequest) -> BatchOutcome:
+    def process(self, request: ScoringRequest) -> ScoringOutcome:
         if request.kind == "die":
             os._exit(3)
         if request.kind == "fail":
             raise SinkUnavailable("ClickHouse is down")
         if request.kind == "slow":
             time.sleep(0.5)
-        return BatchOutcome(request.kind, scored=len(request.batch.values))
+        return ScoringOutcome(request.kind, scored=len(request.batch.values))
 
-    def refresh(self) -> tuple[str | None, ModelStatus]:
-        return None, self.status()
-
-    def ping(self) -> None:
-        pass
+    def housekeeping(self, due) -> Housekeeping:  # noqa: ANN001
+        return Housekeeping(self.status(), drift={"rows": 0} if "drift" in due else None)
 
     def read(self, request) -> dict:  # noqa: ANN001 - called from the child's read threads
         if request.alert_id == "slow":
             time.sleep(1.0)
         return orjson.dumps({"what": request.what, "alert_id": request.alert_id})
-
-    def drift(self) -> dict:
-        return {"rows": 0}

@@ -2,8 +2,8 @@ import orjson
 import pytest
 
 from shared.schemas import ScoreEvent
-from stream.decode import decode_alerts, decode_clusters
-from stream.messages import InboundBatch, OutboundColumns, Reason
+from stream.boundary import DeadLetter, MicroBatch, Reason
+from stream.scoring.decode import decode_alerts, decode_clusters
 
 VALID = {"alert_id": "a1", "network": "ethereum", "processing_date": "2025-01-02", "window_days": 7,
          "address": "0xa", "typology_type": "mixing", "volume_usd": 10.5, "severity": "high",
@@ -11,9 +11,9 @@ VALID = {"alert_id": "a1", "network": "ethereum", "processing_date": "2025-01-02
          "some_future_field": {"ignored": True}}
 
 
-def _batch(*values: bytes, first_offset: int = 0) -> InboundBatch:
+def _batch(*values: bytes, first_offset: int = 0) -> MicroBatch:
     n = len(values)
-    return InboundBatch("aml.alerts", [b"k"] * n, list(values), [2] * n,
+    return MicroBatch("aml.alerts", [b"k"] * n, list(values), [2] * n,
                         list(range(first_offset, first_offset + n)), [None] * n)
 
 
@@ -48,7 +48,7 @@ def test_valid_events_pass_and_unknown_fields_are_ignored():
 
 def test_dead_letter_keeps_bytes_and_says_where_from():
     decoded = decode_alerts(_batch(b"{nope", first_offset=41), None, 4096)
-    out = OutboundColumns.dead_letters("aml.alerts.dlq", decoded.dead)
+    out = DeadLetter.records("aml.alerts.dlq", decoded.dead)
     headers = dict(out.headers[0])
     assert out.topic == "aml.alerts.dlq" and out.keys == [b"k"] and out.values == [b"{nope"]
     assert headers["dlq.reason"] == b"invalid_json" and headers["dlq.offset"] == b"41"

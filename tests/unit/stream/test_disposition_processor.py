@@ -6,8 +6,8 @@ import datetime as dt
 import orjson
 import pytest
 
-from stream.disposition_processor import DispositionBatchProcessor
-from stream.messages import BatchRequest, InboundBatch, Reason, SinkUnavailable
+from stream.boundary import MicroBatch, Reason, ScoringRequest, SinkUnavailable
+from stream.scoring.dispositions import DispositionProcessor
 
 NOW = dt.datetime.now(dt.UTC)
 
@@ -30,10 +30,10 @@ def decision(alert_id: str, **changes) -> bytes:
                          "decided_at": (NOW - dt.timedelta(hours=1)).isoformat(), **changes})
 
 
-def request(values: list[bytes]) -> BatchRequest:
+def request(values: list[bytes]) -> ScoringRequest:
     n = len(values)
-    return BatchRequest("disposition", InboundBatch("aml.dispositions", [b"k"] * n, values, [0] * n,
-                                                    list(range(n)), [None] * n), 4)
+    return ScoringRequest("disposition", MicroBatch("aml.dispositions", [b"k"] * n, values, [0] * n,
+                                                    list(range(n)), [None] * n), {"aml.alerts.dlq": 4})
 
 
 def test_valid_decisions_are_written_and_bad_ones_dead_lettered():
@@ -42,7 +42,7 @@ def test_valid_decisions_are_written_and_bad_ones_dead_lettered():
               decision("a-3", disposition="suspicious"), b"{oops",
               decision("a-4", decided_at=(NOW + dt.timedelta(days=1)).isoformat()),
               decision("a-5", analyst="")]
-    outcome = DispositionBatchProcessor(store, 65536).process(request(values))
+    outcome = DispositionProcessor(store, 65536, "aml.alerts.dlq").process(request(values))
     assert [(e.alert_id, e.disposition, e.sar_filed, e.note, s) for e, s in store.rows] == [
         ("a-1", "true_positive", True, "", "stream"), ("a-2", "false_positive", False, "", "stream")]
     assert outcome.decisions == {"true_positive": 1, "false_positive": 1}
@@ -54,12 +54,12 @@ def test_valid_decisions_are_written_and_bad_ones_dead_lettered():
 
 def test_a_store_that_is_down_fails_the_batch_for_a_retry():
     with pytest.raises(SinkUnavailable):
-        DispositionBatchProcessor(MemoryStore(down=True), 65536).process(request([decision("a-1")]))
+        DispositionProcessor(MemoryStore(down=True), 65536, "aml.alerts.dlq").process(request([decision("a-1")]))
 
 
 def test_rows_the_store_refuses_are_dead_lettered_and_the_rest_written():
     store = MemoryStore(refuse=frozenset({"a-2"}))
-    outcome = DispositionBatchProcessor(store, 65536, schema_problems=lambda: []).process(
+    outcome = DispositionProcessor(store, 65536, "aml.alerts.dlq", schema_problems=lambda: []).process(
         request([decision("a-1"), decision("a-2"), decision("a-3")]))
     assert [e.alert_id for e, _ in store.rows] == ["a-1", "a-3"]
     assert [(d.message.offset, d.reason) for d in outcome.dead] == [(1, Reason.SINK_REJECTED)]

@@ -3,7 +3,7 @@ import pytest
 from shared.errors import ModelLoadError
 from shared.registry import PROMOTED_FILE, DirectoryModelRegistry
 from shared.scoring import ScoringPolicy
-from stream.model_holder import ModelHolder
+from stream.scoring.model_holder import ModelHolder
 
 
 def _save(registry, bundle, version):

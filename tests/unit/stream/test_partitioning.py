@@ -2,7 +2,7 @@ import random
 
 from aiokafka.partitioner import DefaultPartitioner, murmur2
 
-from stream import partitioning
+from stream.scoring import partitioning
 
 
 def test_the_same_partition_as_the_java_client_for_any_key():

@@ -8,20 +8,28 @@ import asyncio
 
 import pytest
 
-from stream.messages import BatchOutcome, DeadLetter, InboundBatch, OutboundColumns, SinkUnavailable
-from stream.metrics import WorkerMetrics
+from shared.kafka_io import PublishIncomplete, PublishRefused
+from stream.boundary import (
+    DeadLetter,
+    Housekeeping,
+    MicroBatch,
+    ModelStatus,
+    OutboundRecords,
+    ScoringOutcome,
+    ScoringProcessRestarted,
+    SinkUnavailable,
+)
 from stream.pipeline import Pipeline, PipelineConfig
-from stream.publisher import PublishIncomplete, PublishRefused
-from stream.scoring_process import ScoringProcessRestarted
+from stream.worker_metrics import WorkerMetrics
 
 CONFIG = PipelineConfig("scores", "dlq", batch_size=10, batches_in_flight=2, retry_max_delay=0.01,
                         cluster_member_wait=0.3, member_poll=0.02, model_poll_interval=60,
                         ping_interval=60)
 
 
-def _batch(topic: str, first: int, n: int) -> InboundBatch:
+def _batch(topic: str, first: int, n: int) -> MicroBatch:
     offsets = list(range(first, first + n))
-    return InboundBatch(topic, [str(o).encode() for o in offsets], [b"v"] * n, [0] * n, offsets,
+    return MicroBatch(topic, [str(o).encode() for o in offsets], [b"v"] * n, [0] * n, offsets,
                         [None] * n)
 
 
@@ -52,7 +60,8 @@ class FakeScorer:
         self.failures: list[BaseException] = []
         self.calls: list[tuple[str, int, bool]] = []
         self.members_arrive_after = 0  # cluster calls answered "pending" before that many calls
-        self.status = None
+        self.housekept: list[tuple[float, frozenset]] = []
+        self.ping_error: str | None = None
 
     async def process(self, request):  # noqa: ANN001, ANN201
         await self.hold.wait()
@@ -61,18 +70,17 @@ class FakeScorer:
             raise self.failures.pop(0)
         if request.kind == "cluster" and not request.final and self.members_arrive_after > 0:
             self.members_arrive_after -= 1
-            return BatchOutcome("cluster", members_pending=True)
+            return ScoringOutcome("cluster", members_pending=True)
         self.journal.add("write", request.batch.offsets)
         batch = request.batch
-        scores = OutboundColumns("scores", list(batch.keys), list(batch.values), [0] * len(batch))
+        scores = OutboundRecords("scores", list(batch.keys), list(batch.values), [0] * len(batch))
         dead = [DeadLetter(batch.message(0), "schema_violation", "x")] if batch.values[0] == b"bad" else []
-        return BatchOutcome(request.kind, scored=len(batch) - len(dead), scores=scores, dead=dead)
+        return ScoringOutcome(request.kind, scored=len(batch) - len(dead), scores=scores, dead=dead)
 
-    async def refresh(self):  # noqa: ANN201
-        return None
-
-    async def ping(self) -> None:
-        return None
+    async def housekeeping(self, due):  # noqa: ANN001, ANN201
+        self.housekept.append((asyncio.get_running_loop().time(), due))
+        return Housekeeping(ModelStatus("v1", ("ethereum",), 0), drift={"rows": len(self.housekept)}
+                            if "drift" in due else None, sink_error=self.ping_error if "ping" in due else None)
 
 
 class FakePublisher:
@@ -82,7 +90,7 @@ class FakePublisher:
         self.gate = asyncio.Event()
         self.gate.set()
         self.slow: set[int] = set()  # a publish holding one of these offsets waits for the gate
-        self.published: list[OutboundColumns] = []
+        self.published: list[OutboundRecords] = []
 
     async def partitions(self, topic: str) -> int:
         return 1
@@ -265,7 +273,7 @@ def test_dead_letters_are_published_with_the_scores_and_counted():
     async def scenario() -> None:
         h = Harness()
         h.pipeline.start()
-        batch = InboundBatch("alerts", [b"0", b"1"], [b"bad", b"ok"], [0, 0], [0, 1], [None, None])
+        batch = MicroBatch("alerts", [b"0", b"1"], [b"bad", b"ok"], [0, 0], [0, 1], [None, None])
         await h.pipeline.submit("alert", [0, 1], batch, h.ack)
         await until(lambda: h.journal.acked() == [0, 1])
         dlq = [r for r in h.publisher.published if r.topic == "dlq"]
@@ -305,7 +313,7 @@ def test_a_partial_publish_is_retried_with_only_the_undelivered_records():
         async def partial(records) -> None:  # noqa: ANN001
             calls.append([k for r in records for k in r.keys])
             if len(calls) == 1:  # the first half went through, the rest did not
-                half = OutboundColumns("scores", records[0].keys[2:], records[0].values[2:], [0, 0])
+                half = OutboundRecords("scores", records[0].keys[2:], records[0].values[2:], [0, 0])
                 raise PublishIncomplete([half], ConnectionError("leader moved"))
             await original(records)
         h.publisher.publish = partial
@@ -332,5 +340,43 @@ def test_a_permanent_refusal_ends_the_worker_without_acking_or_retrying():
         await asyncio.sleep(0.05)
         assert len(calls) == 1 and h.journal.acked() == []
         assert isinstance(h.fatal[0], PublishRefused)
+        await h.pipeline.stop()
+    run(scenario())
+
+
+def test_housekeeping_is_one_call_between_micro_batches_each_kind_on_its_own_interval():
+    async def scenario() -> None:
+        h = Harness(PipelineConfig("scores", "dlq", batch_size=10, retry_max_delay=0.01,
+                                   model_poll_interval=0.1, ping_interval=0.15, drift_interval=0.25,
+                                   decisions_interval=10))
+        h.scorer.ping_error = "ClickHouse went away"
+        h.pipeline.start()
+        await asyncio.sleep(0.6)
+        kinds = [due for _, due in h.scorer.housekept]
+        assert kinds[0] == {"decisions"}  # at start: the figures the gauges show
+        assert sum("decisions" in d for d in kinds) == 1  # next due in 10 s
+        assert 4 <= sum("model" in d for d in kinds) <= 7
+        assert 1 <= sum("drift" in d for d in kinds) <= 3
+        assert any("ping" in d for d in kinds)  # idle: is the store still there?
+        assert h.pipeline.sink_error == "ClickHouse went away" and h.pipeline.observed.drift
+        h.scorer.ping_error = None
+        await until(lambda: h.pipeline.sink_error is None)
+        # /drift wants fresher figures than the interval gives: one call brings them
+        calls = len(h.scorer.housekept)
+        drift = await h.pipeline.fresh_drift(max_age=0.0)
+        assert drift == {"rows": len(h.scorer.housekept)} and len(h.scorer.housekept) > calls
+        await h.pipeline.stop()
+    run(scenario())
+
+
+def test_housekeeping_never_pings_a_store_that_just_answered():
+    async def scenario() -> None:
+        h = Harness(PipelineConfig("scores", "dlq", batch_size=10, retry_max_delay=0.01,
+                                   model_poll_interval=60, ping_interval=0.2))
+        h.pipeline.start()
+        for first in range(0, 200, 5):  # a steady trickle: never idle for 0.2 s
+            await h.submit("alert", first, 5)
+            await asyncio.sleep(0.02)
+        assert not any("ping" in due for _, due in h.scorer.housekept)
         await h.pipeline.stop()
     run(scenario())

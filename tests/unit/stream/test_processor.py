@@ -3,18 +3,21 @@ is returned for publishing."""
 
 import dataclasses
 
+import numpy as np
 import orjson
 import pytest
 
 from shared.registry import DirectoryModelRegistry
 from shared.scoring import RiskScoring, ScoringPolicy
 from shared.settings import Settings
-from stream.decode import decode_alerts
-from stream.feature_lookup import CachedFeatureLookup
-from stream.messages import BatchRequest, Inbound, InboundBatch, Reason, SinkUnavailable
-from stream.model_holder import ModelHolder
-from stream.partitioning import partitions_for
-from stream.processor import AlertBatchProcessor, ClusterBatchProcessor, StreamConfig
+from stream.boundary import Inbound, Reason, ScoringRequest, SinkUnavailable
+from stream.scoring.address_features import AddressFeatureCache
+from stream.scoring.alerts import AlertProcessor, StreamConfig
+from stream.scoring.clusters import ClusterProcessor
+from stream.scoring.decode import decode_alerts
+from stream.scoring.model_holder import ModelHolder
+from stream.scoring.partitioning import partitions_for
+from tests.unit.stream.batches import micro_batch
 
 CONFIG = StreamConfig.from_settings(Settings())
 
@@ -57,7 +60,7 @@ class FrameSource:
         rows = self.frame[self.frame.processing_date == processing_date.isoformat()]
         return rows[rows.address.isin(addresses)] if addresses is not None else rows
 
-    def feature_rows(self, network, processing_date, window_days, addresses):
+    def feature_rows(self, network, processing_date, window_days, addresses=None, limit=0):
         rows = self.features(network, processing_date, window_days, addresses)
         columns = [c for c in rows.columns if c not in ("network", "processing_date", "window_days", "address")]
         return list(rows["address"]), columns, rows[columns].to_numpy(dtype=float)
@@ -68,7 +71,7 @@ class FrameSource:
 
 
 def _request(kind, messages, final=True):
-    return BatchRequest(kind, InboundBatch.of(messages), 4, final)
+    return ScoringRequest(kind, micro_batch(messages), {"aml.alert-scores": 4, "aml.alerts.dlq": 4}, final)
 
 
 @pytest.fixture
@@ -104,7 +107,7 @@ def _events(alerts, features, n, embed_every=2):
 
 def _processor(holder, sot_frames, sink):
     alerts, features, _, _ = sot_frames
-    return AlertBatchProcessor(holder, CachedFeatureLookup(FrameSource(alerts, features)), sink, CONFIG)
+    return AlertProcessor(holder, AddressFeatureCache(FrameSource(alerts, features)), sink, CONFIG)
 
 
 def test_scores_equal_the_batch_path_and_are_written_before_returning(holder, sot_frames):
@@ -114,13 +117,14 @@ def test_scores_equal_the_batch_path_and_are_written_before_returning(holder, so
     outcome = _processor(holder, sot_frames, sink).process(_request("alert", messages))
     assert outcome.scored == 120 and len(sink.alert_writes) == 1
     written_alerts, written = sink.alert_writes[0]
-    assert len(written_alerts) == 120 and list(written_alerts["alert_id"]) == list(written["alert_id"])
+    assert len(written_alerts["alert_id"]) == 120 and list(written_alerts["alert_id"]) == list(written["alert_id"])
     reference = RiskScoring(holder.scoring.bundle, ScoringPolicy()).score_alerts(alerts.head(120), features)
-    assert written["score"].to_numpy().tobytes() == reference["score"].to_numpy().tobytes()
+    assert np.asarray(written["score"]).tobytes() == reference["score"].to_numpy().tobytes()
     assert list(written["explanation"]) == list(reference["explanation"])
     events = outcome.scores
     assert events.topic == "aml.alert-scores" and len(events) == 120
     assert events.partitions == partitions_for(events.keys, 4)
+    assert [d.partition for d in outcome.dead] == partitions_for([d.message.key for d in outcome.dead], 4)
     assert [d.message.value for d in outcome.dead] == [b"{"]
     first = orjson.loads(events.values[0])
     assert first["score"] == reference["score"].iloc[0] and first["model_version"] == "v1"
@@ -171,7 +175,7 @@ class FragileScoring:
         self.model_version = scoring.model_version
 
     def alert_matrix(self, frame, features):
-        if (frame["alert_id"] == self.bad).any():
+        if (np.asarray(frame["alert_id"]) == self.bad).any():
             raise ValueError("cannot score this one")
         return self.scoring.alert_matrix(frame, features)
 
@@ -190,7 +194,7 @@ def test_a_row_that_cannot_be_scored_is_dead_lettered_alone(holder, sot_frames):
     sink = MemorySink()
     outcome = _processor(fragile, sot_frames, sink).process(_request("alert", _events(alerts, features, 8)))
     assert outcome.scored == 7 and [d.reason for d in outcome.dead] == ["scoring_error"]
-    assert len(sink.alert_writes[0][1]) == 7
+    assert len(sink.alert_writes[0][1]["alert_id"]) == 7
 
 
 def _cluster_messages(rows, **changes):
@@ -213,7 +217,7 @@ def test_clusters_are_scored_from_their_members(holder, sot_frames):
     day = clusters.processing_date.iloc[0]
     rows = clusters[clusters.processing_date == day].head(20)
     sink = MemorySink()
-    processor = ClusterBatchProcessor(holder, FrameSource(alerts, features), sink, CONFIG)
+    processor = ClusterProcessor(holder, FrameSource(alerts, features), sink, CONFIG)
     outcome = processor.process(_request("cluster", _cluster_messages(rows), final=False))
     assert outcome.scored == 20 and not outcome.dead and not outcome.members_pending
     written = sink.cluster_writes[0]
@@ -234,7 +238,7 @@ def test_clusters_wait_for_members_then_score_what_came_and_dead_letter_what_nev
                                related_alert_ids=["gone-2"])
     orphan = [Inbound(b"o", orphan[0].value, "aml.clusters", 0, 1)]
     sink = MemorySink()
-    processor = ClusterBatchProcessor(holder, FrameSource(alerts, features), sink, CONFIG)
+    processor = ClusterProcessor(holder, FrameSource(alerts, features), sink, CONFIG)
     waiting = processor.process(_request("cluster", partial + orphan, final=False))
     assert waiting.members_pending and not sink.cluster_writes and not waiting.dead
     outcome = processor.process(_request("cluster", partial + orphan, final=True))
@@ -252,7 +256,7 @@ def test_a_model_without_cluster_scorer_leaves_clusters_unscored_without_failing
     without = FixedHolder(RiskScoring(bundle), holder.networks)
     rows = clusters.head(10)
     sink = MemorySink()
-    processor = ClusterBatchProcessor(without, FrameSource(alerts, features), sink, CONFIG)
+    processor = ClusterProcessor(without, FrameSource(alerts, features), sink, CONFIG)
     outcome = processor.process(_request("cluster", _cluster_messages(rows) + _cluster_messages(
         rows.head(1), network="Not A Network")))
     assert outcome.unscored == 10 and outcome.scored == 0 and not sink.cluster_writes
@@ -272,7 +276,7 @@ def test_features_no_model_reads_are_dropped_at_decode_whatever_their_number(hol
                              **{f"junk_{j}_{k}": float(k) for k in range(1000 - len(event.get("features", {})))}}
         noisy.append(Inbound(m.key, orjson.dumps(event), m.topic, m.partition, m.offset))
     wanted = set(holder.scoring.bundle.feature_spec.address_features)
-    decoded = decode_alerts(InboundBatch.of(noisy), None, 1 << 20, wanted)
+    decoded = decode_alerts(micro_batch(noisy), None, 1 << 20, wanted)
     assert all(set(e.features) <= wanted for e in decoded.events)
     clean = _processor(holder, sot_frames, MemorySink()).process(_request("alert", messages))
     dirty = _processor(holder, sot_frames, MemorySink()).process(_request("alert", noisy))

@@ -4,8 +4,8 @@ import numpy as np
 import pyarrow as pa
 import pytest
 
-from stream.messages import SinkUnavailable
-from stream.sinks import is_data_rejection, write_isolating
+from stream.boundary import SinkUnavailable
+from stream.scoring.sinks import is_data_rejection, write_isolating
 
 
 class RejectingWriter:

@@ -18,7 +18,7 @@ import logging
 from dataclasses import dataclass
 
 from shared.errors import ModelLoadError
-from shared.registry import ModelSource
+from shared.registry import ModelSource, challenger_of
 from shared.scoring import RiskScoring, ScoringPolicy
 
 log = logging.getLogger(__name__)
@@ -99,10 +99,7 @@ class ModelHolder:
         """Follow the shadow pointer; a challenger that fails to load is logged and left out
         (it never stops the champion), and the champion is never its own challenger."""
         try:
-            version = self.source.shadow_version()
-            if version is not None and self._scoring is not None \
-                    and version == self._scoring.model_version:
-                version = None
+            version = challenger_of(self.source, self._scoring.model_version if self._scoring else None)
             if version == (self.shadow.model_version if self.shadow else None):
                 return
             self.shadow = self._load(version) if version else None

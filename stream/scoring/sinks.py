@@ -9,8 +9,11 @@ kinds, and they are handled in opposite ways:
 - the sink refused the *data* of some rows: those rows are found by bisecting the batch and
   dead-lettered with reason ``sink_rejected``; the others are written.
 
-Any class with these methods can stand in (``AMLSCORE_STREAM_SINK=module:factory``, a callable
-taking the ClickHouse sink: it may wrap it or ignore it).
+Every row the stream writes goes through the sink: raw alerts, scores, the challenger's scores,
+cluster scores and unscored clusters. Reads (address features, cluster members, the read API)
+go to ClickHouse directly. ``AMLSCORE_STREAM_SINK=module:factory`` names a callable that is
+given the ClickHouse sink and returns the sink to use: a wrapper (say, one that also copies
+scores elsewhere) — the ClickHouse tables remain what the worker reads back.
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ import datetime as dt
 import importlib
 import re
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from typing import Protocol
 
 import numpy as np
@@ -28,8 +32,9 @@ import pyarrow as pa
 from shared.clickhouse.migrations import schema_problems
 from shared.clickhouse.raw_store import RawStore
 from shared.errors import ConfigurationError
-from shared.sink import ScoreSink
-from stream.messages import SinkUnavailable
+from shared.features import AlertColumns
+from shared.sink import SHADOW_TABLE, ScoreRows, ScoreSink
+from stream.boundary import SinkUnavailable
 
 # ClickHouse error codes that say "this data cannot be stored", not "the server is unwell".
 DATA_ERROR_CODES = frozenset({
@@ -51,10 +56,13 @@ SINK_TABLES = ("raw_alerts", "alert_scores", "cluster_scores", "unscored_cluster
 
 
 class StreamSink(Protocol):
-    def write_alerts(self, alerts: pd.DataFrame, scores: pd.DataFrame, scored_at: dt.datetime) -> None:
+    def write_alerts(self, alerts: AlertColumns, scores: ScoreRows, scored_at: dt.datetime) -> None:
         """``alerts``: the decoded alert columns; ``scores``: RiskScoring's rows, same order."""
 
-    def write_clusters(self, scores: pd.DataFrame, scored_at: dt.datetime) -> None: ...
+    def write_challenger_scores(self, scores: ScoreRows, scored_at: dt.datetime) -> None:
+        """The challenger's rows (never published, never ranked)."""
+
+    def write_clusters(self, scores: ScoreRows, scored_at: dt.datetime) -> None: ...
 
     def write_unscored_clusters(self, clusters: pd.DataFrame, model_version: str, reason: str,
                                 received_at: dt.datetime) -> None:
@@ -109,19 +117,36 @@ def write_isolating(write: Callable[[np.ndarray], None], n: int,
 
 class ClickHouseStreamSink:
     """The stream's writes: raw alerts (so clusters and backfill find them) and scores through the
-    same :class:`ScoreSink` backfill writes to."""
+    same :class:`ScoreSink` backfill writes to. ``raw_alerts`` and ``alert_scores`` are written at
+    once, each on a client of its own (the engine runs both inserts side by side); the call
+    returns when both are written. Both writes are idempotent (ReplacingMergeTree), so a retry
+    after one of them failed duplicates nothing."""
 
-    def __init__(self, raw: RawStore, scores: ScoreSink) -> None:
+    def __init__(self, raw: RawStore, scores: ScoreSink, raw_beside: RawStore | None = None,
+                 challenger: ScoreSink | None = None) -> None:
         self.raw = raw
         self.scores = scores
+        # The challenger writes from a thread of its own: a client of its own too (a server
+        # refuses two concurrent queries in one session).
+        self.challenger = challenger or scores
+        self._raw_beside = raw_beside  # raw_alerts' own client, for the side-by-side insert
+        self._beside = ThreadPoolExecutor(1, thread_name_prefix="raw-alerts") if raw_beside else None
 
-    def write_alerts(self, alerts: pd.DataFrame, scores: pd.DataFrame, scored_at: dt.datetime) -> None:
-        # Raw alerts first: a cluster scored later finds its members there. Both writes are
-        # idempotent (ReplacingMergeTree), so a retry after a partial failure duplicates nothing.
-        self.raw.insert_alert_frame(alerts)
-        self.scores.write_alert_scores(scores, "stream", scored_at)
+    def write_alerts(self, alerts: AlertColumns, scores: ScoreRows, scored_at: dt.datetime) -> None:
+        if self._beside is None or self._raw_beside is None:
+            self.raw.insert_alerts(alerts)
+            self.scores.write_alert_scores(scores, "stream", scored_at)
+            return
+        raw_written = self._beside.submit(self._raw_beside.insert_alerts, alerts)
+        try:
+            self.scores.write_alert_scores(scores, "stream", scored_at)
+        finally:
+            raw_written.result()  # waited for even when the scores failed: no write outlives the call
 
-    def write_clusters(self, scores: pd.DataFrame, scored_at: dt.datetime) -> None:
+    def write_challenger_scores(self, scores: ScoreRows, scored_at: dt.datetime) -> None:
+        self.challenger.write_alert_scores(scores, "stream", scored_at, table=SHADOW_TABLE)
+
+    def write_clusters(self, scores: ScoreRows, scored_at: dt.datetime) -> None:
         self.scores.write_cluster_scores(scores, "stream", scored_at)
 
     def write_unscored_clusters(self, clusters: pd.DataFrame, model_version: str, reason: str,

@@ -1,4 +1,4 @@
-"""How the publisher classifies produce failures, against a fake producer (no broker): a retry
+"""How the batch publisher (shared.kafka_io) classifies produce failures, against a fake producer (no broker): a retry
 sends only what was not delivered, an oversize dead letter travels compact, a permanent refusal
 is not retried."""
 
@@ -10,13 +10,14 @@ import hashlib
 import pytest
 from aiokafka import errors
 
-from stream.messages import DeadLetter, Inbound, OutboundColumns
-from stream.publisher import (
+from shared.kafka_io import (
     COMPACT_HEAD_BYTES,
-    KafkaBatchPublisher,
+    BatchPublisher,
+    OutboundRecords,
     PublishIncomplete,
     PublishRefused,
 )
+from stream.boundary import DeadLetter, Inbound
 
 
 class FakeBatch:
@@ -68,14 +69,14 @@ class FakeProducer:
         return future
 
 
-def scores(n: int) -> OutboundColumns:
+def scores(n: int) -> OutboundRecords:
     keys = [f"a{i}".encode() for i in range(n)]
-    return OutboundColumns("scores", keys, [b"{}"] * n, [i % 3 for i in range(n)])
+    return OutboundRecords("scores", keys, [b"{}"] * n, [i % 3 for i in range(n)])
 
 
-def dead(value: bytes) -> OutboundColumns:
-    letter = DeadLetter(Inbound(b"k", value, "alerts", 0, 7), "oversize", "too big")
-    return OutboundColumns.dead_letters("dlq", [letter])
+def dead(value: bytes) -> OutboundRecords:
+    letter = DeadLetter(Inbound(b"k", value, "alerts", 0, 7), "oversize", "too big", partition=0)
+    return DeadLetter.records("dlq", [letter])
 
 
 def run(coro):  # noqa: ANN001, ANN201
@@ -84,7 +85,7 @@ def run(coro):  # noqa: ANN001, ANN201
 
 def test_a_retry_after_a_partial_failure_sends_only_what_was_not_delivered():
     async def scenario() -> None:
-        pub = KafkaBatchPublisher("fake:9092", producer_factory=FakeProducer)
+        pub = BatchPublisher("fake:9092", producer_factory=FakeProducer)
         producer = await pub._ensure()
         down = {"partition": 1}
         producer.refuse = lambda topic, partition, records: (
@@ -104,7 +105,7 @@ def test_a_retry_after_a_partial_failure_sends_only_what_was_not_delivered():
 
 def test_a_dead_letter_too_large_to_send_whole_travels_compact():
     async def scenario() -> None:
-        pub = KafkaBatchPublisher("fake:9092", record_limit=100_000, producer_factory=FakeProducer)
+        pub = BatchPublisher("fake:9092", record_limit=100_000, producer_factory=FakeProducer)
         producer = await pub._ensure()
         original = b"x" * 300_000
         await pub.publish([dead(original)])
@@ -119,7 +120,7 @@ def test_a_dead_letter_too_large_to_send_whole_travels_compact():
 
 def test_a_dead_letter_the_broker_refuses_as_too_large_is_sent_again_compact():
     async def scenario() -> None:
-        pub = KafkaBatchPublisher("fake:9092", producer_factory=FakeProducer)
+        pub = BatchPublisher("fake:9092", producer_factory=FakeProducer)
         producer = await pub._ensure()
         producer.refuse = lambda topic, partition, records: (
             errors.MessageSizeTooLargeError() if len(records[0][1]) > 10_000 else None)
@@ -136,7 +137,7 @@ def test_a_dead_letter_the_broker_refuses_as_too_large_is_sent_again_compact():
 @pytest.mark.parametrize("error", [errors.TopicAuthorizationFailedError(), errors.InvalidTopicError()])
 def test_a_permanent_refusal_is_not_something_to_retry(error):
     async def scenario() -> None:
-        pub = KafkaBatchPublisher("fake:9092", producer_factory=FakeProducer)
+        pub = BatchPublisher("fake:9092", producer_factory=FakeProducer)
         producer = await pub._ensure()
         producer.refuse = lambda topic, partition, records: error
         with pytest.raises(PublishRefused, match="scores"):
@@ -146,9 +147,23 @@ def test_a_permanent_refusal_is_not_something_to_retry(error):
 
 def test_score_events_refused_as_too_large_are_refused_for_good():
     async def scenario() -> None:
-        pub = KafkaBatchPublisher("fake:9092", producer_factory=FakeProducer)
+        pub = BatchPublisher("fake:9092", producer_factory=FakeProducer)
         producer = await pub._ensure()
         producer.refuse = lambda topic, partition, records: errors.MessageSizeTooLargeError()
         with pytest.raises(PublishRefused, match="too large"):
             await pub.publish([scores(1)])
+    run(scenario())
+
+
+def test_records_without_a_partition_get_the_clients_default_and_each_keeps_its_own():
+    async def scenario() -> None:
+        pub = BatchPublisher("fake:9092", producer_factory=FakeProducer)
+        producer = await pub._ensure()
+        keys = [f"k{i}".encode() for i in range(20)]
+        await pub.publish([OutboundRecords("replayed", keys, [b"v"] * 20, [-1] * 20),
+                           OutboundRecords("scores", [b"a"], [b"v"], [2])])
+        from aiokafka.partitioner import murmur2
+        expected = {k: (murmur2(k) & 0x7FFFFFFF) % 3 for k in keys}
+        assert {d[2]: d[1] for d in producer.delivered if d[0] == "replayed"} == expected
+        assert [d[1] for d in producer.delivered if d[0] == "scores"] == [2]
     run(scenario())

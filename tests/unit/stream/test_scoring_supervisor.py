@@ -10,15 +10,21 @@ import asyncio
 import orjson
 import pytest
 
-from stream.messages import BatchRequest, Inbound, InboundBatch, SinkUnavailable
-from stream.scoring_process import ScoringProcess, ScoringProcessFailed, ScoringProcessRestarted
+from stream.boundary import (
+    Inbound,
+    ScoringProcessRestarted,
+    ScoringRequest,
+    SinkUnavailable,
+)
+from stream.scoring_supervisor import ScoringProcess, ScoringProcessFailed
+from tests.unit.stream.batches import micro_batch
 
 FAKE = "tests.unit.stream.fake_scoring_service:FakeScoringService"
 
 
-def request(kind: str, n: int = 3) -> BatchRequest:
+def request(kind: str, n: int = 3) -> ScoringRequest:
     messages = [Inbound(b"k", b"{}", "aml.alerts", 0, i) for i in range(n)]
-    return BatchRequest(kind, InboundBatch.of(messages), 4)
+    return ScoringRequest(kind, micro_batch(messages), {"aml.alert-scores": 4, "aml.alerts.dlq": 4})
 
 
 @pytest.fixture
@@ -75,7 +81,7 @@ def test_a_child_that_cannot_start_fails_start_with_its_error(monkeypatch):
 
 def test_reads_are_answered_beside_a_batch_bounded_in_number_and_time():
     from shared.read_api import ReadRequest
-    from stream.scoring_process import ReadsBusy, ReadTimedOut
+    from stream.scoring_supervisor import ReadsBusy, ReadTimedOut
 
     process = ScoringProcess(service=FAKE, max_reads=2, read_timeout=0.5)
     process.start()

@@ -1,5 +1,5 @@
 """Keyed partitioning as the Java client (and aiokafka) does it — murmur2 of the key, made
-positive, modulo the partition count — vectorised over a batch of keys with numpy (the
+positive, modulo the partition count — vectorised over a micro-batch of keys with numpy (the
 pure-Python murmur2 costs ~6 µs a key; this, well under one)."""
 
 from __future__ import annotations
@@ -48,6 +48,8 @@ def murmur2(keys: Sequence[bytes]) -> np.ndarray:
     return out
 
 
-def partitions_for(keys: Sequence[bytes], partitions: int) -> list[int]:
-    """The partition each key goes to among ``partitions``."""
-    return ((murmur2(keys) & np.uint32(0x7FFFFFFF)) % np.uint32(partitions)).astype(np.int64).tolist()
+def partitions_for(keys: Sequence[bytes | None], partitions: int) -> list[int]:
+    """The partition each key goes to among ``partitions`` (no key: that of the empty key). Every
+    record the worker produces — score events and dead letters — is placed by this rule."""
+    hashes = murmur2([k or b"" for k in keys])
+    return ((hashes & np.uint32(0x7FFFFFFF)) % np.uint32(partitions)).astype(np.int64).tolist()

@@ -1,4 +1,4 @@
-"""Decoding and validating inbound events, in the scoring process.
+"""Decoding and validating inbound events.
 
 An alert message holds one AlertEvent or an AlertEnvelope of many; each alert is validated on
 its own. What fails becomes a dead letter with its reason; the rest goes on.
@@ -14,7 +14,7 @@ import orjson
 from pydantic import BaseModel, ValidationError
 
 from shared.schemas import AlertEnvelope, AlertEvent, ClusterEvent
-from stream.messages import DeadLetter, InboundBatch, Reason
+from stream.boundary import DeadLetter, MicroBatch, Reason
 
 E = TypeVar("E", bound=BaseModel)
 
@@ -27,12 +27,12 @@ class Decoded(Generic[E]):
     raws: list[dict | None]     # an envelope item as it came, for its dead letter
     dead: list[DeadLetter]
 
-    def dead_letter(self, batch: InboundBatch, i: int, reason: str, error: str) -> DeadLetter:
+    def dead_letter(self, batch: MicroBatch, i: int, reason: str, error: str) -> DeadLetter:
         """A dead letter for event ``i`` (an envelope item travels as its own JSON)."""
         return item_letter(batch, self.sources[i], self.items[i], self.raws[i], reason, error)
 
 
-def item_letter(batch: InboundBatch, i: int, item: int | None, raw: dict | None, reason: str,
+def item_letter(batch: MicroBatch, i: int, item: int | None, raw: dict | None, reason: str,
                 error: str) -> DeadLetter:
     """Message ``i``'s dead letter; for an envelope item, that item alone, as it came."""
     return DeadLetter(batch.message(i), reason, error, item, None if raw is None else orjson.dumps(raw))
@@ -84,7 +84,7 @@ def keeping_features(names: Collection[str]) -> Callable[[AlertEvent], AlertEven
     return keep
 
 
-def decode(batch: InboundBatch, model: type[E], networks: Iterable[str] | None, max_bytes: int,
+def decode(batch: MicroBatch, model: type[E], networks: Iterable[str] | None, max_bytes: int,
            envelopes: bool = False, trim: Callable[[E], E] | None = None) -> Decoded[E]:
     allowed = set(networks) if networks is not None else None
     out: Decoded[E] = Decoded([], [], [], [], [])
@@ -125,13 +125,13 @@ def decode(batch: InboundBatch, model: type[E], networks: Iterable[str] | None, 
     return out
 
 
-def decode_alerts(batch: InboundBatch, networks: Iterable[str] | None, max_bytes: int,
+def decode_alerts(batch: MicroBatch, networks: Iterable[str] | None, max_bytes: int,
                   feature_names: Collection[str] | None = None) -> Decoded[AlertEvent]:
     """``feature_names``: the address features the models read; the others are dropped here."""
     trim = keeping_features(feature_names) if feature_names is not None else None
     return decode(batch, AlertEvent, networks, max_bytes, envelopes=True, trim=trim)
 
 
-def decode_clusters(batch: InboundBatch, networks: Iterable[str] | None,
+def decode_clusters(batch: MicroBatch, networks: Iterable[str] | None,
                     max_bytes: int) -> Decoded[ClusterEvent]:
     return decode(batch, ClusterEvent, networks, max_bytes)

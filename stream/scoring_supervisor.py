@@ -1,13 +1,13 @@
-"""The scoring half of the worker, in a process of its own, and its supervision.
+"""The scoring process as the Faust process sees it: started, called, supervised.
 
 Faust's per-message machinery and the scoring code are both Python; in one process they take
 turns on one interpreter lock. So the Faust process only consumes, publishes and acknowledges,
-and this child owns ClickHouse (the embedded engine serves one process per directory), the model,
-the feature cache and the processors. The child gets its settings at start, ignores SIGINT and
-SIGTERM (the Faust process owns shutdown), leaves when its pipe to the parent closes, and is
-restarted when it dies: calls in flight fail with :class:`ScoringProcessRestarted`, which the
-caller retries (nothing was acknowledged). More than ``max_restarts`` deaths within
-``restart_window`` seconds is :class:`ScoringProcessFailed`: the worker ends, non-zero.
+and a child process (:mod:`stream.scoring`) owns ClickHouse (the embedded engine serves one
+process per directory), the model, the feature cache and the processors. The child gets its
+settings at start and is restarted when it dies: calls in flight fail with
+:class:`~stream.boundary.ScoringProcessRestarted`, which the caller retries (nothing was
+acknowledged). More than ``max_restarts`` deaths within ``restart_window`` seconds is
+:class:`ScoringProcessFailed`: the worker ends, non-zero.
 
 Requests and answers cross one pipe that the parent's event loop reads itself (``add_reader``):
 no executor threads between the loop and the child, so an answer is not left waiting for the
@@ -15,37 +15,34 @@ interpreter lock behind Faust's consumer thread. The child answers one call at a
 order given; a closed pipe is how either side learns that the other is gone.
 
 Read-API queries take a second pipe, served in the child by a few threads of their own (each
-with its own ClickHouse client): a read never waits behind a batch and a batch never waits
-behind a read. At most ``max_reads`` are in flight (:class:`ReadsBusy` beyond: the view's 429),
+with its own ClickHouse client): a read never waits behind a micro-batch and a micro-batch never
+waits behind a read. At most ``max_reads`` are in flight (:class:`ReadsBusy` beyond: the view's 429),
 each for at most ``read_timeout`` seconds (:class:`ReadTimedOut`: its 503).
 """
 
 from __future__ import annotations
 
 import asyncio
-import functools
 import importlib
 import logging
 import multiprocessing
-import os
 import pickle
-import signal
-import threading
 import time
-from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from multiprocessing.connection import Connection
 from multiprocessing.process import BaseProcess
 from typing import Any
 
-from shared.read_api import ReadRequest
-from stream.messages import BatchOutcome, BatchRequest, ModelStatus
+from stream.boundary import (
+    Housekeeping,
+    ModelStatus,
+    ReadRequest,
+    ScoringOutcome,
+    ScoringProcessRestarted,
+    ScoringRequest,
+)
 
 log = logging.getLogger(__name__)
-
-
-class ScoringProcessRestarted(Exception):  # noqa: N818 - a state the caller retries
-    """The scoring process died and a new one took over; the call may be made again."""
 
 
 class ScoringProcessFailed(Exception):
@@ -72,103 +69,24 @@ class _Child:
     read_reader: bool = False    # the event loop reads ``reads`` already
 
 
-# -- in the scoring process ------------------------------------------------------------------
-
-def _portable(exc: BaseException) -> BaseException:
-    """The exception itself when it survives pickling, else a RuntimeError naming it."""
-    try:
-        pickle.loads(pickle.dumps(exc))
-        return exc
-    except Exception:  # noqa: BLE001
-        return RuntimeError(f"{type(exc).__name__}: {exc}")
-
-
-READ_NICENESS = 10  # reads yield the CPU to scoring when both want it
-
-
-def _lower_priority() -> None:
-    """Linux schedules threads one by one: this read thread (its Python: answers made as JSON)
-    gets the CPU after the scoring thread, not beside it. The engine's threads that run the
-    query itself take the same niceness from the query's settings (:mod:`stream.reads`)."""
-    try:
-        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), READ_NICENESS)
-    except (AttributeError, OSError):
-        pass  # not Linux, or not allowed: reads still run, at the same priority
-
-
-def _serve_reads(conn: Connection, service: Any, threads: int) -> None:
-    """Read requests, answered by a pool of their own as they finish (a thread of the child)."""
-    pool = ThreadPoolExecutor(threads, thread_name_prefix="read", initializer=_lower_priority)
-    sending = threading.Lock()
-
-    def reply(number: int, future: Future) -> None:
-        try:
-            answer = (number, "ok", future.result())
-        except Exception as exc:  # noqa: BLE001 - the view turns it into a status
-            answer = (number, "error", _portable(exc))
-        with sending:
-            try:
-                conn.send_bytes(pickle.dumps(answer, protocol=pickle.HIGHEST_PROTOCOL))
-            except OSError:
-                pass  # the parent is gone
-
-    while True:
-        try:
-            number, request = conn.recv()
-        except (EOFError, OSError):
-            return
-        pool.submit(service.read, request).add_done_callback(functools.partial(reply, number))
-
-
-def _child_main(conn: Connection, reads: Connection, overrides: dict, service_path: str,
-                read_threads: int) -> None:
-    from shared.settings import load_settings
-    from stream.memory import limit_heap_growth
-
-    limit_heap_growth()
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    signal.signal(signal.SIGTERM, signal.SIG_IGN)
-    try:
-        module, _, name = service_path.partition(":")
-        service = getattr(importlib.import_module(module), name)(load_settings(**overrides))
-    except BaseException as exc:  # noqa: BLE001 - reported to the parent, which raises it
-        conn.send(("error", _portable(exc)))
-        return
-    conn.send(("ok", (os.getpid(), service.status())))
-    threading.Thread(target=_serve_reads, args=(reads, service, read_threads), name="reads",
-                     daemon=True).start()
-    calls = {"process": _timed(service.process), "refresh": service.refresh, "ping": service.ping,
-             "drift": service.drift}
-    while True:
-        try:
-            number, name, args = conn.recv()
-        except EOFError:  # the parent is gone (or stopped us): nothing more to do
-            return
-        try:
-            answer = (number, "ok", calls[name](*args))
-        except Exception as exc:  # noqa: BLE001 - the caller decides what an error means
-            answer = (number, "error", _portable(exc))
-        conn.send_bytes(pickle.dumps(answer, protocol=pickle.HIGHEST_PROTOCOL))
-
-
-def _timed(process):  # noqa: ANN001, ANN202
-    def timed(request: BatchRequest) -> BatchOutcome:
-        started = time.time()
-        outcome = process(request)
-        outcome.started_at, outcome.finished_at = started, time.time()
-        return outcome
-    return timed
+def _enter(entry: str, *args: Any) -> None:
+    """The child's first call: import the scoring side by name (the Faust process never does)."""
+    module, _, name = entry.partition(":")
+    getattr(importlib.import_module(module), name)(*args)
 
 
 # -- in the Faust process ----------------------------------------------------------------------
 
+CHILD_ENTRY = "stream.scoring.main:serve"
+
+
 class ScoringProcess:
     """``service``: ``module:Class`` built in the child from its settings, with ``process``,
-    ``refresh``, ``ping``, ``read`` and ``status`` (the real one, or a fake in tests)."""
+    ``housekeeping``, ``read`` and ``status`` (the real one, or a fake in tests)."""
 
     def __init__(self, overrides: dict | None = None, max_restarts: int = 3,
                  restart_window: float = 600.0,
-                 service: str = "stream.service:ScoringService", max_reads: int = 4,
+                 service: str = "stream.scoring.service:ScoringService", max_reads: int = 4,
                  read_timeout: float = 5.0) -> None:
         self.overrides = dict(overrides or {})
         self.service = service
@@ -192,9 +110,9 @@ class ScoringProcess:
         context = multiprocessing.get_context("spawn")  # no fork of a process with threads
         ours, theirs = context.Pipe()
         our_reads, their_reads = context.Pipe()
-        process = context.Process(target=_child_main,
-                                  args=(theirs, their_reads, self.overrides, self.service,
-                                        self.max_reads),
+        process = context.Process(target=_enter,
+                                  args=(CHILD_ENTRY, theirs, their_reads, self.overrides,
+                                        self.service, self.max_reads),
                                   name="amlscore-scoring", daemon=True)
         process.start()
         theirs.close()  # so that the child's death closes the pipes for us
@@ -279,22 +197,18 @@ class ScoringProcess:
             raise ScoringProcessFailed(self.failed) from exc
         log.info("scoring process restarted (pid %s)", self.pid)
 
-    async def process(self, request: BatchRequest) -> BatchOutcome:
+    async def process(self, request: ScoringRequest) -> ScoringOutcome:
         return await self._call("process", request)
 
-    async def refresh(self) -> str | None:
-        version, self.status = await self._call("refresh")
-        return version
-
-    async def ping(self) -> None:
-        await self._call("ping")
-
-    async def drift(self) -> dict:
-        """The live window's drift, computed where the window is kept (between two batches)."""
-        return await self._call("drift")
+    async def housekeeping(self, due: frozenset[str]) -> Housekeeping:
+        """The periodic work that is ``due`` (model reload, store ping, drift, decision
+        figures), between two micro-batches."""
+        report: Housekeeping = await self._call("housekeeping", due)
+        self.status = report.model
+        return report
 
     async def read(self, request: ReadRequest) -> bytes:
-        """A read-API query, on the read pipe: never behind a batch, never holding one up. The
+        """A read-API query, on the read pipe: never behind a micro-batch, never holding one up. The
         answer comes as JSON bytes, so this process passes it on without touching it."""
         if self.failed:
             raise ScoringProcessFailed(self.failed)

@@ -1,8 +1,11 @@
-"""What crosses between the Faust process and the scoring process: plain data, no framework.
+"""Everything that crosses between the worker's two processes, and nothing else.
 
-A micro-batch travels as columns (a few lists of bytes and ints): one pickle of a handful of lists
-costs a fraction of pickling one object per event. Anything that cannot be scored becomes a
-:class:`DeadLetter` carrying the original bytes unchanged and the reason; nothing is dropped.
+The **Faust process** (``stream/*.py``) consumes, publishes and acknowledges; the **scoring
+process** (``stream/scoring/``) decodes, scores and writes. They exchange only what is defined
+(or, for the read API's request, re-exported) here: plain data, pickled over a pipe. A
+micro-batch travels as columns (a few lists of bytes and ints): one pickle of a handful of lists
+costs a fraction of pickling one object per event. Anything that cannot be scored comes back as
+a :class:`DeadLetter` carrying the original bytes unchanged and the reason; nothing is dropped.
 """
 
 from __future__ import annotations
@@ -10,17 +13,31 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
+from shared.kafka_io import OutboundRecords
+from shared.read_api import ReadRequest
+
+__all__ = ["DeadLetter", "Housekeeping", "Inbound", "MicroBatch", "ModelStatus", "OutboundRecords",
+           "ReadRequest", "Reason", "ScoringOutcome", "ScoringProcessRestarted", "ScoringRequest",
+           "SinkUnavailable"]
+
 
 class SinkUnavailable(Exception):  # noqa: N818 - a state, not a programming error
-    """The store cannot take writes or answer reads now: the batch is retried whole, and nothing
-    is acknowledged meanwhile. Raised in the scoring process, caught in the Faust process."""
+    """The store cannot take writes or answer reads now: the micro-batch is retried whole, and
+    nothing is acknowledged meanwhile. Raised in the scoring process, caught in the Faust one."""
 
     @classmethod
     def caused_by(cls, exc: BaseException, what: str = "") -> SinkUnavailable:
         return cls(f"{what + ': ' if what else ''}{type(exc).__name__}: {exc}"[:500])
 
 
+class ScoringProcessRestarted(Exception):  # noqa: N818 - a state the caller retries
+    """The scoring process died during the call and a new one took over: nothing the call did
+    was acknowledged, so it may be made again."""
+
+
 class Reason:
+    """Why an event was dead-lettered (the ``dlq.reason`` header)."""
+
     OVERSIZE = "oversize"
     EMPTY = "empty"
     INVALID_JSON = "invalid_json"
@@ -49,8 +66,8 @@ class Inbound:
 
 
 @dataclass(frozen=True)
-class InboundBatch:
-    """Consecutive messages of one input topic, as columns."""
+class MicroBatch:
+    """Consecutive messages of one input topic, as columns (what a take gave, or several)."""
 
     topic: str
     keys: list[bytes | None]
@@ -67,21 +84,14 @@ class InboundBatch:
                        self.offsets[i], self.timestamps[i])
 
     @classmethod
-    def of(cls, messages: Sequence[Inbound]) -> InboundBatch:
-        topic = messages[0].topic if messages else ""
-        return cls(topic, [m.key for m in messages], [m.value for m in messages],
-                   [m.partition for m in messages], [m.offset for m in messages],
-                   [m.timestamp for m in messages])
-
-    @classmethod
-    def concat(cls, batches: Sequence[InboundBatch]) -> InboundBatch:
-        if len(batches) == 1:
-            return batches[0]
-        return cls(batches[0].topic, [k for b in batches for k in b.keys],
-                   [v for b in batches for v in b.values],
-                   [p for b in batches for p in b.partitions],
-                   [o for b in batches for o in b.offsets],
-                   [t for b in batches for t in b.timestamps])
+    def concat(cls, parts: Sequence[MicroBatch]) -> MicroBatch:
+        if len(parts) == 1:
+            return parts[0]
+        return cls(parts[0].topic, [k for b in parts for k in b.keys],
+                   [v for b in parts for v in b.values],
+                   [p for b in parts for p in b.partitions],
+                   [o for b in parts for o in b.offsets],
+                   [t for b in parts for t in b.timestamps])
 
 
 @dataclass(frozen=True)
@@ -91,6 +101,7 @@ class DeadLetter:
     error: str
     envelope_item: int | None = None  # index of the alert inside an envelope message
     item_value: bytes | None = None   # that alert alone, as JSON (the envelope is not re-sent)
+    partition: int | None = None      # of the DLQ, chosen by key in the scoring process
 
     @property
     def value(self) -> bytes | None:
@@ -110,24 +121,11 @@ class DeadLetter:
             headers.append(("dlq.envelope_item", str(self.envelope_item).encode()))
         return tuple(headers)
 
-
-@dataclass
-class OutboundColumns:
-    """Records for one topic, as columns; ``partitions`` None lets the publisher choose by key."""
-
-    topic: str
-    keys: list[bytes | None] = field(default_factory=list)
-    values: list[bytes | None] = field(default_factory=list)
-    partitions: list[int] | None = None
-    headers: list[tuple[tuple[str, bytes], ...]] | None = None
-
-    def __len__(self) -> int:
-        return len(self.values)
-
-    @classmethod
-    def dead_letters(cls, topic: str, dead: Sequence[DeadLetter]) -> OutboundColumns:
-        return cls(topic, [d.message.key for d in dead], [d.value for d in dead], None,
-                   [d.headers() for d in dead])
+    @staticmethod
+    def records(topic: str, dead: Sequence[DeadLetter]) -> OutboundRecords:
+        return OutboundRecords(topic, [d.message.key for d in dead], [d.value for d in dead],
+                               [d.partition if d.partition is not None else -1 for d in dead],
+                               [d.headers() for d in dead], one_per_batch=True)
 
 
 @dataclass(frozen=True)
@@ -142,28 +140,42 @@ class ModelStatus:
 
 
 @dataclass(frozen=True)
-class BatchRequest:
-    """One call into the scoring process."""
+class ScoringRequest:
+    """One micro-batch for the scoring process."""
 
-    kind: str                 # "alert", "cluster" or "disposition"
-    batch: InboundBatch
-    score_partitions: int     # partitions of the scores topic, for keyed partitioning
-    final: bool = True        # clusters: score with the members there are, wait no longer
+    kind: str                  # "alert", "cluster" or "disposition"
+    batch: MicroBatch
+    partitions: dict[str, int]  # topic → partition count now (scores, dead letters)
+    final: bool = True          # clusters: score with the members there are, wait no longer
 
 
 @dataclass
-class BatchOutcome:
+class ScoringOutcome:
     """What the scoring process wrote, and what the Faust process must publish before acking."""
 
     kind: str
     scored: int = 0    # alerts or clusters scored and written; decisions stored
     unscored: int = 0  # valid events the model cannot score (clusters, for a version without cluster_scorer)
-    scores: OutboundColumns | None = None
+    scores: OutboundRecords | None = None
     dead: list[DeadLetter] = field(default_factory=list)
     model_version: str | None = None
     phases: dict[str, float] = field(default_factory=dict)  # seconds per phase, for the trace
     members_pending: bool = False  # clusters: members missing, nothing written; ask again later
-    shadow: dict[str, int] = field(default_factory=dict)  # the challenger's running totals
     decisions: dict[str, int] = field(default_factory=dict)  # dispositions stored, per disposition
+    shadow: dict[str, int] = field(default_factory=dict)  # the challenger's running totals
     started_at: float = 0.0   # wall clock in the scoring process: the call began / ended there
     finished_at: float = 0.0
+
+
+@dataclass(frozen=True)
+class Housekeeping:
+    """The scoring process's periodic report (one call between micro-batches): its model, whether
+    the store answers, and the figures the gauges and ``/drift`` show."""
+
+    model: ModelStatus
+    model_loaded: str | None = None        # a version swapped in by this call
+    model_refused: bool = False            # a promoted version refused by this call
+    sink_error: str | None = None          # None: the store answered
+    drift: dict | None = None              # recomputed by this call, else None
+    decisions: dict | None = None          # decision figures, when a fresh computation finished
+    shadow: dict[str, int] = field(default_factory=dict)  # the challenger's running totals

@@ -1,11 +1,12 @@
-"""The API's queries (and the decisions it stores) in the scoring process, apart from its batches: each read thread has a
-ClickHouse client of its own (a second client on the embedded engine runs beside the scoring
+"""The API's queries (and the decisions it stores), apart from the micro-batches: each read
+thread has a ClickHouse client of its own (a second client on the embedded engine runs beside the scoring
 one; on a server, a session of its own), and each query runs under the read limits. What an
 answer says of a failure is a short reason, never the engine's text (that goes to the log)."""
 
 from __future__ import annotations
 
 import logging
+import os
 import threading
 from collections.abc import Callable
 
@@ -16,10 +17,20 @@ from shared.clickhouse.disposition_store import DispositionStore
 from shared.clickhouse.score_reads import ScoreReads, read_limits
 from shared.read_api import NotFound, ReadRequest, answer
 from shared.settings import Settings
-from stream.messages import SinkUnavailable
-from stream.scoring_process import READ_NICENESS
+from stream.boundary import SinkUnavailable
 
 log = logging.getLogger(__name__)
+READ_NICENESS = 10  # reads yield the CPU to scoring when both want it
+
+
+def lower_priority() -> None:
+    """Linux schedules threads one by one: this read thread (its Python: answers made as JSON)
+    gets the CPU after the scoring thread, not beside it. The engine's threads that run the
+    query itself take the same niceness from the query's settings (``read_limits``)."""
+    try:
+        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), READ_NICENESS)
+    except (AttributeError, OSError):
+        pass  # not Linux, or not allowed: reads still run, at the same priority
 TIMEOUT_EXCEEDED, MEMORY_LIMIT_EXCEEDED = 159, 241
 
 
@@ -40,6 +51,10 @@ class ReadQueries:
             stores = self._local.stores = (ScoreReads(client, self.target.database, self.limits),
                                            DispositionStore(client, self.target.database))
         return stores
+
+    def decision_figures(self) -> dict:
+        """What the decision gauges show (a scan under the read limits, on this thread's client)."""
+        return self._stores()[1].figures(self.limits)
 
     def read(self, request: ReadRequest) -> bytes:
         """The answer as JSON, made here in a read thread (not in the Faust process's event

@@ -1,4 +1,4 @@
-"""HTTP views on the worker: /live, /ready (both from state, never waiting behind a batch),
+"""HTTP views on the worker: /live, /ready (both from state, never waiting behind a micro-batch),
 /metrics (Prometheus), open to probes and scrapers; and the API behind :mod:`stream.access`:
 score reads (/scores, /alerts/{alert_id}, /clusters, /drift), the investigators' queue (/queue)
 and their decisions (POST /alerts/{alert_id}/disposition), answered by the scoring process's
@@ -6,7 +6,6 @@ read threads (never behind a batch), bounded in number (429), time (503) and bod
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import time
 from collections.abc import Awaitable, Callable, Iterable
@@ -23,17 +22,17 @@ from shared.read_api import (
     parse_page,
 )
 from stream.access import ApiAccess
+from stream.boundary import SinkUnavailable
 from stream.health import Health
-from stream.messages import SinkUnavailable
-from stream.metrics import GaugeReading, WorkerMetrics
 from stream.pipeline import Pipeline
-from stream.scoring_process import (
+from stream.scoring_supervisor import (
     ReadsBusy,
     ReadTimedOut,
     ScoringProcess,
     ScoringProcessFailed,
     ScoringProcessRestarted,
 )
+from stream.worker_metrics import GaugeReading, WorkerMetrics
 
 log = logging.getLogger(__name__)
 access_log = logging.getLogger("amlscore.access")  # one line per read: who, path, status, ms
@@ -50,9 +49,7 @@ def _plain_access_log() -> None:
         access_log.setLevel(logging.INFO)
 
 
-DRIFT_REFRESH_SECONDS = 15.0  # how often the PSI gauges are recomputed from the live window
 DRIFT_FRESH_SECONDS = 2.0     # GET /drift answers a computation at most this old
-DECISION_FIGURES_SECONDS = 60.0  # how often the decision gauges are read from alert_dispositions
 
 
 async def bounded_body(request, limit: int) -> bytes:  # noqa: ANN001 - aiohttp's request
@@ -68,20 +65,14 @@ async def bounded_body(request, limit: int) -> bytes:  # noqa: ANN001 - aiohttp'
 
 
 def install_views(app: faust.App, health: Health, metrics: WorkerMetrics, pipeline: Pipeline,
-                  scorer: ScoringProcess, access: ApiAccess) -> None:
-    drift: dict = {}  # the scoring process's last drift answer: the gauges and GET /drift
-    decided: dict = {}  # the last figures of alert_dispositions: the decision gauges
+                  scoring_process: ScoringProcess, access: ApiAccess) -> None:
+    """The gauges and /drift read what the scoring process last reported (``pipeline.observed``,
+    refreshed by the pipeline's housekeeping): no view calls into it on a schedule of its own."""
+    observed = pipeline.observed
     _plain_access_log()
 
-    async def refresh_decision_figures() -> None:
-        try:
-            decided.update(orjson.loads(await scorer.read(ReadRequest(what="decision_figures"))))
-        except Exception as exc:  # noqa: BLE001 - gauges keep their last values
-            log.warning("decision gauges not refreshed: %s", exc)
-
-    app.timer(DECISION_FIGURES_SECONDS)(refresh_decision_figures)
-
     def decision_gauges() -> Iterable[GaugeReading]:
+        decided = observed.decisions
         bands = decided.get("bands", {})
         yield ("amlscore_decisions_stored", "Decisions in alert_dispositions per disposition (all workers)",
                [({"disposition": d}, n) for d, n in sorted(decided.get("decisions", {}).items())])
@@ -95,16 +86,8 @@ def install_views(app: faust.App, health: Health, metrics: WorkerMetrics, pipeli
                [({"risk_level": b}, v["median_hours_to_decision"]) for b, v in sorted(bands.items())
                 if v["median_hours_to_decision"] is not None])
 
-    async def refresh_drift() -> None:
-        try:
-            drift.update(await scorer.drift(), as_of=time.time())
-        except Exception as exc:  # noqa: BLE001 - gauges keep their last values; /live tells of trouble
-            log.warning("drift gauges not refreshed: %s", exc)
-
-    app.timer(DRIFT_REFRESH_SECONDS)(refresh_drift)
-
     def drift_gauges() -> Iterable[GaugeReading]:
-        features = drift.get("features", {})
+        features = observed.drift.get("features", {})
         yield ("amlscore_feature_psi", "Population stability index of each feature, live window vs training",
                [({"feature": f}, v["psi"]) for f, v in features.items() if v["psi"] is not None])
         yield ("amlscore_feature_missing_share", "Share of missing values per feature in the live window",
@@ -126,7 +109,7 @@ def install_views(app: faust.App, health: Health, metrics: WorkerMetrics, pipeli
         yield "amlscore_consumer_lag", "Messages not yet acknowledged per partition", lag
         yield ("amlscore_assigned_partitions", "Partitions assigned to this worker",
                [({"topic": t}, n) for t, n in sorted(assigned.items())])
-        status = scorer.status
+        status = scoring_process.status
         yield ("amlscore_model_info", "The model version in use",
                [({"version": status.version}, 1.0)] if status else [])
         fallback = status.fallback if status else None
@@ -136,7 +119,7 @@ def install_views(app: faust.App, health: Health, metrics: WorkerMetrics, pipeli
         yield ("amlscore_oldest_unacked_seconds", "Age of the oldest unacknowledged event per lane",
                [({"kind": k}, v) for k, v in health.liveness()[1]["oldest_unacked_s"].items()])
         yield ("amlscore_scoring_process_restarts", "Times the scoring process died and was replaced",
-               [({}, len(scorer.restarts))])
+               [({}, len(scoring_process.restarts))])
         yield from drift_gauges()
         yield from decision_gauges()
 
@@ -178,7 +161,7 @@ def install_views(app: faust.App, health: Health, metrics: WorkerMetrics, pipeli
 
     async def query(request: ReadRequest) -> tuple[int, dict | bytes]:
         try:
-            return 200, await scorer.read(request)
+            return 200, await scoring_process.read(request)
         except NotFound as exc:
             return 404, {"error": str(exc)}
         except ReadsBusy:
@@ -203,15 +186,12 @@ def install_views(app: faust.App, health: Health, metrics: WorkerMetrics, pipeli
     app.page("/clusters")(guarded(page("clusters")))
     app.page("/queue")(guarded(page("queue")))
 
-    refreshing = asyncio.Lock()
-
     async def drift_answer(request, who: str) -> tuple[int, dict | bytes]:  # noqa: ANN001
         # At most one recomputation per DRIFT_FRESH_SECONDS, however many ask: a storm of
         # /drift requests costs the scoring process nothing more.
-        async with refreshing:
-            if time.time() - drift.get("as_of", 0.0) > DRIFT_FRESH_SECONDS:
-                await refresh_drift()
-        return (200, dict(drift)) if drift else (503, {"error": "drift not computed yet"})
+        drift = await pipeline.fresh_drift(DRIFT_FRESH_SECONDS)
+        return (200, {**drift, "as_of": observed.drift_at}) if drift else \
+            (503, {"error": "drift not computed yet"})
 
     app.page("/drift")(guarded(drift_answer))
 

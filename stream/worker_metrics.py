@@ -6,18 +6,14 @@ time each phase took, in the outcome of every call, so no metric has to cross pr
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
-from typing import TYPE_CHECKING
+from collections.abc import Callable, Iterable, Sequence
 
 import prometheus_client
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
-from stream.messages import BatchOutcome
-
-if TYPE_CHECKING:
-    from stream.pipeline import Batch
+from stream.boundary import ScoringOutcome
 
 prometheus_client.disable_created_metrics()
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.15, 0.25, 0.4, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
@@ -77,10 +73,10 @@ class WorkerMetrics:
     def gauges(self, read: Callable[[], Iterable[GaugeReading]]) -> None:
         self.registry.register(_Gauges(read))
 
-    def observe_phases(self, kind: str, outcome: BatchOutcome, sent_at: float,
+    def observe_phases(self, kind: str, outcome: ScoringOutcome, sent_at: float,
                        received_at: float) -> None:
         """The scoring process's own phases, and the two hops around them (wall clock): "send"
-        (handing the batch over until the scoring process starts on it) and "receive" (its
+        (handing the micro-batch over until the scoring process starts on it) and "receive" (its
         answer until this process's event loop takes it up)."""
         for phase, seconds in outcome.phases.items():
             self.phase_seconds.labels(kind=kind, phase=phase).inc(seconds)
@@ -89,15 +85,16 @@ class WorkerMetrics:
             self.phase_seconds.labels(kind=kind, phase="receive").inc(
                 max(0.0, received_at - outcome.finished_at))
 
-    def batch_done(self, kind: str, batch: Batch, outcome: BatchOutcome, publish_seconds: float,
-                   ack_seconds: float, age_seconds: float, now: float) -> None:
-        """``age_seconds``: since the batch's first event was taken; ``now``: wall clock."""
+    def batch_done(self, kind: str, timestamps: Sequence[Sequence[float | None]],
+                   outcome: ScoringOutcome, publish_seconds: float, ack_seconds: float,
+                   age_seconds: float, now: float) -> None:
+        """A micro-batch acknowledged. ``timestamps``: its events' producer timestamps (per chunk);
+        ``age_seconds``: since its first event was taken; ``now``: wall clock."""
         if kind != "disposition":
             self.scored.labels(kind=kind).inc(outcome.scored)
         for disposition, n in outcome.decisions.items():
             self.decisions.labels(disposition=disposition, source="stream").inc(n)
-        for result, total in outcome.shadow.items():
-            self.shadow.labels(result=result).set(total)
+        self.shadow_totals(outcome.shadow)
         if outcome.unscored:
             self.unscored.labels(kind=kind).inc(outcome.unscored)
         for dead in outcome.dead:
@@ -108,10 +105,16 @@ class WorkerMetrics:
         self.batch_seconds.labels(kind=kind).observe(age_seconds)
         if kind == "alert":
             observe = self.event_to_score.observe
-            for chunk in batch.chunks:
-                for stamp in chunk.batch.timestamps:
+            for stamps in timestamps:
+                for stamp in stamps:
                     if stamp:
                         observe(now - stamp)
+
+    def shadow_totals(self, totals: dict[str, int]) -> None:
+        """The challenger's running totals, as the scoring process last reported them (with a
+        micro-batch of alerts, or its housekeeping when idle)."""
+        for result, total in totals.items():
+            self.shadow.labels(result=result).set(total)
 
     def render(self) -> bytes:
         return prometheus_client.generate_latest(self.registry)

@@ -1,0 +1,111 @@
+"""Address features for alerts that arrive without them, aligned with the alerts.
+
+An upstream job loads a day's address features before its alerts stream (and a re-ingest may
+replace them), so the store is read a batch key — (network, processing_date, window_days) — at a
+time: the first alert of a key loads the key's whole feature table in one query, and every later
+alert of that key is a dictionary lookup. A key with more rows than ``whole_key_rows`` is read
+address by address instead (one ``IN`` query per micro-batch for the addresses not seen yet), so a
+huge day never has to fit. Entries expire after ``ttl`` seconds (a re-ingest is seen within it),
+and the cache holds at most ``max_rows`` rows over all keys (cachetools, least recently used key
+out first). Rows are float64 vectors in a matrix per key, not dicts: 100,000 rows of 90 features
+stay ~75 MB.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Protocol
+
+import numpy as np
+from cachetools import TTLCache
+
+BatchKey = tuple[str, dt.date, int]  # network, processing_date, window_days
+
+
+class FeatureSource(Protocol):
+    def feature_rows(self, network: str, processing_date: dt.date, window_days: int,
+                     addresses: Sequence[str] | None = None,
+                     limit: int = 0) -> tuple[list[str], list[str], np.ndarray] | None:
+        """(addresses found, feature columns, one float64 row per address found); with
+        ``addresses`` None the whole key, or None when it has more than ``limit`` rows."""
+
+
+@dataclass
+class KeyFeatures:
+    """One batch key's feature rows: all of them (``whole``), or those asked for so far."""
+
+    columns: tuple[str, ...]
+    rows: dict[str, int]
+    matrix: np.ndarray
+    whole: bool
+    absent: set[str] = field(default_factory=set)  # asked for and not there (partial keys)
+
+    def add(self, columns: Sequence[str], addresses: Sequence[str], matrix: np.ndarray) -> None:
+        if tuple(columns) != self.columns:  # the table gained a column: align to the new one
+            position = {c: j for j, c in enumerate(columns)}
+            widened = np.full((len(self.matrix), len(columns)), np.nan)
+            widened[:, [position[c] for c in self.columns if c in position]] = \
+                self.matrix[:, [j for j, c in enumerate(self.columns) if c in position]]
+            self.columns, self.matrix = tuple(columns), widened
+        start = len(self.matrix)
+        self.matrix = np.vstack([self.matrix, matrix]) if start else matrix
+        self.rows.update((a, start + i) for i, a in enumerate(addresses))
+
+    def __len__(self) -> int:
+        return len(self.matrix)
+
+
+class AddressFeatureCache:
+    def __init__(self, source: FeatureSource, max_rows: int = 100_000, ttl: float = 600.0,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self.source = source
+        self.whole_key_rows = max_rows // 2  # a key larger than this is read address by address
+        self._cache: TTLCache | None = (
+            TTLCache(maxsize=max_rows, ttl=ttl, timer=clock, getsizeof=lambda e: max(1, len(e)))
+            if max_rows > 0 and ttl > 0 else None)
+
+    def _entry(self, key: BatchKey, addresses: Sequence[str]) -> KeyFeatures:
+        """The key's rows, covering ``addresses`` (loaded now when missing)."""
+        entry = self._cache.get(key) if self._cache is not None else None
+        if entry is None and self._cache is not None:
+            loaded = self.source.feature_rows(*key, None, self.whole_key_rows)
+            if loaded is not None:
+                found, columns, matrix = loaded
+                entry = KeyFeatures(tuple(columns), {a: i for i, a in enumerate(found)}, matrix, True)
+        if entry is None:
+            entry = KeyFeatures((), {}, np.empty((0, 0)), False)
+        if not entry.whole:
+            wanted = sorted({a for a in addresses if a not in entry.rows and a not in entry.absent})
+            if wanted:
+                found, columns, matrix = self.source.feature_rows(*key, wanted)  # type: ignore[misc]
+                entry.add(columns, found, matrix)
+                entry.absent.update(set(wanted).difference(found))
+        if self._cache is not None:
+            try:
+                self._cache[key] = entry  # (re)sized by its rows; a key larger than the cache is not kept
+            except ValueError:
+                pass
+        return entry
+
+    def rows(self, keys: Sequence[BatchKey], addresses: Sequence[str],
+             columns: Sequence[str]) -> np.ndarray:
+        """Row i: the feature row of ``addresses[i]`` in batch key ``keys[i]``, as ``columns``
+        (NaN where the address has no row or the table no such column)."""
+        out = np.full((len(addresses), len(columns)), np.nan)
+        groups: dict[BatchKey, list[int]] = {}
+        for i, key in enumerate(keys):
+            groups.setdefault(key, []).append(i)
+        for key, members in groups.items():
+            entry = self._entry(key, [addresses[i] for i in members])
+            if not len(entry):
+                continue
+            position = {c: j for j, c in enumerate(entry.columns)}
+            take = [(k, position[c]) for k, c in enumerate(columns) if c in position]
+            hits = [(i, entry.rows[addresses[i]]) for i in members if addresses[i] in entry.rows]
+            if take and hits:
+                out[np.ix_([i for i, _ in hits], [k for k, _ in take])] = \
+                    entry.matrix[np.ix_([r for _, r in hits], [j for _, j in take])]
+        return out
