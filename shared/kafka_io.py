@@ -98,9 +98,14 @@ class BatchPublisher:
         self.client_options = dict(client_options or {})
         self.producer_factory = producer_factory
         self._producer: AIOKafkaProducer | None = None
+        self._starting = asyncio.Lock()  # callers in parallel share one producer
         self._partitioner = DefaultPartitioner()
 
     async def _ensure(self) -> AIOKafkaProducer:
+        async with self._starting:
+            return await self._start()
+
+    async def _start(self) -> AIOKafkaProducer:
         if self._producer is None:
             # No idempotence: brokers without it (Tansu) refuse the producer; the at-least-once
             # protocol does not need it. Metadata at most 30 s old: partitions added to a topic

@@ -46,7 +46,7 @@ class FakeProducer:
         FakeProducer.instances.append(self)
 
     async def start(self) -> None:
-        return None
+        await asyncio.sleep(0.01)  # a real start talks to the broker: others run meanwhile
 
     async def stop(self) -> None:
         return None
@@ -166,4 +166,13 @@ def test_records_without_a_partition_get_the_clients_default_and_each_keeps_its_
         expected = {k: (murmur2(k) & 0x7FFFFFFF) % 3 for k in keys}
         assert {d[2]: d[1] for d in producer.delivered if d[0] == "replayed"} == expected
         assert [d[1] for d in producer.delivered if d[0] == "scores"] == [2]
+    run(scenario())
+
+
+def test_callers_in_parallel_share_one_producer():
+    async def scenario() -> None:
+        FakeProducer.instances.clear()
+        pub = BatchPublisher("fake:9092", producer_factory=FakeProducer)
+        await asyncio.gather(*(pub.publish([scores(3)]) for _ in range(4)))
+        assert len(FakeProducer.instances) == 1
     run(scenario())
