@@ -126,7 +126,20 @@ def build_worker(settings: Settings, overrides: dict | None = None) -> Worker:
         settings.scores_topic, settings.dlq_topic, settings.batch_size, settings.batches_in_flight,
         settings.retry_max_delay, settings.cluster_member_wait,
         model_poll_interval=settings.model_poll_interval)
-    pipeline = Pipeline(scoring_process, publisher, config, metrics, on_fatal=lambda exc: worker.fail(exc))
+    def waiting_in_broker(topic: str) -> int:
+        waiting, consumer = 0, app.consumer
+        for tp in consumer.assignment():
+            if tp.topic == topic:
+                try:
+                    highwater = consumer.highwater(tp)
+                except Exception:  # noqa: BLE001 - not fetched yet: nothing known to wait
+                    continue
+                if highwater is not None:
+                    waiting += max(0, highwater - pipeline.taken.get((topic, tp.partition), -1) - 1)
+        return waiting
+
+    pipeline = Pipeline(scoring_process, publisher, config, metrics, on_fatal=lambda exc: worker.fail(exc),
+                        waiting_in_broker=waiting_in_broker)
     health = Health(pipeline, scoring_process, settings.stall_timeout,
                     assignment=lambda: app.consumer.assignment())
     worker = Worker(settings, app, scoring_process, publisher, pipeline, health, metrics)

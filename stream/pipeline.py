@@ -87,6 +87,7 @@ class PipelineConfig:
     ping_interval: float = 5.0          # when idle: is the store still there? (readiness)
     drift_interval: float = 15.0        # drift gauges recomputed (and sooner when /drift asks)
     decisions_interval: float = 60.0    # decision gauges recounted from alert_dispositions
+    fill_wait: float = 0.5              # behind the broker: longest a micro-batch waits to fill
 
 
 @dataclass
@@ -141,8 +142,12 @@ class Lane:
 class Pipeline:
     def __init__(self, scoring: ScoringCalls, publisher: Publisher, config: PipelineConfig,
                  metrics: WorkerMetrics, on_fatal: Callable[[BaseException], None],
-                 clock: Callable[[], float] = time.monotonic) -> None:
+                 clock: Callable[[], float] = time.monotonic,
+                 waiting_in_broker: Callable[[str], int] = lambda topic: 0) -> None:
+        """``waiting_in_broker(topic)``: messages of the topic in this worker's partitions not
+        taken yet (the consumer's high watermarks less :attr:`taken`)."""
         self.scoring, self.publisher, self.config = scoring, publisher, config
+        self.waiting_in_broker = waiting_in_broker
         self.metrics, self.on_fatal, self.clock = metrics, on_fatal, clock
         self.lanes = {kind: Lane(kind) for kind in KINDS}
         self.sink_error: str | None = None   # the store's last failure, None once it answers
@@ -160,6 +165,7 @@ class Pipeline:
         self._commits: set[asyncio.Task] = set()
         self._dispatcher: asyncio.Task | None = None
         self.positions: dict[tuple[str, int], int] = {}  # last acknowledged offset per partition
+        self.taken: dict[tuple[str, int], int] = {}      # last offset taken, per partition
 
     # -- agents' side ----------------------------------------------------------------------------
     async def submit(self, kind: str, events: Sequence[Any], batch: MicroBatch, ack: Ack) -> None:
@@ -171,6 +177,9 @@ class Pipeline:
             lane.room.clear()
             await lane.room.wait()
         chunk = Chunk(events, batch, ack, self.clock())
+        taken, topic = self.taken, batch.topic
+        for partition, offset in zip(batch.partitions, batch.offsets, strict=True):
+            taken[(topic, partition)] = offset  # a partition's offsets come in order
         lane.pending.append(chunk)
         lane.unacked.append(chunk)
         lane.unacked_events += len(batch)
@@ -201,6 +210,8 @@ class Pipeline:
                     self._turn += offset + 1
                     return lane, lane.waiting
                 continue
+            if lane.pending and self._filling(lane, now):
+                continue
             if lane.pending:
                 chunks = [lane.pending.popleft()]
                 size = len(chunks[0].batch)
@@ -211,10 +222,22 @@ class Pipeline:
                 return lane, InFlight(lane.kind, chunks)
         return None
 
+    def _filling(self, lane: Lane, now: float) -> bool:
+        """Behind the broker (a full micro-batch's worth still waiting there), a lane waits for a
+        full micro-batch — up to ``fill_wait`` — instead of sending what it has: every call and
+        every write has a fixed cost (a ClickHouse part, merged later), and small micro-batches
+        under a backlog spend the CPU the consumer needs. Keeping up, it sends at once."""
+        pending = sum(len(c.batch) for c in lane.pending)
+        if pending >= self.config.batch_size or now - lane.pending[0].taken_at >= self.config.fill_wait:
+            return False
+        return self.waiting_in_broker(lane.pending[0].batch.topic) >= self.config.batch_size - pending
+
     async def _sleep(self) -> None:
         now = self.clock()
         wake_at = [*self._due_at.values(), self._last_call + self.config.ping_interval]
         wake_at += [lane.waiting.not_before for lane in self.lanes.values() if lane.waiting]
+        wake_at += [lane.pending[0].taken_at + self.config.fill_wait for lane in self.lanes.values()
+                    if lane.pending]
         self._wake.clear()
         try:
             await asyncio.wait_for(self._wake.wait(), max(0.0, min(wake_at) - now))

@@ -79,11 +79,14 @@ class Table:
     since: int = 1                      # the schema version that added the table
     fill: str | None = None             # run once when a migration creates it: data it derives
     defaults: dict[str, str] = field(default_factory=dict)  # for columns added to old tables
+    indexes: dict[str, str] = field(default_factory=dict)   # data-skipping index → its definition
+    retired: int = 0                    # the schema version that stopped using it (0: in use)
 
     def create(self, db: str) -> str:
-        columns = ", ".join(f"{name} {kind}" + (f" DEFAULT {self.defaults[name]}"
-                                                if name in self.defaults else "")
-                            for name, kind in self.columns.items())
+        columns = ", ".join([f"{name} {kind}" + (f" DEFAULT {self.defaults[name]}"
+                                                 if name in self.defaults else "")
+                             for name, kind in self.columns.items()]
+                            + [f"INDEX {name} {definition}" for name, definition in self.indexes.items()])
         partition = f" PARTITION BY {self.partition_by}" if self.partition_by else ""
         return (f"CREATE TABLE IF NOT EXISTS {db}.{self.name} ({columns}) ENGINE = {self.engine}"
                 f"{partition} ORDER BY ({self.order_by})")
@@ -96,6 +99,7 @@ class View:
     materialized_to: str | None = None  # a materialized view writing into that table
     since: int = 1
     changed: int = 0                    # the schema version that last changed a plain view's query
+    retired: int = 0                    # the schema version that dropped it (0: in use)
 
     def create(self, db: str) -> str:
         kind = "MATERIALIZED VIEW" if self.materialized_to else "VIEW"
@@ -125,6 +129,7 @@ DISPOSITION_COLUMNS = {
     "source": "LowCardinality(String)", "recorded_at": "DateTime64(3, 'UTC')"}
 SCORE_ORDER = "network, window_days, processing_date, alert_id, model_version"
 MONTHLY = "toYYYYMM(processing_date)"
+ALERT_ID_INDEX = "alert_id_bloom"
 
 TABLES: tuple[Table, ...] = (
     _raw("raw_alerts", RAW_ALERT_COLUMNS, "alert_id"),
@@ -138,8 +143,10 @@ TABLES: tuple[Table, ...] = (
           "ReplacingMergeTree(_version)", "network, address"),
     Table("ingest_log", _keyed(meta_sha256="String", counts="String", **INGEST_COLUMN_TYPES),
           "ReplacingMergeTree(_version)", "network, window_days, processing_date"),
+    # GET /alerts/{id} reads only the granules whose bloom filter may hold the id (schema 5):
+    # an index lives inside each part, so a write adds no part of its own.
     Table("alert_scores", ALERT_SCORE_COLUMNS, "ReplacingMergeTree(scored_at)", SCORE_ORDER, MONTHLY,
-          defaults=SCORE_DEFAULTS),
+          defaults=SCORE_DEFAULTS, indexes={ALERT_ID_INDEX: "alert_id TYPE bloom_filter(0.001) GRANULARITY 1"}),
     # A challenger's scores (amlscore shadow): the same rows, never published, never ranked.
     Table(SHADOW_TABLE, ALERT_SCORE_COLUMNS, "ReplacingMergeTree(scored_at)", SCORE_ORDER,
           MONTHLY, defaults=SCORE_DEFAULTS),
@@ -170,15 +177,14 @@ TABLES: tuple[Table, ...] = (
     # replaces itself instead of adding a row.
     Table("alert_dispositions", _keyed(**DISPOSITION_COLUMNS), "ReplacingMergeTree(recorded_at)",
           "network, window_days, processing_date, alert_id, decided_at, analyst", MONTHLY, since=4),
-    # Where each alert's scores are, keyed by alert_id: GET /alerts/{id} reads a few granules of
-    # this, then only the batches it names, instead of scanning alert_scores (whose key starts
-    # with the batch). Filled by alert_lookup_mv on every insert; a migration fills it once
-    # from the scores already there.
+    # Schemas 2-4 kept, keyed by alert_id, where each alert's scores are (filled by
+    # alert_lookup_mv on every insert: a third ClickHouse part per micro-batch, and its merges).
+    # Schema 5 finds an alert through alert_scores' bloom-filter index instead; databases that
+    # have the table keep it (its rows are never dropped), nothing reads or writes it any more.
     Table("alert_lookup", {"alert_id": "String", **BATCH_KEY_COLUMNS,
                            "model_version": "LowCardinality(String)"},
           "ReplacingMergeTree", "alert_id, network, window_days, processing_date, model_version",
-          since=2, fill="INSERT INTO {db}.alert_lookup SELECT alert_id, network, processing_date, "
-                        "window_days, model_version FROM {db}.alert_scores"),
+          since=2, retired=5),
 )
 
 VIEWS: tuple[View, ...] = (
@@ -188,7 +194,7 @@ VIEWS: tuple[View, ...] = (
          "(PARTITION BY network, processing_date, window_days, model_version ORDER BY rank_score "
          "DESC, alert_id) AS rank_position FROM {db}.alert_scores FINAL", changed=3),
     View("alert_lookup_mv", "SELECT alert_id, network, processing_date, window_days, model_version "
-         "FROM {db}.alert_scores", materialized_to="alert_lookup", since=2),
+         "FROM {db}.alert_scores", materialized_to="alert_lookup", since=2, retired=5),
 )
 
 
@@ -199,4 +205,5 @@ def table(name: str) -> Table:
 def schema_statements(db: str) -> list[str]:
     """Every CREATE of this release, tables before the views that read them."""
     db = check_identifier(db, "database")
-    return [t.create(db) for t in TABLES] + [v.create(db) for v in VIEWS]
+    return ([t.create(db) for t in TABLES if not t.retired]
+            + [v.create(db) for v in VIEWS if not v.retired])

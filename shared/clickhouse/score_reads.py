@@ -1,8 +1,8 @@
 """Read-only, parameterized, paginated score queries for the worker's read API: JSON-ready rows.
 
 Every query reads only what it answers: a page of one batch filters on the batch (the table's
-key prefix) *before* it ranks, and one alert's history finds its batches in ``alert_lookup``
-(keyed by alert_id) before it reads them. Each query runs under ``limits`` (ClickHouse's
+key prefix) *before* it ranks, and one alert's history reads only the granules whose
+bloom-filter index may hold its id. Each query runs under ``limits`` (ClickHouse's
 ``max_execution_time``, ``max_memory_usage``, one thread, optionally a lower OS priority), so no
 read can hold the engine long.
 """
@@ -72,12 +72,10 @@ def undecided_query(db: str) -> str:
 
 
 def history_query(db: str, alert_id: str) -> tuple[str, dict]:
-    """One alert's rows: its batches from ``alert_lookup``, then only those batches' granules."""
+    """One alert's rows: only the granules whose bloom filter may hold its id are read."""
     return (f"SELECT network, processing_date, window_days, alert_id, address, model_version, score, "
             f"rank_score, risk_level, explanation, qc_sample, source, scored_at FROM {db}.alert_scores FINAL "
-            f"WHERE (network, window_days, processing_date) IN (SELECT network, window_days, "
-            f"processing_date FROM {db}.alert_lookup WHERE alert_id = {{alert_id:String}}) "
-            "AND alert_id = {alert_id:String} ORDER BY processing_date, window_days, model_version",
+            "WHERE alert_id = {alert_id:String} ORDER BY processing_date, window_days, model_version",
             {"alert_id": alert_id})
 
 

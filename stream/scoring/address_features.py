@@ -2,10 +2,11 @@
 
 An upstream job loads a day's address features before its alerts stream (and a re-ingest may
 replace them), so the store is read a batch key — (network, processing_date, window_days) — at a
-time: the first alert of a key loads the key's whole feature table in one query, and every later
-alert of that key is a dictionary lookup. A key with more rows than ``whole_key_rows`` is read
-address by address instead (one ``IN`` query per micro-batch for the addresses not seen yet), so a
-huge day never has to fit. Entries expire after ``ttl`` seconds (a re-ingest is seen within it),
+time: the first alert of a key starts reading the key's whole feature table in a thread of its own
+(its own client), and every alert of that key after it has arrived is a dictionary lookup. Until
+it has, micro-batches read the addresses they need (one ``IN`` query each, for the addresses not
+seen yet): a new day never stalls the stream behind the whole day's read. A key with more rows
+than ``whole_key_rows`` stays read address by address, so a huge day never has to fit. Entries expire after ``ttl`` seconds (a re-ingest is seen within it),
 and the cache holds at most ``max_rows`` rows over all keys (cachetools, least recently used key
 out first). Rows are float64 vectors in a matrix per key, not dicts: 100,000 rows of 90 features
 stay ~75 MB.
@@ -14,15 +15,19 @@ stay ~75 MB.
 from __future__ import annotations
 
 import datetime as dt
+import logging
 import time
 from collections.abc import Callable, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Protocol
 
 import numpy as np
 from cachetools import TTLCache
 
+log = logging.getLogger(__name__)
 BatchKey = tuple[str, dt.date, int]  # network, processing_date, window_days
+Loaded = tuple[list[str], list[str], np.ndarray] | None
 
 
 class FeatureSource(Protocol):
@@ -42,6 +47,7 @@ class KeyFeatures:
     matrix: np.ndarray
     whole: bool
     absent: set[str] = field(default_factory=set)  # asked for and not there (partial keys)
+    too_large: bool = False  # more rows than are read whole: stays partial
 
     def add(self, columns: Sequence[str], addresses: Sequence[str], matrix: np.ndarray) -> None:
         if tuple(columns) != self.columns:  # the table gained a column: align to the new one
@@ -60,21 +66,55 @@ class KeyFeatures:
 
 class AddressFeatureCache:
     def __init__(self, source: FeatureSource, max_rows: int = 100_000, ttl: float = 600.0,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+                 clock: Callable[[], float] = time.monotonic,
+                 whole_key_source: FeatureSource | None = None) -> None:
+        """``whole_key_source``: where whole keys are read from, in a thread of its own (a client
+        of its own); None reads them in the caller's thread, at the key's first alert."""
         self.source = source
         self.whole_key_rows = max_rows // 2  # a key larger than this is read address by address
         self._cache: TTLCache | None = (
             TTLCache(maxsize=max_rows, ttl=ttl, timer=clock, getsizeof=lambda e: max(1, len(e)))
             if max_rows > 0 and ttl > 0 else None)
+        self._whole_source = whole_key_source
+        self._reader = ThreadPoolExecutor(1, thread_name_prefix="features") if whole_key_source else None
+        self._reading: dict[BatchKey, Future] = {}
+
+    def _read_whole(self, key: BatchKey) -> Loaded:
+        source = self._whole_source or self.source
+        return source.feature_rows(*key, None, self.whole_key_rows)
+
+    def _whole(self, key: BatchKey) -> KeyFeatures | None:
+        """The key read whole, when that read has finished (started now when not yet asked);
+        None meanwhile, or when the key is too large to read whole."""
+        if self._reader is None:
+            loaded = self._read_whole(key)
+        else:
+            reading = self._reading.get(key)
+            if reading is None:
+                self._reading[key] = self._reader.submit(self._read_whole, key)
+                return None
+            if not reading.done():
+                return None
+            del self._reading[key]
+            try:
+                loaded = reading.result()
+            except Exception as exc:  # noqa: BLE001 - micro-batches read what they need meanwhile
+                log.warning("features of %s not read whole (%s); reading them address by address",
+                            key, exc)
+                return None
+        if loaded is None:
+            return KeyFeatures((), {}, np.empty((0, 0)), False, too_large=True)
+        found, columns, matrix = loaded
+        return KeyFeatures(tuple(columns), {a: i for i, a in enumerate(found)}, matrix, True)
 
     def _entry(self, key: BatchKey, addresses: Sequence[str]) -> KeyFeatures:
-        """The key's rows, covering ``addresses`` (loaded now when missing)."""
+        """The key's rows, covering ``addresses`` (those missing read now)."""
         entry = self._cache.get(key) if self._cache is not None else None
-        if entry is None and self._cache is not None:
-            loaded = self.source.feature_rows(*key, None, self.whole_key_rows)
-            if loaded is not None:
-                found, columns, matrix = loaded
-                entry = KeyFeatures(tuple(columns), {a: i for i, a in enumerate(found)}, matrix, True)
+        if self._cache is not None and (entry is None or not (entry.whole or entry.too_large)):
+            whole = self._whole(key)
+            if whole is not None:
+                entry = whole if whole.whole else (entry or whole)
+                entry.too_large = entry.too_large or whole.too_large
         if entry is None:
             entry = KeyFeatures((), {}, np.empty((0, 0)), False)
         if not entry.whole:

@@ -59,7 +59,8 @@ class ScoringService:
         self.processors = {
             "alert": AlertProcessor(
                 self.holder, AddressFeatureCache(context.raw, settings.feature_cache_size,
-                                                 settings.feature_cache_ttl),
+                                                 settings.feature_cache_ttl,
+                                                 whole_key_source=own_client()),
                 self.sink, config, self.live, self.shadow),
             "cluster": ClusterProcessor(self.holder, context.raw, self.sink, config),
             "disposition": DispositionProcessor(

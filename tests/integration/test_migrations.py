@@ -64,12 +64,14 @@ def test_a_release_0_1_0_database_is_migrated_and_every_command_works_on_it(prep
 
     plan = _amlscore(env, "migrate", "--dry-run")
     assert plan.returncode == 0 and f"schema 1 → {SCHEMA_VERSION}" in plan.stdout
-    assert "alert_lookup" in plan.stdout and "ADD COLUMN IF NOT EXISTS qc_sample" in plan.stdout
+    assert "ADD INDEX IF NOT EXISTS alert_id_bloom" in plan.stdout and "ADD COLUMN IF NOT EXISTS qc_sample" in plan.stdout
+    assert "alert_lookup" not in plan.stdout  # retired before this database ever had it
     assert "CREATE OR REPLACE VIEW amlscore.alert_rankings" in plan.stdout
     done = _amlscore(env, "migrate")
     assert done.returncode == 0 and f"schema 1 → {SCHEMA_VERSION}" in done.stdout, done.stderr
     assert f"up to date (schema {SCHEMA_VERSION})" in _amlscore(env, "migrate").stdout
-    assert query(home, "SELECT alert_id FROM amlscore.alert_lookup") == [{"alert_id": "scored-by-0.1.0"}]
+    assert query(home, "SELECT name FROM system.data_skipping_indices WHERE database = 'amlscore' "
+                       "AND table = 'alert_scores'") == [{"name": "alert_id_bloom"}]
     # a row scored before the QC sample existed reads back as not sampled, in the view too
     assert query(home, "SELECT qc_sample FROM amlscore.alert_rankings") == [{"qc_sample": False}]
 
@@ -93,3 +95,31 @@ def test_a_release_0_1_0_database_is_migrated_and_every_command_works_on_it(prep
         assert worker.stop() == 0
     old = query(home, "SELECT count() AS n FROM amlscore.alert_scores FINAL WHERE alert_id = 'scored-by-0.1.0'")
     assert old == [{"n": 1}]  # the data of the old release is still there
+
+
+def test_a_schema_4_database_drops_the_lookup_view_keeps_its_table_and_finds_alerts_by_index(
+        chdb_client, database):
+    """Schema 5 retires alert_lookup_mv (a part per write): the view goes, the table and its
+    rows stay, and an alert scored before is found through the new index."""
+    from shared.clickhouse.migrations import migrate
+    from shared.clickhouse.score_reads import ScoreReads, read_limits
+
+    db = database
+    chdb_client.command(f"ALTER TABLE {db}.alert_scores DROP INDEX alert_id_bloom")
+    chdb_client.command(f"CREATE TABLE {db}.alert_lookup (alert_id String, network LowCardinality(String), "
+                        "processing_date Date, window_days UInt16, model_version LowCardinality(String)) "
+                        "ENGINE = ReplacingMergeTree ORDER BY (alert_id, network, window_days, processing_date, model_version)")
+    chdb_client.command(f"CREATE MATERIALIZED VIEW {db}.alert_lookup_mv TO {db}.alert_lookup AS SELECT "
+                        f"alert_id, network, processing_date, window_days, model_version FROM {db}.alert_scores")
+    chdb_client.command(OLD_ROW.replace("amlscore.", f"{db}."))
+    chdb_client.command(f"DELETE FROM {db}.schema_version WHERE version = 5")
+    before, after, statements = migrate(chdb_client, db)
+    assert (before, after) == (4, SCHEMA_VERSION)
+    assert f"DROP VIEW IF EXISTS {db}.alert_lookup_mv" in statements
+    tables = {r[0] for r in chdb_client.query(f"SELECT name FROM system.tables WHERE database = '{db}'").result_rows}
+    assert "alert_lookup_mv" not in tables and "alert_lookup" in tables
+    assert chdb_client.query(f"SELECT alert_id FROM {db}.alert_lookup").result_rows == [("scored-by-0.1.0",)]
+    reads = ScoreReads(chdb_client, db, read_limits(5, 256 << 20))
+    assert [r["model_version"] for r in reads.alert_history("scored-by-0.1.0")] == ["v0"]
+    chdb_client.command(OLD_ROW.replace("amlscore.", f"{db}.").replace("scored-by-0.1.0", "scored-by-5"))
+    assert chdb_client.query(f"SELECT count() FROM {db}.alert_lookup").result_rows == [(1,)]  # not written

@@ -71,3 +71,29 @@ def test_no_cache_reads_every_time_and_no_rows_is_an_answer(max_rows):
     assert np.isnan(rows).all()
     cache.rows([("eth", DAY, 7)], ["0xnone"], ["degree_in"])
     assert [c[1] for c in source.calls] == [("0xnone",), ("0xnone",)]
+
+
+def test_a_new_key_is_read_whole_in_the_background_and_meanwhile_address_by_address():
+    import threading
+
+    class SlowWholeReads(FakeSource):
+        def __init__(self):
+            super().__init__(size=30)
+            self.release = threading.Event()
+
+        def feature_rows(self, network, processing_date, window_days, addresses=None, limit=0):
+            if addresses is None:
+                self.release.wait(5)
+            return super().feature_rows(network, processing_date, window_days, addresses, limit)
+
+    foreground, background = FakeSource(size=30), SlowWholeReads()
+    cache = AddressFeatureCache(foreground, max_rows=100, ttl=60, whole_key_source=background)
+    key = [("eth", DAY, 7)]
+    assert cache.rows(key, ["0x3"], ["degree_in"]).tolist() == [[3.0]]
+    assert foreground.calls == [(DAY, ("0x3",), 0)]  # the stream did not wait for the whole key
+    background.release.set()
+    cache._reading[key[0]].result(5)
+    assert cache.rows(key, ["0x5"], ["degree_in"]).tolist() == [[5.0]]
+    assert cache.rows(key * 2, ["0x7", "0x9"], ["degree_in"]).tolist() == [[7.0], [9.0]]
+    assert foreground.calls == [(DAY, ("0x3",), 0)]  # the whole key arrived: hits from then on
+    assert [c[1] for c in background.calls] == [None]

@@ -380,3 +380,41 @@ def test_housekeeping_never_pings_a_store_that_just_answered():
         assert not any("ping" in due for _, due in h.scorer.housekept)
         await h.pipeline.stop()
     run(scenario())
+
+
+def test_behind_the_broker_a_lane_fills_whole_micro_batches_and_keeping_up_sends_at_once():
+    async def scenario() -> None:
+        h = Harness(PipelineConfig("scores", "dlq", batch_size=10, batches_in_flight=4,
+                                   retry_max_delay=0.01, model_poll_interval=60, ping_interval=60,
+                                   fill_wait=5.0))
+        waiting = {"alerts": 100}
+        h.pipeline.waiting_in_broker = lambda topic: waiting[topic]
+        h.pipeline.start()
+        for first in range(0, 9, 3):  # 9 events: one short of a micro-batch, more in the broker
+            await h.submit("alert", first, 3)
+        await asyncio.sleep(0.1)
+        assert h.scorer.calls == []  # waiting to fill
+        await h.submit("alert", 9, 3)  # 12 pending: a full micro-batch (9; 12 would exceed 10) goes
+        await until(lambda: len(h.journal.acked()) == 9)
+        await asyncio.sleep(0.1)
+        assert [n for _, n, _ in h.scorer.calls] == [9]  # the other 3 wait to fill
+        waiting["alerts"] = 0  # caught up: what is pending goes at once
+        await h.submit("alert", 12, 2)
+        await until(lambda: len(h.journal.acked()) == 14)
+        assert [n for _, n, _ in h.scorer.calls] == [9, 5] and h.journal.acked() == list(range(14))
+        await h.pipeline.stop()
+    run(scenario())
+
+
+def test_a_lane_filling_behind_the_broker_waits_no_longer_than_the_fill_wait():
+    async def scenario() -> None:
+        h = Harness(PipelineConfig("scores", "dlq", batch_size=10, retry_max_delay=0.01,
+                                   model_poll_interval=60, ping_interval=60, fill_wait=0.2))
+        h.pipeline.waiting_in_broker = lambda topic: 1_000_000  # (a broker that says so wrongly)
+        h.pipeline.start()
+        started = asyncio.get_running_loop().time()
+        await h.submit("alert", 0, 2)
+        await until(lambda: h.journal.acked() == [0, 1])
+        assert 0.15 <= asyncio.get_running_loop().time() - started < 1.0
+        await h.pipeline.stop()
+    run(scenario())
