@@ -199,6 +199,8 @@ def backfill(networks, start, end, window_days, chunk_size, force, model_version
 
     from batch.backfill import BackfillConfig
     from batch.backfill import backfill as run_backfill
+    from shared.clickhouse.connection import connect
+    from shared.clickhouse.score_store import ScoreStore
     from shared.registry import challenger_of
     ctx = app_context()
     scoring = ctx.scoring(model_version)
@@ -207,7 +209,9 @@ def backfill(networks, start, end, window_days, chunk_size, force, model_version
     with tqdm(total=sum(b[3] for b in batches), unit="alert", desc="backfill") as bar:
         challenger = challenger_of(ctx.models, scoring.model_version)
         shadow = ctx.scoring(challenger) if challenger else None
-        report = run_backfill(ctx.raw, ctx.scores, scoring,
+        # The score writes on a client of their own: they overlap the reads (see batch.backfill).
+        sink = ScoreStore(connect(ctx.target, create_database=False), ctx.target.database)
+        report = run_backfill(ctx.raw, sink, scoring,
                               BackfillConfig(networks, start, end, window_days, chunk_size, force),
                               on_batch=lambda _name, _status, n: bar.update(n), shadow=shadow)
     click.echo(f"model {report.model_version}: scored {len(report.scored)} batches "

@@ -4,6 +4,12 @@ Per batch: alerts are read in ``alert_id`` pages of ``chunk_size``, scored with 
 RiskScoring, and written (idempotent: same alert + model version replaces). Clusters are scored
 from their member alerts. Only when all of that is written is the batch logged complete for the
 model version, so an interrupted backfill resumes at the first incomplete batch.
+
+The three steps of a page overlap: while one page is scored, the next is read and the one before
+is written, each in a thread of its own (the engine and XGBoost release Python's lock while they
+work, so this is the other core's work, not a second Python). At most three pages are alive at
+once; a page's rows are released once written. Give the sink a ClickHouse client other than the
+raw store's, or the two serialise on it.
 """
 
 from __future__ import annotations
@@ -11,6 +17,7 @@ from __future__ import annotations
 import datetime as dt
 import time
 from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 import pandas as pd
@@ -18,7 +25,7 @@ import pandas as pd
 from shared.clickhouse.raw_store import RawStore
 from shared.cluster_features import cluster_members
 from shared.features import ALERT_SCORING_COLUMNS
-from shared.scoring import RiskScoring
+from shared.scoring import RiskScoring, ScoreColumns
 from shared.sink import SHADOW_TABLE, ScoreRuns, ScoreSink
 
 
@@ -52,24 +59,41 @@ def score_one_batch(raw: RawStore, sink: ScoreSink, scoring: RiskScoring, networ
                     shadow: RiskScoring | None = None) -> tuple[int, int]:
     scored_at = dt.datetime.now(dt.UTC)
     features = raw.features(network, date, window)
-    n_alerts, pages, after = 0, 0, ""
-    only_page = None  # the batch's one page, kept for its clusters; dropped once a second comes
-    while True:
-        chunk = raw.alerts(network, date, window, after_id=after, limit=chunk_size,
-                           columns=ALERT_SCORING_COLUMNS)
-        if not len(chunk):
-            break
-        scores, matrix = scoring.score_alerts_matrix(chunk, features)
+
+    def read(after: str) -> pd.DataFrame:
+        return raw.alerts(network, date, window, after_id=after, limit=chunk_size,
+                          columns=ALERT_SCORING_COLUMNS)
+
+    def write(chunk: pd.DataFrame, scores: ScoreColumns) -> None:
         sink.write_alert_scores(scores, "backfill", scored_at)
         if shadow is not None:  # the challenger's rows, after the champion's
-            sink.write_alert_scores(shadow.score_alerts_matrix(chunk, features)[0], "backfill",
+            sink.write_alert_scores(shadow.score_alerts_columns(chunk, features)[0], "backfill",
                                     scored_at, table=SHADOW_TABLE)
-        pages += 1
-        only_page = (chunk, matrix) if pages == 1 else None
-        n_alerts += len(chunk)
-        if len(chunk) < chunk_size:
-            break  # a short page is the last: no query to learn that the next is empty
-        after = str(chunk["alert_id"].iloc[-1])
+
+    n_alerts, pages = 0, 0
+    only_page = None  # the batch's one page, kept for its clusters; dropped once a second comes
+    with ThreadPoolExecutor(1, thread_name_prefix="backfill-read") as reader, \
+            ThreadPoolExecutor(1, thread_name_prefix="backfill-write") as writer:
+        coming: Future | None = reader.submit(read, "")
+        written: Future | None = None
+        while coming is not None:
+            chunk = coming.result()
+            coming = None
+            if not len(chunk):
+                break
+            if len(chunk) == chunk_size:  # a short page is the last: no query to learn that
+                coming = reader.submit(read, str(chunk["alert_id"].iloc[-1]))
+            scores, matrix = scoring.score_alerts_columns(chunk, features)
+            if written is not None:
+                written.result()  # one write in flight: a failure surfaces before the next page
+            written = writer.submit(write, chunk, scores)
+            pages += 1
+            only_page = (chunk, matrix) if pages == 1 else None
+            n_alerts += len(chunk)
+            del chunk, scores, matrix
+        if written is not None:
+            written.result()
+            written = None
     if not scoring.scores_clusters:
         return n_alerts, 0
     clusters = raw.clusters(network, date, window)

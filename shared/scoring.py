@@ -187,13 +187,20 @@ class RiskScoring:
             column[rows] = self.explain(matrix[rows])
             scores["explanation"] = column
 
+    def score_alerts_columns(
+        self, alerts: AlertColumns, address_features: pd.DataFrame | AddressRows | None
+    ) -> tuple[ScoreColumns, np.ndarray]:
+        """Score columns (explained) and the feature matrix they were scored from."""
+        matrix = self.alert_matrix(alerts, address_features)
+        scores = self.score_columns(alerts, matrix)
+        self.add_explanations(scores, matrix)
+        return scores, matrix
+
     def score_alerts_matrix(
         self, alerts: pd.DataFrame, address_features: pd.DataFrame | None
     ) -> tuple[pd.DataFrame, np.ndarray]:
-        matrix = self.alert_matrix(alerts, address_features)
-        scores = self.score_matrix(alerts, matrix)
-        self.add_explanations(scores, matrix)
-        return scores, matrix
+        scores, matrix = self.score_alerts_columns(alerts, address_features)
+        return score_frame(scores), matrix
 
     def score_alerts(
         self, alerts: pd.DataFrame, address_features: pd.DataFrame | None

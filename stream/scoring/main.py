@@ -11,6 +11,7 @@ import logging
 import os
 import pickle
 import signal
+import sys
 import threading
 import time
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -22,6 +23,11 @@ from stream.memory import limit_heap_growth
 from stream.scoring.reads import lower_priority
 
 log = logging.getLogger(__name__)
+# A ClickHouse call needs Python's lock several times on its way (the client's own code, and the
+# embedded engine takes it back from its threads); with another thread busy in Python, each of
+# those waits for the switch interval. Measured: a 100-row insert beside a busy Python thread
+# took 40 ms at the default 5 ms interval, 8 ms at 1 ms, 4 ms at 0.2 ms (2 ms alone).
+SWITCH_INTERVAL = 0.0002
 
 
 def portable(exc: BaseException) -> BaseException:
@@ -73,6 +79,7 @@ def serve(conn: Connection, reads: Connection, overrides: dict, service_path: st
     from shared.settings import load_settings
 
     limit_heap_growth()
+    sys.setswitchinterval(SWITCH_INTERVAL)
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
     try:

@@ -76,7 +76,7 @@ def run(alerts: int, alerts_per_day: int = 5000, workdir: Path | None = None) ->
                                               alerts_per_day=alerts_per_day, seed=1))
     client = connect(parse_clickhouse_url(f"chdb://{workdir / 'chdb'}", "bench"))
     ensure_schema(client, "bench")
-    raw, scores = RawStore(client, "bench"), ScoreStore(client, "bench")
+    raw = RawStore(client, "bench")
     fs, root = open_source(str(sot))
     ingest_report, ingest_s = _timed(ingest_source, raw, fs, root)
     n = client.query("SELECT count() FROM bench.raw_alerts FINAL").result_rows[0][0]
@@ -124,6 +124,7 @@ def run(alerts: int, alerts_per_day: int = 5000, workdir: Path | None = None) ->
     unseen_model = model_quality.roc_auc(unseen["label"], unseen["score"])
 
     scoring = RiskScoring(bundle, ScoringPolicy())
+    scores = ScoreStore(connect(parse_clickhouse_url(f"chdb://{workdir / 'chdb'}", "bench")), "bench")
     report, backfill_s = _timed(backfill, raw, scores, scoring,
                                 BackfillConfig(("ethereum",), START, end, force=True))
     model_s = model_cost_seconds(scoring, x)

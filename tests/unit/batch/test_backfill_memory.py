@@ -39,7 +39,7 @@ class Scoring:
     def __init__(self) -> None:
         self.matrices: list[weakref.ref] = []
 
-    def score_alerts_matrix(self, chunk, features):  # noqa: ANN001, ANN201
+    def score_alerts_columns(self, chunk, features):  # noqa: ANN001, ANN201
         matrix = np.zeros((len(chunk), 1000))
         self.matrices.append(weakref.ref(matrix))
         return chunk, matrix
