@@ -28,7 +28,6 @@ from shared.features import ALERT_SCORING_COLUMNS, normalise_keys
 from shared.schemas import disposition_label
 
 POSITIVE_LEVELS = ("high", "critical")
-LABEL_SOURCES = ("addresses", "dispositions", "both")
 LabelUse = Literal["addresses", "dispositions", "both"]
 
 

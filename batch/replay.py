@@ -15,8 +15,7 @@ from shared.features import KEY_COLUMNS
 from shared.kafka_io import Record
 from shared.schemas import AlertEvent, ClusterEvent
 
-FEATURE_MODES = ("embed", "lookup", "mixed")
-ALERT_FIELDS = [f for f in AlertEvent.model_fields if f not in ("features", "event_time", "schema_version")]
+EVENT_FIELDS = [f for f in AlertEvent.model_fields if f not in ("features", "event_time", "schema_version")]
 CLUSTER_FIELDS = [f for f in ClusterEvent.model_fields if f != "schema_version"]
 
 
@@ -57,7 +56,7 @@ def alert_records(alerts: pd.DataFrame, features: pd.DataFrame | None, topic: st
         for address, row in zip(features["address"].astype(str),
                                 features[columns].to_dict("records"), strict=True):
             by_address[address] = {k: _clean(v) for k, v in row.items()}
-    fields = [f for f in ALERT_FIELDS if f in alerts.columns]
+    fields = [f for f in EVENT_FIELDS if f in alerts.columns]
     for row in _iso_dates(alerts)[fields].to_dict("records"):
         event = {k: _clean(v) for k, v in row.items()}
         event["schema_version"] = 1

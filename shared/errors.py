@@ -29,6 +29,3 @@ class ModelLoadError(AmlScoreError):
 class ClickHouseUnavailable(AmlScoreError):
     """ClickHouse cannot be reached or opened (server down, embedded directory in use)."""
 
-
-class KafkaUnavailable(AmlScoreError):
-    """The Kafka bootstrap servers cannot be reached."""

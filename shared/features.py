@@ -125,13 +125,12 @@ def is_listlike(value: object) -> bool:
 
 def vocabulary(values: Iterable[object]) -> tuple[str, ...]:
     """The (at most MAX_CATEGORIES) most frequent non-missing values, sorted."""
-    counts: dict[str, int] = {}
-    for value in values:
-        if not _missing(value):
-            text = value if isinstance(value, str) else str(value)
-            counts[text] = counts.get(text, 0) + 1
-    ordered = sorted(counts.items(), key=lambda item: (-item[1], item[0]))[:MAX_CATEGORIES]
-    return tuple(sorted(name for name, _ in ordered))
+    series = values if isinstance(values, pd.Series) else pd.Series(list(values), dtype=object)
+    series = series[series.notna()].astype(str)
+    counts = series[series != ""].value_counts(sort=False)
+    ordered = sorted(zip(counts.index, counts.to_numpy(), strict=True),
+                     key=lambda item: (-item[1], item[0]))[:MAX_CATEGORIES]
+    return tuple(sorted(str(name) for name, _ in ordered))
 
 
 def day_numbers(column: Any) -> np.ndarray:
@@ -184,16 +183,19 @@ class AddressRows:
         return len(self.matrix)
 
 
+BlockCompute = Callable[[AlertColumns, "AddressRows", int, dict], np.ndarray]
+
+
 @dataclass(frozen=True)
 class Block:
     """Consecutive matrix columns: their names, and how to compute them from the alerts
-    (``n`` rows) and their aligned address rows."""
+    (``n`` rows), their aligned address rows and a memo the blocks of one matrix share."""
 
     names: tuple[str, ...]
-    compute: Callable[[AlertColumns, AddressRows, int], np.ndarray]
+    compute: BlockCompute
 
 
-def _numbers(alerts: AlertColumns, _rows: AddressRows, n: int) -> np.ndarray:
+def _numbers(alerts: AlertColumns, _rows: AddressRows, n: int, _memo: dict) -> np.ndarray:
     out = np.full((n, len(ALERT_NUMERIC) + 1), np.nan, dtype=np.float32)
     for j, column in enumerate(ALERT_NUMERIC):
         if column in alerts:
@@ -203,39 +205,43 @@ def _numbers(alerts: AlertColumns, _rows: AddressRows, n: int) -> np.ndarray:
     return out
 
 
-def _lists(alerts: AlertColumns, n: int) -> tuple[np.ndarray, np.ndarray, list]:
-    """risk_indicators as (is a list, its length, all tokens in row order)."""
-    values = _objects(alerts["risk_indicators"])
-    listed = np.fromiter((is_listlike(v) for v in values), dtype=bool, count=n)
-    lengths = np.zeros(n, dtype=np.int64)
-    lengths[listed] = [len(v) for v in values[listed]]
-    return listed, lengths, list(itertools.chain.from_iterable(values[listed]))
+def _lists(alerts: AlertColumns, n: int, memo: dict) -> tuple[np.ndarray, np.ndarray, list]:
+    """risk_indicators as (is a list, its length, all tokens in row order); worked out once per
+    matrix (``memo``), though two blocks read it."""
+    if "lists" not in memo:
+        values = _objects(alerts["risk_indicators"])
+        listed = np.fromiter(map(is_listlike, values), dtype=bool, count=n)
+        chosen = values[listed]
+        lengths = np.zeros(n, dtype=np.int64)
+        lengths[listed] = np.fromiter(map(len, chosen), dtype=np.int64, count=len(chosen))
+        memo["lists"] = (listed, lengths, list(itertools.chain.from_iterable(chosen)))
+    return memo["lists"]
 
 
-def _indicator_count(alerts: AlertColumns, _rows: AddressRows, n: int) -> np.ndarray:
+def _indicator_count(alerts: AlertColumns, _rows: AddressRows, n: int, memo: dict) -> np.ndarray:
     count = np.full((n, 1), np.nan, dtype=np.float32)
     if "risk_indicators" in alerts:
-        listed, lengths, _ = _lists(alerts, n)
+        listed, lengths, _ = _lists(alerts, n, memo)
         count[listed, 0] = lengths[listed]
     return count
 
 
-def _categorical(column: str, values: tuple[str, ...]) -> Callable[[AlertColumns, AddressRows, int], np.ndarray]:
-    def compute(alerts: AlertColumns, _rows: AddressRows, n: int) -> np.ndarray:
+def _categorical(column: str, values: tuple[str, ...]) -> BlockCompute:
+    def compute(alerts: AlertColumns, _rows: AddressRows, n: int, _memo: dict) -> np.ndarray:
         if column not in alerts:
             return np.full((n, len(values)), np.nan, dtype=np.float32)
         return one_hot(alerts[column], values)
     return compute
 
 
-def _indicators(values: tuple[str, ...]) -> Callable[[AlertColumns, AddressRows, int], np.ndarray]:
+def _indicators(values: tuple[str, ...]) -> BlockCompute:
     position = {name: j for j, name in enumerate(values)}
 
-    def compute(alerts: AlertColumns, _rows: AddressRows, n: int) -> np.ndarray:
+    def compute(alerts: AlertColumns, _rows: AddressRows, n: int, memo: dict) -> np.ndarray:
         hot = np.full((n, len(values)), np.nan, dtype=np.float32)
         if "risk_indicators" not in alerts:
             return hot
-        listed, lengths, tokens = _lists(alerts, n)
+        listed, lengths, tokens = _lists(alerts, n, memo)
         hot[listed] = 0.0
         if tokens and values:
             codes, uniques = _distinct(tokens)
@@ -247,10 +253,10 @@ def _indicators(values: tuple[str, ...]) -> Callable[[AlertColumns, AddressRows,
     return compute
 
 
-def _address(columns: tuple[str, ...]) -> Callable[[AlertColumns, AddressRows, int], np.ndarray]:
+def _address(columns: tuple[str, ...]) -> BlockCompute:
     stamped = [k for k, name in enumerate(columns) if name.endswith(TIMESTAMP_SUFFIX)]
 
-    def compute(alerts: AlertColumns, rows: AddressRows, n: int) -> np.ndarray:
+    def compute(alerts: AlertColumns, rows: AddressRows, n: int, _memo: dict) -> np.ndarray:
         position = {name: j for j, name in enumerate(rows.columns)}
         values = np.full((n, len(columns)), np.nan, dtype=np.float64)
         present = [(k, position[name]) for k, name in enumerate(columns) if name in position]
@@ -337,13 +343,12 @@ def numeric_feature_columns(frame: pd.DataFrame) -> list[str]:
 def fit_feature_spec(alerts: pd.DataFrame, address_features: pd.DataFrame | None) -> FeatureSpec:
     """Fix the vocabulary and address-feature list from training data."""
     categories = {
-        column: vocabulary(_objects(alerts[column])) if column in alerts else ()
+        column: vocabulary(alerts[column]) if column in alerts else ()
         for column in ALERT_CATEGORICAL
     }
     indicators: tuple[str, ...] = ()
     if "risk_indicators" in alerts:
-        indicators = vocabulary(token for value in _objects(alerts["risk_indicators"])
-                                if is_listlike(value) for token in value)
+        indicators = vocabulary(_lists(alerts, len(alerts), {})[2])
     address_columns: list[str] = []
     if address_features is not None and len(address_features):
         for name in sorted(numeric_feature_columns(address_features)):
@@ -354,30 +359,31 @@ def fit_feature_spec(alerts: pd.DataFrame, address_features: pd.DataFrame | None
 
 # -- joining a keyed features frame ----------------------------------------------------------------
 
-def _key_text(column: Any, name: str) -> np.ndarray:
+def _joint_codes(left: Any, right: Any, name: str) -> tuple[np.ndarray, np.ndarray]:
+    """Integer codes of one key column on both sides, equal where the values are (dates by day,
+    whatever their type; other keys by their text)."""
     if name == "processing_date":
-        return iso_dates(column)
-    array = column.to_numpy() if isinstance(column, pd.Series) else np.asarray(column)
-    if array.dtype.kind in "iu":
-        return array.astype(str).astype(object)
-    codes, uniques = pd.factorize(array, use_na_sentinel=False)
-    return np.asarray([str(u) for u in uniques], dtype=object)[codes]
+        return (day_numbers(left).astype(np.int64), day_numbers(right).astype(np.int64))
+    both = pd.concat([pd.Series(np.asarray(left, dtype=object)) if not isinstance(left, pd.Series) else left,
+                      pd.Series(np.asarray(right, dtype=object)) if not isinstance(right, pd.Series) else right],
+                     ignore_index=True)
+    if not pd.api.types.is_integer_dtype(both.dtype):
+        both = both.astype(str)
+    codes, _ = pd.factorize(both, use_na_sentinel=False)
+    return codes[:len(left)], codes[len(left):]
 
 
-def _single(values: np.ndarray) -> object | None:
-    """The one value of a key column, or None when it holds several."""
-    first = values[0]
-    return first if (values == first).all() else None
-
-
-def _row_keys(columns: AlertColumns, keys: Sequence[str], n: int) -> np.ndarray:
-    """One string per row joining the key columns (dates normalised to ISO)."""
-    if not keys:
-        return np.full(n, "", dtype=object)
-    joined = _key_text(columns[keys[0]], keys[0])
-    for key in keys[1:]:
-        joined = joined + "\x1f" + _key_text(columns[key], key)
-    return joined
+def _row_keys(alerts: AlertColumns, features: pd.DataFrame, keys: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
+    """One integer per row, equal on both sides exactly where every key column is."""
+    n, m = row_count(alerts), len(features)
+    left, right = np.zeros(n, dtype=np.int64), np.zeros(m, dtype=np.int64)
+    for key in keys:
+        lc, rc = _joint_codes(alerts[key], features[key], key)
+        base = int(max(lc.max(initial=0), rc.max(initial=0))) + 1
+        # re-coded after each column, so the combined codes never outgrow int64
+        combined, _ = pd.factorize(np.concatenate([left * base + lc, right * base + rc]))
+        left, right = combined[:n], combined[n:]
+    return left, right
 
 
 def align_address_rows(alerts: AlertColumns, features: pd.DataFrame | None,
@@ -389,15 +395,9 @@ def align_address_rows(alerts: AlertColumns, features: pd.DataFrame | None,
     if features is None or not len(features) or not columns or not n:
         return AddressRows(columns, matrix)
     keys = [c for c in KEY_COLUMNS if c in alerts and c in features]
-    # One batch on both sides (backfill): the address alone decides, no text keys to build.
-    batch_keys = [k for k in keys if k != "address"]
-    left = {k: _key_text(alerts[k], k) for k in batch_keys}
-    right = {k: _key_text(features[k], k) for k in batch_keys}
-    if all(_single(left[k]) is not None and _single(left[k]) == _single(right[k]) for k in batch_keys):
-        keys = [k for k in keys if k == "address"]
-    right_keys = _row_keys(features, keys, len(features))
-    last = np.flatnonzero(~pd.Index(right_keys).duplicated(keep="last"))
-    rows = pd.Index(right_keys[last]).get_indexer(_row_keys(alerts, keys, n))
+    left, right = _row_keys(alerts, features, keys)
+    last = np.flatnonzero(~pd.Index(right).duplicated(keep="last"))
+    rows = pd.Index(right[last]).get_indexer(left)
     found = rows >= 0
     present = [(k, name) for k, name in enumerate(columns) if name in features]
     if present and found.any():
@@ -421,9 +421,9 @@ def build_alert_matrix(spec: FeatureSpec, alerts: AlertColumns,
         rows = address_features
     else:
         rows = align_address_rows(alerts, address_features, spec.address_features, n)
-    parts = []
+    parts, memo = [], {}
     for block in spec.blocks:
-        part = block.compute(alerts, rows, n)
+        part = block.compute(alerts, rows, n, memo)
         assert part.shape == (n, len(block.names)), (block.names[:3], part.shape)
         parts.append(part)
     matrix = np.hstack(parts).astype(np.float32, copy=False) if parts else np.empty((n, 0), np.float32)

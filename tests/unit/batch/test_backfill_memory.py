@@ -1,58 +1,168 @@
-"""Backfill holds one page of a batch at a time: a page's matrix is released once it is written."""
+"""Backfill's pipeline (read ahead, score, write behind), tested with fakes of the stores.
+
+What it must keep: only a few pages alive at once, batches logged complete only after their
+last row is written and in order, and a failure in any step raised to the caller.
+"""
 
 from __future__ import annotations
 
 import datetime as dt
 import gc
+import threading
+import time
+import types
 import weakref
 
 import numpy as np
 import pandas as pd
+import pytest
 
-from batch.backfill import score_one_batch
+from batch.backfill import AHEAD, BackfillConfig, backfill
+
+DAY = dt.date(2025, 1, 1)
 
 
-class Pages:
-    """A raw store of one batch whose alerts come in pages of ``limit``."""
+class Raw:
+    """A raw store of ``days`` batches of ``n`` alerts each, read in pages of ``limit``."""
 
-    def __init__(self, n: int, alive) -> None:  # noqa: ANN001
+    def __init__(self, n: int, days: int = 1, clusters: int = 0) -> None:
         self.ids = [f"a{i:05d}" for i in range(n)]
-        self.alive = alive
-        self.alive_at_clusters: int | None = None
+        self.days = days
+        self.n_clusters = clusters
+        self.pages: list[weakref.ref] = []
+        self.most_alive = 0
+        self.fail_on_page: int | None = None
+        self.member_reads = 0
+
+    def _alive(self) -> int:
+        gc.collect()
+        return sum(ref() is not None for ref in self.pages)
+
+    def batches(self, networks, start, end, window):  # noqa: ANN001, ANN201
+        return [("ethereum", start + dt.timedelta(days=d), window, len(self.ids))
+                for d in range(self.days)]
 
     def features(self, *_):  # noqa: ANN002, ANN201
         return pd.DataFrame()
 
-    def alerts(self, *_, after_id: str, limit: int, columns):  # noqa: ANN001, ANN002, ANN201
-        page = [i for i in self.ids if i > after_id][:limit]
-        return pd.DataFrame({"alert_id": page})
+    def alerts(self, *_, after_id: str, limit: int, columns):  # noqa: ANN001, ANN201
+        self.most_alive = max(self.most_alive, self._alive())
+        if self.fail_on_page is not None and len(self.pages) == self.fail_on_page:
+            raise RuntimeError("the engine went away")
+        page = pd.DataFrame({"alert_id": [i for i in self.ids if i > after_id][:limit]})
+        self.pages.append(weakref.ref(page))
+        return page
 
     def clusters(self, *_):  # noqa: ANN002, ANN201
-        gc.collect()
-        self.alive_at_clusters = self.alive()
-        return pd.DataFrame()
+        members = [self.ids[:2]] * self.n_clusters
+        return pd.DataFrame({"cluster_id": [f"c{i}" for i in range(self.n_clusters)],
+                             "members": members})
+
+    def alerts_by_id(self, network, date, window, ids, columns):  # noqa: ANN001, ANN201
+        self.member_reads += 1
+        return pd.DataFrame({"alert_id": ids})
 
 
 class Scoring:
+    model_version = "v1"
     scores_clusters = True
-
-    def __init__(self) -> None:
-        self.matrices: list[weakref.ref] = []
+    bundle = types.SimpleNamespace(cluster_skipped=None)
 
     def score_alerts_columns(self, chunk, features):  # noqa: ANN001, ANN201
-        matrix = np.zeros((len(chunk), 1000))
-        self.matrices.append(weakref.ref(matrix))
-        return chunk, matrix
+        return {"alert_id": list(chunk["alert_id"])}, np.zeros((len(chunk), 4))
+
+    def score_clusters(self, clusters, ids, matrix):  # noqa: ANN001, ANN201
+        assert len(ids) == len(matrix)
+        return {"cluster_id": list(clusters["cluster_id"]), "from": "matrix"}
+
+    def score_clusters_from_alerts(self, clusters, members, features):  # noqa: ANN001, ANN201
+        return {"cluster_id": list(clusters["cluster_id"]), "from": "members"}
 
 
 class Sink:
-    def write_alert_scores(self, *_) -> None:  # noqa: ANN002
-        pass
+    def __init__(self) -> None:
+        self.events: list[tuple] = []
+        self.fail_on_write: int | None = None
+        self.write_seconds = 0.0
+        self.completed: dict[tuple, int] = {}
+
+    def write_alert_scores(self, rows, source, scored_at, table=None) -> None:  # noqa: ANN001
+        if self.fail_on_write is not None and len(self.events) == self.fail_on_write:
+            raise RuntimeError("disk full")
+        time.sleep(self.write_seconds)
+        self.events.append(("alerts", table, len(rows["alert_id"])))
+
+    def write_cluster_scores(self, rows, source, scored_at) -> None:  # noqa: ANN001
+        self.events.append(("clusters", rows["from"], len(rows["cluster_id"])))
+
+    def mark_complete(self, network, date, window, version, alerts, clusters) -> None:  # noqa: ANN001
+        self.events.append(("complete", date, alerts, clusters))
+        self.completed[(network, date, window, version)] = alerts
+
+    def completed_alerts(self, network, date, window, version) -> int:  # noqa: ANN001
+        return self.completed.get((network, date, window, version), 0)
 
 
-def test_pages_already_written_are_not_kept():
-    scoring = Scoring()
-    raw = Pages(1_000, lambda: sum(ref() is not None for ref in scoring.matrices))
-    n, _ = score_one_batch(raw, Sink(), scoring, "ethereum", dt.date(2025, 1, 1), 7, chunk_size=100)
-    assert n == 1_000 and len(scoring.matrices) == 10
-    assert raw.alive_at_clusters is not None and raw.alive_at_clusters <= 1
+def run(raw: Raw, sink: Sink, chunk: int, days: int = 1, **kwargs):  # noqa: ANN003, ANN201
+    cfg = BackfillConfig(("ethereum",), DAY, DAY + dt.timedelta(days=days - 1), 7, chunk)
+    return backfill(raw, sink, Scoring(), cfg, **kwargs)
+
+
+def test_only_a_few_pages_are_alive_at_once():
+    raw, sink = Raw(5_000), Sink()
+    sink.write_seconds = 0.01  # the slowest step: everything before it would pile up
+    report = run(raw, sink, chunk=100)
+    assert report.alerts == 5_000 and len(raw.pages) == 51  # a full last page: one empty read
+    # one being read, AHEAD waiting to be scored, one being scored, AHEAD waiting to be written
+    assert raw.most_alive <= 2 * AHEAD + 2 <= 6
+
+
+def test_a_batch_is_complete_only_after_its_last_row_in_order():
+    raw, sink = Raw(250, days=3, clusters=2), Sink()
+    report = run(raw, sink, chunk=100, days=3)
+    assert report.scored == [f"ethereum/{DAY + dt.timedelta(days=d)}/7" for d in range(3)]
+    assert report.alerts == 750 and report.clusters == 6
+    per_day: list[list[tuple]] = [[]]
+    for event in sink.events:
+        per_day[-1].append(event)
+        if event[0] == "complete":
+            per_day.append([])
+    assert per_day[-1] == []
+    for d, events in enumerate(per_day[:-1]):
+        assert [e[2] for e in events if e[0] == "alerts"] == [100, 100, 50]
+        assert events[-2] == ("clusters", "members", 2)  # three pages: members read back
+        assert events[-1] == ("complete", DAY + dt.timedelta(days=d), 250, 2)
+    assert raw.member_reads == 3
+
+
+def test_a_batch_in_one_page_scores_its_clusters_from_that_page():
+    raw, sink = Raw(80, clusters=3), Sink()
+    run(raw, sink, chunk=100)
+    assert ("clusters", "matrix", 3) in sink.events and raw.member_reads == 0
+
+
+def test_a_second_run_skips_what_is_complete_and_force_rescores():
+    raw, sink = Raw(120), Sink()
+    run(raw, sink, chunk=50)
+    again = run(raw, sink, chunk=50)
+    assert again.skipped == [f"ethereum/{DAY}/7"] and again.alerts == 0
+    cfg = BackfillConfig(("ethereum",), DAY, DAY, 7, 50, force=True)
+    assert backfill(raw, sink, Scoring(), cfg).alerts == 120
+
+
+def test_a_read_failure_reaches_the_caller_and_nothing_is_logged_complete():
+    raw, sink = Raw(500), Sink()
+    raw.fail_on_page = 3
+    with pytest.raises(RuntimeError, match="engine went away"):
+        run(raw, sink, chunk=100)
+    assert not sink.completed
+    assert not [t for t in threading.enumerate() if t.name.startswith("backfill-")]
+
+
+def test_a_write_failure_reaches_the_caller_and_nothing_is_logged_complete():
+    raw, sink = Raw(2_000), Sink()
+    sink.fail_on_write = 2
+    with pytest.raises(RuntimeError, match="disk full"):
+        run(raw, sink, chunk=100)
+    assert not sink.completed
+    assert not [t for t in threading.enumerate() if t.name.startswith("backfill-")]
