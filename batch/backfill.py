@@ -5,12 +5,14 @@ RiskScoring, and written (idempotent: same alert + model version replaces). Clus
 from their member alerts. Only when all of that is written is the batch logged complete for the
 model version, so an interrupted backfill resumes at the first incomplete batch.
 
-Reading, scoring and writing overlap, across pages and across batches: a reader thread runs
-ahead (what is complete, the features, the pages, the clusters), the caller's thread scores, a
-writer thread writes and logs each batch complete after its last row, in order. The engine and
-XGBoost release Python's lock while they work, so the threads share both cores. At most a couple
-of pages wait between two steps (bounded queues), and a page's rows are released once written.
-Give the sink a ClickHouse client other than the raw store's, or the two serialise on it.
+Reading, scoring and writing overlap, across pages and across batches, in three threads split
+by what holds Python's lock: a reader runs ahead (what is complete, the features, the pages and
+their feature matrices, the clusters and their scores), the caller's thread runs the models
+(XGBoost predicts and computes TreeSHAP without the lock), a writer formats the explanations,
+writes, and logs each batch complete after its last row, in order. So the Python work of one
+page overlaps the model work of another. At most a couple of pages wait between two steps
+(bounded queues), and a page's rows are released once written. Give the sink a ClickHouse client
+other than the raw store's, or the two serialise on it.
 """
 
 from __future__ import annotations
@@ -21,14 +23,16 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from shared.clickhouse.raw_store import RawStore
 from shared.cluster_features import cluster_members
-from shared.features import ALERT_SCORING_COLUMNS
-from shared.scoring import RiskScoring
+from shared.features import ALERT_SCORING_COLUMNS, day_numbers
+from shared.scoring import PendingExplanations, RiskScoring, ScoreColumns
 from shared.sink import SHADOW_TABLE, ScoreRuns, ScoreSink
 
 AHEAD = 2  # pieces of work a step may run ahead of the next (memory: a few pages at most)
@@ -63,19 +67,28 @@ Batch = tuple[str, dt.date, int]
 
 
 @dataclass
-class Page:
-    batch: Batch
-    alerts: pd.DataFrame
-    features: pd.DataFrame
-    whole_batch: bool  # the batch's only page: its matrix serves its clusters
+class Work:
+    """What the reader hands on: a page of alerts with its feature matrix (or none), then the
+    clusters of batches whose alerts are all in it or before it (each a call that scores them,
+    made by the writer, the least busy step), and those batches' ends."""
+
+    alerts: pd.DataFrame | None = None
+    features: pd.DataFrame | None = None
+    matrix: np.ndarray | None = None
+    clusters: list[Callable[[], pd.DataFrame]] = field(default_factory=list)
+    done: list[BatchDone] = field(default_factory=list)
 
 
 @dataclass
-class Clusters:
-    batch: Batch
-    clusters: pd.DataFrame
-    members: pd.DataFrame | None  # member alerts, read when the batch took more than one page
-    features: pd.DataFrame
+class Scored:
+    """What the writer gets: the page's scores (explanations still to format), the challenger's,
+    then the reader's clusters and batch ends, written in that order."""
+
+    scores: ScoreColumns | None
+    explanations: PendingExplanations | None
+    challenger: ScoreColumns | None
+    clusters: list[Callable[[], pd.DataFrame]]
+    done: list[BatchDone]
 
 
 @dataclass
@@ -144,55 +157,118 @@ class _Cancelled(Exception):
     pass
 
 
+def _rows_per_day(frame: pd.DataFrame) -> dict[int, np.ndarray]:
+    """Row positions per processing date, keyed by day number (a range read holds one network
+    and window)."""
+    if not len(frame):
+        return {}
+    days = day_numbers(frame["processing_date"]).astype(np.int64)
+    return pd.Series(days).groupby(days, sort=False).indices
+
+
+def _day(date: dt.date) -> int:
+    return int(np.datetime64(date, "D").astype(np.int64))
+
+
+def _read_group(raw: RawStore, scoring: RiskScoring, group: list[tuple[Batch, int]],
+                put: Callable[[Any], None]) -> None:
+    """Consecutive batches of one network, small enough together for one page: one range read
+    per table (a query costs about as much as 2,500 rows, so 200 one-day reads cost twice what
+    a few range reads do), one matrix, then each batch's clusters from its slice of it."""
+    (network, first, window), _ = group[0]
+    last = group[-1][0][1]
+    alerts = raw.range_frame("raw_alerts", [network], first, last, window, columns=ALERT_SCORING_COLUMNS)
+    features = raw.range_frame("raw_features", [network], first, last, window)
+    matrix = scoring.alert_matrix(alerts, features)
+    work = Work(alerts, features, matrix)
+    if scoring.scores_clusters:
+        clusters = raw.range_frame("raw_clusters", [network], first, last, window)
+        alert_rows, cluster_rows = _rows_per_day(alerts), _rows_per_day(clusters)
+        alert_ids = alerts["alert_id"].astype(str).to_numpy()
+        empty = np.empty(0, dtype=np.int64)
+        for batch, _ in group:
+            rows, mine = alert_rows.get(_day(batch[1]), empty), cluster_rows.get(_day(batch[1]))
+            if mine is not None:
+                work.clusters.append(partial(scoring.score_clusters, clusters.iloc[mine],
+                                             pd.Index(alert_ids[rows]), matrix[rows]))
+            work.done.append(BatchDone(batch, len(rows), 0 if mine is None else len(mine)))
+    else:
+        day_counts = _rows_per_day(alerts)
+        work.done = [BatchDone(batch, len(day_counts.get(_day(batch[1]), ())), 0) for batch, _ in group]
+    put(work)
+
+
+def _read_paged(raw: RawStore, scoring: RiskScoring, batch: Batch, chunk_size: int,
+                put: Callable[[Any], None]) -> None:
+    """A batch larger than a page: its alerts in ``alert_id`` pages, then its clusters from
+    their member alerts, read back."""
+    network, date, window = batch
+    features = raw.features(network, date, window)
+    after, total = "", 0
+    while True:
+        chunk = raw.alerts(network, date, window, after_id=after, limit=chunk_size,
+                           columns=ALERT_SCORING_COLUMNS)
+        if not len(chunk):
+            break
+        total += len(chunk)
+        put(Work(chunk, features, scoring.alert_matrix(chunk, features)))
+        if len(chunk) < chunk_size:  # a short page is the last: no query for an empty one
+            break
+        after = str(chunk["alert_id"].iloc[-1])
+        del chunk
+    end, n_clusters = Work(), 0
+    if scoring.scores_clusters:
+        clusters = raw.clusters(network, date, window)
+        n_clusters = len(clusters)
+        if n_clusters:
+            member_ids = sorted({m for ids in cluster_members(clusters) for m in ids})
+            members = raw.alerts_by_id(network, date, window, member_ids, columns=ALERT_SCORING_COLUMNS)
+            end.clusters.append(partial(scoring.score_clusters_from_alerts, clusters, members, features))
+    end.done.append(BatchDone(batch, total, n_clusters))
+    put(end)
+
+
 def _read(raw: RawStore, runs: ScoreRuns, scoring: RiskScoring, cfg: BackfillConfig,
           put: Callable[[Any], None]) -> None:
-    """What there is to score, in order: each batch's pages, its clusters, its end."""
+    """What there is to score, in order: pages with their matrices, scored clusters, and each
+    batch's end after its rows."""
     version = scoring.model_version
+    group: list[tuple[Batch, int]] = []
+
+    def flush() -> None:
+        if group:
+            _read_group(raw, scoring, group, put)
+            group.clear()
+
     for network, date, window, n_alerts in raw.batches(cfg.networks, cfg.start, cfg.end, cfg.window_days):
         batch = (network, date, window)
         if not cfg.force and runs.completed_alerts(network, date, window, version) == n_alerts:
-            put(BatchDone(batch, n_alerts, 0, skipped=True))
+            flush()
+            put(Work(done=[BatchDone(batch, n_alerts, 0, skipped=True)]))
             continue
-        features = raw.features(network, date, window)
-        pages, after, total, whole = 0, "", 0, False
-        while True:
-            chunk = raw.alerts(network, date, window, after_id=after, limit=cfg.chunk_size,
-                               columns=ALERT_SCORING_COLUMNS)
-            if not len(chunk):
-                break
-            pages += 1
-            whole = pages == 1 and len(chunk) < cfg.chunk_size
-            total += len(chunk)
-            put(Page(batch, chunk, features, whole))
-            if len(chunk) < cfg.chunk_size:
-                break  # a short page is the last: no query to learn that the next is empty
-            after = str(chunk["alert_id"].iloc[-1])
-            del chunk
-        n_clusters = 0
-        if scoring.scores_clusters:
-            clusters = raw.clusters(network, date, window)
-            n_clusters = len(clusters)
-            if n_clusters:
-                members = None
-                if not whole:  # the batch took more than one page: read the member alerts back
-                    member_ids = sorted({m for ids in cluster_members(clusters) for m in ids})
-                    members = raw.alerts_by_id(network, date, window, member_ids,
-                                               columns=ALERT_SCORING_COLUMNS)
-                put(Clusters(batch, clusters, members, features))
-        put(BatchDone(batch, total, n_clusters))
+        if n_alerts > cfg.chunk_size:
+            flush()
+            _read_paged(raw, scoring, batch, cfg.chunk_size, put)
+            continue
+        if group and (group[0][0][0] != network
+                      or sum(n for _, n in group) + n_alerts > cfg.chunk_size):
+            flush()
+        group.append((batch, n_alerts))
+    flush()
 
 
-def _write(sink: ScoreSink, runs: ScoreRuns, version: str, scored_at: dt.datetime,
-           work: Iterator[tuple[str, Any]], on_done: Callable[[BatchDone], None]) -> None:
-    for kind, payload in work:
-        if kind == "alerts":
-            sink.write_alert_scores(payload, "backfill", scored_at)
-        elif kind == "challenger":
-            sink.write_alert_scores(payload, "backfill", scored_at, table=SHADOW_TABLE)
-        elif kind == "clusters":
-            sink.write_cluster_scores(payload, "backfill", scored_at)
-        else:  # a batch's end: every row of it is written, so this is the resume point
-            done: BatchDone = payload
+def _write(sink: ScoreSink, runs: ScoreRuns, scoring: RiskScoring, scored_at: dt.datetime,
+           work: Iterator[Scored], on_done: Callable[[BatchDone], None]) -> None:
+    version = scoring.model_version
+    for item in work:
+        if item.scores is not None and item.explanations is not None:
+            scoring.fill_explanations(item.scores, item.explanations)
+            sink.write_alert_scores(item.scores, "backfill", scored_at)
+        if item.challenger is not None:
+            sink.write_alert_scores(item.challenger, "backfill", scored_at, table=SHADOW_TABLE)
+        for score_clusters in item.clusters:
+            sink.write_cluster_scores(score_clusters(), "backfill", scored_at)
+        for done in item.done:  # every row of the batch is written: this is its resume point
             if not done.skipped:
                 runs.mark_complete(*done.batch, version, done.alerts, done.clusters)
             on_done(done)
@@ -226,7 +302,7 @@ def backfill(raw: RawStore, sink: ScoreSink, scoring: RiskScoring, cfg: Backfill
 
     def write_all() -> None:
         try:
-            _write(sink, log, version, scored_at, writes_iter, done)
+            _write(sink, log, scoring, scored_at, writes_iter, done)
         except BaseException as exc:  # noqa: BLE001 - carried to the caller
             writer_error.append(exc)
             for _ in iter(writes.get, None):  # keep taking, so the scorer never blocks
@@ -237,32 +313,20 @@ def backfill(raw: RawStore, sink: ScoreSink, scoring: RiskScoring, cfg: Backfill
     pieces, stop_reading = _run_ahead(lambda put: _read(raw, log, scoring, cfg, put), AHEAD,
                                       "backfill-read")
 
-    def send(kind: str, payload: Any) -> None:
+    def send(item: Scored) -> None:
         if writer_error:
             raise writer_error[0]
-        writes.put((kind, payload))
+        writes.put(item)
 
-    last_page: tuple[Batch, pd.Index, Any] | None = None  # a whole batch's ids and matrix
     try:
-        for piece in pieces:
-            if isinstance(piece, Page):
-                scores, matrix = scoring.score_alerts_columns(piece.alerts, piece.features)
-                send("alerts", scores)
-                if shadow is not None:  # the challenger's rows, after the champion's
-                    send("challenger", shadow.score_alerts_columns(piece.alerts, piece.features)[0])
-                last_page = ((piece.batch, pd.Index(piece.alerts["alert_id"].astype(str)), matrix)
-                             if piece.whole_batch else None)
-            elif isinstance(piece, Clusters):
-                if piece.members is None and last_page is not None and last_page[0] == piece.batch:
-                    _, ids, matrix = last_page  # the whole batch is at hand: reuse its matrix
-                    scores = scoring.score_clusters(piece.clusters, ids, matrix)
-                else:
-                    scores = scoring.score_clusters_from_alerts(piece.clusters, piece.members,
-                                                                piece.features)
-                send("clusters", scores)
-            else:
-                last_page = None
-                send("done", piece)
+        for work in pieces:
+            scores = explanations = challenger = None
+            if work.alerts is not None and work.matrix is not None:
+                scores = scoring.score_columns(work.alerts, work.matrix)
+                explanations = scoring.pending_explanations(scores, work.matrix)
+                if shadow is not None:
+                    challenger = shadow.score_alerts_columns(work.alerts, work.features)[0]
+            send(Scored(scores, explanations, challenger, work.clusters, work.done))
     except BaseException:
         stop_reading()
         raise

@@ -77,6 +77,16 @@ def score_frame(columns: ScoreColumns) -> pd.DataFrame:
     return frame
 
 
+@dataclass(frozen=True)
+class PendingExplanations:
+    """Explanations computed but not yet formatted: the explained rows' positions, their matrix
+    rows and their contributions."""
+
+    rows: np.ndarray
+    values: np.ndarray
+    contributions: np.ndarray
+
+
 class RiskScoring:
     def __init__(self, bundle: ModelBundle, policy: ScoringPolicy | None = None) -> None:
         self.bundle = bundle
@@ -117,14 +127,16 @@ class RiskScoring:
             return np.empty(0, dtype=np.float64)
         return booster.inplace_predict(matrix, missing=np.nan).astype(np.float64)
 
-    def explain(self, matrix: np.ndarray) -> list[str]:
-        """Top-k TreeSHAP contributions (log-odds) of the alert scorer, as JSON per row."""
-        if not len(matrix):
-            return []
-        names = self.bundle.feature_spec.names
-        dmatrix = xgb.DMatrix(matrix, missing=np.nan, feature_names=list(names),
+    def contributions(self, matrix: np.ndarray) -> np.ndarray:
+        """TreeSHAP contributions (log-odds) of the alert scorer per row and feature, bias
+        column dropped; XGBoost works without Python's lock."""
+        dmatrix = xgb.DMatrix(matrix, missing=np.nan, feature_names=list(self.bundle.feature_spec.names),
                               nthread=self.policy.predict_threads)
-        contributions = self.bundle.alert_scorer.booster.predict(dmatrix, pred_contribs=True)[:, :-1]
+        return self.bundle.alert_scorer.booster.predict(dmatrix, pred_contribs=True)[:, :-1]
+
+    def format_explanations(self, matrix: np.ndarray, contributions: np.ndarray) -> list[str]:
+        """The top-k contributions of each row, as JSON."""
+        names = self.bundle.feature_spec.names
         k = min(self.policy.explain_top_k, contributions.shape[1])
         order = np.argsort(-np.abs(contributions), axis=1, kind="stable")[:, :k]
         out = []
@@ -141,6 +153,12 @@ class RiskScoring:
                 })
             out.append(orjson.dumps(items).decode())
         return out
+
+    def explain(self, matrix: np.ndarray) -> list[str]:
+        """Top-k TreeSHAP contributions (log-odds) of the alert scorer, as JSON per row."""
+        if not len(matrix):
+            return []
+        return self.format_explanations(matrix, self.contributions(matrix))
 
     def alert_matrix(self, alerts: AlertColumns,
                      address_features: pd.DataFrame | AddressRows | None) -> np.ndarray:
@@ -179,13 +197,24 @@ class RiskScoring:
             levels[below[~sampled]] = SUPPRESSIBLE
         return qc
 
+    def pending_explanations(self, scores: pd.DataFrame | ScoreColumns,
+                             matrix: np.ndarray) -> PendingExplanations:
+        """The model's half of explaining (TreeSHAP of the rows the policy explains: score ≥
+        explain_min_score); :meth:`fill_explanations` does the formatting half, possibly on
+        another thread."""
+        rows = np.flatnonzero(np.asarray(scores["score"]) >= self.policy.explain_min_score)
+        values = matrix[rows]
+        return PendingExplanations(rows, values, self.contributions(values) if len(rows) else values)
+
+    def fill_explanations(self, scores: pd.DataFrame | ScoreColumns, pending: PendingExplanations) -> None:
+        if len(pending.rows):
+            column = np.array(scores["explanation"], dtype=object)
+            column[pending.rows] = self.format_explanations(pending.values, pending.contributions)
+            scores["explanation"] = column
+
     def add_explanations(self, scores: pd.DataFrame | ScoreColumns, matrix: np.ndarray) -> None:
         """Fill ``explanation`` for the rows the policy explains (score ≥ explain_min_score)."""
-        rows = np.flatnonzero(np.asarray(scores["score"]) >= self.policy.explain_min_score)
-        if len(rows):
-            column = np.array(scores["explanation"], dtype=object)
-            column[rows] = self.explain(matrix[rows])
-            scores["explanation"] = column
+        self.fill_explanations(scores, self.pending_explanations(scores, matrix))
 
     def score_alerts_columns(
         self, alerts: AlertColumns, address_features: pd.DataFrame | AddressRows | None

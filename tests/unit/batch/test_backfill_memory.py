@@ -23,7 +23,7 @@ DAY = dt.date(2025, 1, 1)
 
 
 class Raw:
-    """A raw store of ``days`` batches of ``n`` alerts each, read in pages of ``limit``."""
+    """A raw store of ``days`` batches of ``n`` alerts each (and ``clusters`` clusters)."""
 
     def __init__(self, n: int, days: int = 1, clusters: int = 0) -> None:
         self.ids = [f"a{i:05d}" for i in range(n)]
@@ -33,10 +33,20 @@ class Raw:
         self.most_alive = 0
         self.fail_on_page: int | None = None
         self.member_reads = 0
+        self.range_reads: list[tuple[str, dt.date, dt.date]] = []
 
     def _alive(self) -> int:
         gc.collect()
         return sum(ref() is not None for ref in self.pages)
+
+    def _page(self, ids: list[str], date: dt.date | list[dt.date]) -> pd.DataFrame:
+        self.most_alive = max(self.most_alive, self._alive())
+        if self.fail_on_page is not None and len(self.pages) == self.fail_on_page:
+            raise RuntimeError("the engine went away")
+        dates = date if isinstance(date, list) else [date] * len(ids)
+        page = pd.DataFrame({"alert_id": ids, "processing_date": pd.to_datetime(dates)})
+        self.pages.append(weakref.ref(page))
+        return page
 
     def batches(self, networks, start, end, window):  # noqa: ANN001, ANN201
         return [("ethereum", start + dt.timedelta(days=d), window, len(self.ids))
@@ -45,18 +55,25 @@ class Raw:
     def features(self, *_):  # noqa: ANN002, ANN201
         return pd.DataFrame()
 
-    def alerts(self, *_, after_id: str, limit: int, columns):  # noqa: ANN001, ANN201
-        self.most_alive = max(self.most_alive, self._alive())
-        if self.fail_on_page is not None and len(self.pages) == self.fail_on_page:
-            raise RuntimeError("the engine went away")
-        page = pd.DataFrame({"alert_id": [i for i in self.ids if i > after_id][:limit]})
-        self.pages.append(weakref.ref(page))
-        return page
+    def alerts(self, network, date, window, *, after_id: str, limit: int, columns):  # noqa: ANN001, ANN201
+        return self._page([i for i in self.ids if i > after_id][:limit], date)
 
-    def clusters(self, *_):  # noqa: ANN002, ANN201
-        members = [self.ids[:2]] * self.n_clusters
+    def _clusters(self, date: dt.date) -> pd.DataFrame:
         return pd.DataFrame({"cluster_id": [f"c{i}" for i in range(self.n_clusters)],
-                             "members": members})
+                             "members": [self.ids[:2]] * self.n_clusters,
+                             "processing_date": [date] * self.n_clusters})
+
+    def clusters(self, network, date, window):  # noqa: ANN001, ANN201
+        return self._clusters(date)
+
+    def range_frame(self, table, networks, start, end, window, columns=None):  # noqa: ANN001, ANN201
+        self.range_reads.append((table, start, end))
+        dates = [start + dt.timedelta(days=d) for d in range((end - start).days + 1)]
+        if table == "raw_alerts":
+            return self._page([i for _ in dates for i in self.ids], [d for d in dates for _ in self.ids])
+        if table == "raw_clusters":
+            return pd.concat([self._clusters(d) for d in dates], ignore_index=True)
+        return pd.DataFrame({"processing_date": []})
 
     def alerts_by_id(self, network, date, window, ids, columns):  # noqa: ANN001, ANN201
         self.member_reads += 1
@@ -68,8 +85,18 @@ class Scoring:
     scores_clusters = True
     bundle = types.SimpleNamespace(cluster_skipped=None)
 
-    def score_alerts_columns(self, chunk, features):  # noqa: ANN001, ANN201
-        return {"alert_id": list(chunk["alert_id"])}, np.zeros((len(chunk), 4))
+    def alert_matrix(self, chunk, features):  # noqa: ANN001, ANN201
+        return np.zeros((len(chunk), 4))
+
+    def score_columns(self, chunk, matrix):  # noqa: ANN001, ANN201
+        assert len(chunk) == len(matrix)
+        return {"alert_id": list(chunk["alert_id"]), "explanation": ["[]"] * len(chunk)}
+
+    def pending_explanations(self, scores, matrix):  # noqa: ANN001, ANN201
+        return len(matrix)
+
+    def fill_explanations(self, scores, pending) -> None:  # noqa: ANN001
+        scores["explanation"] = ["[{}]"] * pending
 
     def score_clusters(self, clusters, ids, matrix):  # noqa: ANN001, ANN201
         assert len(ids) == len(matrix)
@@ -90,6 +117,7 @@ class Sink:
         if self.fail_on_write is not None and len(self.events) == self.fail_on_write:
             raise RuntimeError("disk full")
         time.sleep(self.write_seconds)
+        assert set(rows["explanation"]) == {"[{}]"}  # formatted before the write
         self.events.append(("alerts", table, len(rows["alert_id"])))
 
     def write_cluster_scores(self, rows, source, scored_at) -> None:  # noqa: ANN001
@@ -135,10 +163,19 @@ def test_a_batch_is_complete_only_after_its_last_row_in_order():
     assert raw.member_reads == 3
 
 
-def test_a_batch_in_one_page_scores_its_clusters_from_that_page():
-    raw, sink = Raw(80, clusters=3), Sink()
-    run(raw, sink, chunk=100)
-    assert ("clusters", "matrix", 3) in sink.events and raw.member_reads == 0
+def test_small_batches_are_read_together_and_score_their_clusters_from_that_page():
+    raw, sink = Raw(40, days=5, clusters=3), Sink()
+    report = run(raw, sink, chunk=100, days=5)
+    assert report.alerts == 200 and report.clusters == 15
+    # two days fit a page of 100; each group is one read per table
+    alert_reads = [(s, e) for t, s, e in raw.range_reads if t == "raw_alerts"]
+    assert [(e - s).days + 1 for s, e in alert_reads] == [2, 2, 1]
+    assert [e[2] for e in sink.events if e[0] == "alerts"] == [80, 80, 40]
+    assert sink.events.count(("clusters", "matrix", 3)) == 5 and raw.member_reads == 0
+    completes = [e for e in sink.events if e[0] == "complete"]
+    assert completes == [("complete", DAY + dt.timedelta(days=d), 40, 3) for d in range(5)]
+    first_complete = sink.events.index(completes[0])  # after its group's alerts and clusters
+    assert sink.events[:first_complete] == [("alerts", None, 80), *[("clusters", "matrix", 3)] * 2]
 
 
 def test_a_second_run_skips_what_is_complete_and_force_rescores():
