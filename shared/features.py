@@ -151,15 +151,16 @@ def day_numbers(column: Any) -> np.ndarray:
 
 
 def iso_dates(values: Any) -> np.ndarray:
-    """Dates as 'YYYY-MM-DD' strings (object array)."""
-    return day_numbers(values).astype(str).astype(object)
+    """Dates as 'YYYY-MM-DD' strings (object array); each distinct date is formatted once."""
+    codes, days = pd.factorize(day_numbers(values), use_na_sentinel=False)
+    return np.asarray(days).astype(str).astype(object)[codes]
 
 
 def normalise_keys(frame: pd.DataFrame) -> pd.DataFrame:
     """Key columns in one dtype each, so frames from Parquet, ClickHouse and JSON join alike."""
     out = frame.copy()
     if "processing_date" in out:
-        out["processing_date"] = iso_dates(out["processing_date"]).astype(str)
+        out["processing_date"] = iso_dates(out["processing_date"])
     if "window_days" in out:
         out["window_days"] = out["window_days"].astype("int64")
     for column in ("network", "address"):
