@@ -188,7 +188,8 @@ def train(networks, start, end, window_days, holdout_days, seed, no_promote, lab
 @start_option
 @end_option
 @window_option
-@click.option("--chunk-size", default=50_000, show_default=True, type=click.IntRange(1))
+@click.option("--chunk-size", default=50_000, show_default=True, type=click.IntRange(1),
+              help="Alerts read at a time: a larger batch in pages, smaller ones together.")
 @click.option("--force", is_flag=True, help="Re-score batches already complete for this model.")
 @click.option("--model-version", default=None, help="Default: the promoted version.")
 @one_line_errors

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -108,10 +109,14 @@ def label_clusters(clusters: pd.DataFrame, alerts: pd.DataFrame) -> np.ndarray:
 
 def load_training_data(store: RawStore, networks: Sequence[str], start: dt.date, end: dt.date,
                        window_days: int, labels: Labels | None = None) -> TrainingData:
-    alerts = normalise_keys(store.range_frame("raw_alerts", networks, start, end, window_days,
-                                              columns=ALERT_SCORING_COLUMNS))
-    features = normalise_keys(store.range_frame("raw_features", networks, start, end, window_days))
-    clusters = normalise_keys(store.range_frame("raw_clusters", networks, start, end, window_days))
+    with ThreadPoolExecutor(2, thread_name_prefix="training-read") as pool:
+        # The engine answers one query of a client at a time, but a table's conversion to
+        # pandas (Arrow's, without Python's lock) overlaps the next table's query.
+        reads = [pool.submit(store.range_frame, table, networks, start, end, window_days)
+                 for table in ("raw_features", "raw_clusters")]
+        alerts = normalise_keys(store.range_frame("raw_alerts", networks, start, end, window_days,
+                                                  columns=ALERT_SCORING_COLUMNS))
+        features, clusters = (normalise_keys(read.result()) for read in reads)
     labels = labels or Labels()
     as_of = labels.moment()
     decisions = (labels.dispositions.latest(networks, start, end, window_days, as_of)

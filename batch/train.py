@@ -10,6 +10,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -125,18 +126,34 @@ class ClusterFit:
     metrics: dict | None = None
 
 
-def _fit_clusters(data: TrainingData, spec: FeatureSpec, x: np.ndarray, dates: tuple[list, list],
+@dataclass
+class ClusterInputs:
+    spec: ClusterFeatureSpec | None
+    matrix: np.ndarray
+    skipped: str | None = None   # no clusters in the range
+
+
+def _cluster_inputs(data: TrainingData, spec: FeatureSpec, x: np.ndarray, dates: tuple[list, list],
+                    cfg: TrainConfig) -> ClusterInputs:
+    clusters = data.clusters
+    if not len(clusters):
+        return ClusterInputs(None, np.empty((0, 0), dtype=np.float32),
+                             f"no clusters between {cfg.start} and {cfg.end}")
+    fit_dates, valid_dates = dates
+    cluster_spec = fit_cluster_spec(clusters[clusters["processing_date"].isin(fit_dates + valid_dates)],
+                                    spec.names)
+    return ClusterInputs(cluster_spec, _cluster_matrix(data, cluster_spec, x))
+
+
+def _fit_clusters(data: TrainingData, inputs: ClusterInputs, dates: tuple[list, list],
                   cfg: TrainConfig) -> ClusterFit:
     """cluster_scorer, or the reason there is none: a range without (labelled) clusters is valid
     data, and the alert models are trained all the same."""
-    clusters = data.clusters
-    fit_dates, valid_dates = dates
     empty = np.empty((0, 0), dtype=np.float32)
-    if not len(clusters):
-        return ClusterFit(None, None, empty, f"no clusters between {cfg.start} and {cfg.end}")
-    cluster_spec = fit_cluster_spec(clusters[clusters["processing_date"].isin(fit_dates + valid_dates)],
-                                    spec.names)
-    cx = _cluster_matrix(data, cluster_spec, x)
+    if inputs.spec is None:
+        return ClusterFit(None, None, empty, inputs.skipped)
+    clusters, cx = data.clusters, inputs.matrix
+    fit_dates, valid_dates = dates
     cy = clusters["label"].to_numpy()
     c_part = _parts(clusters["processing_date"], fit_dates, valid_dates)
     try:
@@ -146,10 +163,10 @@ def _fit_clusters(data: TrainingData, spec: FeatureSpec, x: np.ndarray, dates: t
         return ClusterFit(None, None, empty, str(exc))
     c_labelled = ~np.isnan(cy)
     c_fit, c_valid, c_held = (c_labelled & (c_part == p) for p in ("fit", "valid", "held"))
-    model = fit_binary(cx[c_fit], cy[c_fit], cx[c_valid], cy[c_valid], list(cluster_spec.names),
+    model = fit_binary(cx[c_fit], cy[c_fit], cx[c_valid], cy[c_valid], list(inputs.spec.names),
                        cfg.seed, cfg.threads)
     held_scores = model.booster.inplace_predict(cx[c_held]).astype(np.float64)
-    return ClusterFit(model, cluster_spec, cx[c_labelled], None, binary_metrics(cy[c_held], held_scores))
+    return ClusterFit(model, inputs.spec, cx[c_labelled], None, binary_metrics(cy[c_held], held_scores))
 
 
 def _register(registry: DirectoryModelRegistry, registry_table: RegistryStore | None,
@@ -211,7 +228,7 @@ def train(store: RawStore, registry: DirectoryModelRegistry, cfg: TrainConfig,
 
     progress(f"building the feature matrix of {len(alerts):,} alerts")
     spec = fit_feature_spec(alerts[train_rows], data.features[data.features["processing_date"].isin(fit_dates + valid_dates)])
-    x = build_alert_matrix(spec, alerts, data.features)
+    x = build_alert_matrix(spec, alerts, data.features, threads=cfg.threads)
     y = alerts["label"].to_numpy()
     labelled = ~np.isnan(y)
     _require("alert_scorer", y[train_rows], cfg, "training")
@@ -219,6 +236,14 @@ def train(store: RawStore, registry: DirectoryModelRegistry, cfg: TrainConfig,
     names = list(spec.names)
 
     fit_mask, valid_mask, held_mask = (labelled & (part == p) for p in ("fit", "valid", "held"))
+    progress(f"building the cluster features of {len(data.clusters):,} clusters")
+    with ThreadPoolExecutor(1, thread_name_prefix="train-drift") as pool:
+        # The drift reference is numpy work on columns, mostly without Python's lock; the cluster
+        # features are Python work on one core. Side by side they use both cores, where each
+        # alone would leave one idle (the fits after them keep both busy).
+        drift_reference = pool.submit(drift.reference, x[train_rows], names)
+        cluster_inputs = _cluster_inputs(data, spec, x, (fit_dates, valid_dates), cfg)
+        reference = drift_reference.result()
     progress(f"fitting alert_scorer and alert_ranker on {int(fit_mask.sum()):,} labelled alerts")
     scorer = fit_binary(x[fit_mask], y[fit_mask], x[valid_mask], y[valid_mask], names, cfg.seed, cfg.threads)
     qid_codes = pd.factorize(alerts["network"] + "|" + alerts["processing_date"])[0]
@@ -229,7 +254,7 @@ def train(store: RawStore, registry: DirectoryModelRegistry, cfg: TrainConfig,
         query[valid_mask], y[valid_mask], ranker.booster.inplace_predict(x[valid_mask]),
         scorer.booster.inplace_predict(x[valid_mask]))
     progress("fitting cluster_scorer")
-    clusters = _fit_clusters(data, spec, x, (fit_dates, valid_dates), cfg)
+    clusters = _fit_clusters(data, cluster_inputs, (fit_dates, valid_dates), cfg)
 
     # Every held-out alert is predicted once: the labelled ones for the metrics, all of them for
     # the queue at capacity and the suppression share.
@@ -264,7 +289,7 @@ def train(store: RawStore, registry: DirectoryModelRegistry, cfg: TrainConfig,
     split = {"fit_dates": fit_dates, "validation_dates": valid_dates, "holdout_dates": held_dates}
     fits: dict[str, tuple[FitResult, list[str], dict]] = {
         "alert_scorer": (scorer, names, {"feature_spec": spec.to_dict(),
-                                         "drift_reference": drift.reference(x[train_rows], names),
+                                         "drift_reference": reference,
                                          "suppression": suppression}),
         "alert_ranker": (ranker, names, {"feature_spec": spec.to_dict(), "rank_source": rank_source,
                                          "rank_source_why": rank_why}),

@@ -2,6 +2,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+import shared.features as features_module
 from shared.features import (
     FORBIDDEN_FEATURES,
     FeatureSpec,
@@ -64,6 +65,21 @@ def test_an_alerts_features_do_not_depend_on_the_rest_of_the_batch(frames):
         np.testing.assert_array_equal(alone[0], whole[i])
     reversed_rows = build_alert_matrix(spec, alerts.iloc[::-1], features)
     np.testing.assert_array_equal(reversed_rows[::-1], whole)
+
+
+def test_a_matrix_built_in_parts_side_by_side_equals_the_whole(frames, monkeypatch):
+    alerts, features = frames
+    spec = fit_feature_spec(alerts, features)
+    many = alerts.sample(n=9 * len(alerts), replace=True, random_state=1).reset_index(drop=True)
+    whole = build_alert_matrix(spec, many, features)
+    monkeypatch.setattr(features_module, "PARALLEL_MIN_ROWS", 2)
+    built: list[int] = []
+    original = features_module._in_parts
+    monkeypatch.setattr(features_module, "_in_parts",
+                        lambda *args: built.append(args[3]) or original(*args))
+    in_parts = build_alert_matrix(spec, many, features, threads=3)
+    assert built == [3]  # it did split
+    np.testing.assert_array_equal(in_parts, whole)
 
 
 def test_missing_values_become_nan_and_extra_columns_are_ignored(frames):
