@@ -134,7 +134,17 @@ class ArrowOnOneThread:
 # insert: merges of the stream's small parts are background work that can wait for a spare
 # moment, an insert a micro-batch waits on cannot. Measured on the 2-core box at 2,000 alerts/s:
 # merges took 15-30 % of a core at the default priority, competing with every insert.
-ENGINE_OPTIONS = {"os_threads_nice_value_merge_mutate": "10"}
+# Its caches are bounded for a process that shares the machine: by default each may grow to half
+# the RAM (5 GiB marks, 5 GiB primary index here), so a long-running worker's memory would grow
+# with the data it has touched. A few tens of MB hold the marks of every table amlscore reads.
+ENGINE_OPTIONS = {
+    "os_threads_nice_value_merge_mutate": "10",
+    "mark_cache_size": str(64 << 20),
+    "primary_index_cache_size": str(64 << 20),
+    "index_mark_cache_size": str(32 << 20),
+    "query_condition_cache_size": str(16 << 20),
+    "compiled_expression_cache_size": str(16 << 20),
+}
 
 
 def connect(target: ClickHouseTarget, create_database: bool = True) -> Client:

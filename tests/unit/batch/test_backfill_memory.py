@@ -187,19 +187,14 @@ def test_a_second_run_skips_what_is_complete_and_force_rescores():
     assert backfill(raw, sink, Scoring(), cfg).alerts == 120
 
 
-def test_a_read_failure_reaches_the_caller_and_nothing_is_logged_complete():
-    raw, sink = Raw(500), Sink()
-    raw.fail_on_page = 3
-    with pytest.raises(RuntimeError, match="engine went away"):
-        run(raw, sink, chunk=100)
-    assert not sink.completed
-    assert not [t for t in threading.enumerate() if t.name.startswith("backfill-")]
-
-
-def test_a_write_failure_reaches_the_caller_and_nothing_is_logged_complete():
+@pytest.mark.parametrize(("step", "message"), [("read", "engine went away"), ("write", "disk full")])
+def test_a_failure_in_any_step_reaches_the_caller_and_nothing_is_logged_complete(step, message):
     raw, sink = Raw(2_000), Sink()
-    sink.fail_on_write = 2
-    with pytest.raises(RuntimeError, match="disk full"):
+    if step == "read":
+        raw.fail_on_page = 3
+    else:
+        sink.fail_on_write = 2
+    with pytest.raises(RuntimeError, match=message):
         run(raw, sink, chunk=100)
     assert not sink.completed
     assert not [t for t in threading.enumerate() if t.name.startswith("backfill-")]
