@@ -31,7 +31,8 @@ import pandas as pd
 
 from shared.clickhouse.raw_store import RawStore
 from shared.cluster_features import cluster_members
-from shared.features import ALERT_SCORING_COLUMNS, day_numbers
+from shared.columns import day_numbers
+from shared.features import ALERT_SCORING_COLUMNS
 from shared.scoring import PendingExplanations, RiskScoring, ScoreColumns
 from shared.sink import SHADOW_TABLE, ScoreRuns, ScoreSink
 

@@ -25,7 +25,8 @@ import pandas as pd
 from shared.clickhouse.disposition_store import DispositionStore
 from shared.clickhouse.raw_store import RawStore
 from shared.cluster_features import cluster_members
-from shared.features import ALERT_SCORING_COLUMNS, normalise_keys
+from shared.columns import normalise_keys
+from shared.features import ALERT_SCORING_COLUMNS
 from shared.schemas import disposition_label
 
 POSITIVE_LEVELS = ("high", "critical")

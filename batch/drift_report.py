@@ -11,9 +11,10 @@ import orjson
 
 from batch.report import NO_PLOTS, plt
 from shared.clickhouse.raw_store import RawStore
+from shared.columns import normalise_keys
 from shared.drift import DriftThresholds, compare
 from shared.errors import AmlScoreError
-from shared.features import ALERT_SCORING_COLUMNS, normalise_keys
+from shared.features import ALERT_SCORING_COLUMNS
 from shared.scoring import RiskScoring
 
 

@@ -11,6 +11,7 @@ import numpy as np
 import orjson
 import pandas as pd
 
+from shared.columns import iso_dates
 from shared.features import KEY_COLUMNS
 from shared.kafka_io import Record
 from shared.schemas import AlertEvent, ClusterEvent
@@ -40,7 +41,7 @@ def _clean(value: object) -> object:
 
 
 def _iso_dates(frame: pd.DataFrame) -> pd.DataFrame:
-    return frame.assign(processing_date=pd.to_datetime(frame["processing_date"]).dt.strftime("%Y-%m-%d"))
+    return frame.assign(processing_date=iso_dates(frame["processing_date"]))
 
 
 def embed(alert_id: str, mode: str) -> bool:

@@ -12,7 +12,8 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from shared.features import SEVERITY_RANK, as_floats, one_hot, vocabulary
+from shared.columns import as_floats, one_hot, vocabulary
+from shared.features import SEVERITY_RANK
 
 CLUSTER_NUMERIC = ("total_alerts", "total_volume_usd", "confidence_avg")
 AGGREGATES = ("max", "mean")

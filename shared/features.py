@@ -19,15 +19,26 @@ already aligned with the alerts (the stream looks each alert's row up itself).
 
 from __future__ import annotations
 
-import datetime as dt
 import itertools
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 import pandas as pd
+
+from shared.columns import (
+    as_floats,
+    as_objects,
+    day_numbers,
+    distinct,
+    is_listlike,
+    one_hot,
+    positions,
+    ranks,
+    vocabulary,
+)
 
 KEY_COLUMNS = ("network", "processing_date", "window_days", "address")
 ALERT_NUMERIC = ("alert_confidence_score", "volume_usd")
@@ -49,7 +60,6 @@ FORBIDDEN_FEATURES = frozenset(
         "is_illicit", "p_illicit", "alert_id", "_version", "_ingested_at",
     }
 )
-MAX_CATEGORIES = 64
 PARALLEL_MIN_ROWS = 50_000  # rows per part below which one thread builds the matrix alone
 # Absolute times are neither stationary (a temporal split puts every held-out value outside the
 # training range) nor harmless (a per-address constant identifies the address, so trees memorise
@@ -64,111 +74,6 @@ def address_feature_name(column: str) -> str:
     if column.endswith(TIMESTAMP_SUFFIX):
         return column.removesuffix(TIMESTAMP_SUFFIX) + "_age_days"
     return column
-
-
-# -- column helpers (vectorised; none builds a DataFrame) --------------------------------------
-
-def as_floats(column: Any) -> np.ndarray:
-    """A column as float64; None, text and other non-numbers become NaN."""
-    if isinstance(column, pd.Series):
-        return pd.to_numeric(column, errors="coerce").to_numpy(dtype=np.float64, na_value=np.nan)
-    try:
-        return np.asarray(column, dtype=np.float64)
-    except (TypeError, ValueError):
-        return pd.to_numeric(pd.Series(column, dtype=object), errors="coerce").to_numpy(
-            dtype=np.float64, na_value=np.nan)
-
-
-def _objects(column: Any) -> np.ndarray:
-    if isinstance(column, pd.Series):
-        return column.to_numpy(dtype=object, na_value=None)
-    return np.asarray(column, dtype=object)
-
-
-def _missing(value: object) -> bool:
-    return value is None or value == "" or (isinstance(value, float) and value != value)
-
-
-def _distinct(column: Any) -> tuple[np.ndarray, np.ndarray]:
-    """(code per row, distinct values): each distinct value is then looked at once, whatever
-    the number of rows. Missing values (None, NaN) get code -1."""
-    codes, uniques = pd.factorize(_objects(column), use_na_sentinel=True)
-    return codes, np.asarray(uniques, dtype=object)
-
-
-def _positions(codes: np.ndarray, uniques: np.ndarray, position: Mapping[str, int]) -> np.ndarray:
-    """Each row's position in ``position`` (-1: not there; -2: missing, such as '' or None)."""
-    table = [-2 if _missing(v) else position.get(v if isinstance(v, str) else str(v), -1)
-             for v in uniques]
-    return np.array([*table, -2], dtype=np.int64)[codes]  # code -1 (missing) takes the last
-
-
-def one_hot(column: Any, vocabulary: tuple[str, ...]) -> np.ndarray:
-    """One column per vocabulary value; an unseen value is all zeros, a missing one all NaN."""
-    codes, uniques = _distinct(column)
-    out = np.zeros((len(codes), len(vocabulary)), dtype=np.float32)
-    at = _positions(codes, uniques, {v: j for j, v in enumerate(vocabulary)})
-    out[at == -2] = np.nan
-    hit = np.flatnonzero(at >= 0)
-    out[hit, at[hit]] = 1.0
-    return out
-
-
-def ranks(column: Any, order: Mapping[str, float]) -> np.ndarray:
-    """``order[value]`` per row, NaN for a value not in it."""
-    codes, uniques = _distinct(column)
-    values = np.array([order.get(v, np.nan) if isinstance(v, str) else np.nan for v in uniques] + [np.nan])
-    return values[codes]  # code -1 (missing) takes the trailing NaN
-
-
-def is_listlike(value: object) -> bool:
-    return value is not None and not isinstance(value, float | str)
-
-
-def vocabulary(values: Iterable[object]) -> tuple[str, ...]:
-    """The (at most MAX_CATEGORIES) most frequent non-missing values, sorted."""
-    series = values if isinstance(values, pd.Series) else pd.Series(list(values), dtype=object)
-    series = series[series.notna()].astype(str)
-    counts = series[series != ""].value_counts(sort=False)
-    ordered = sorted(zip(counts.index, counts.to_numpy(), strict=True),
-                     key=lambda item: (-item[1], item[0]))[:MAX_CATEGORIES]
-    return tuple(sorted(str(name) for name, _ in ordered))
-
-
-def day_numbers(column: Any) -> np.ndarray:
-    """Dates (date objects, datetimes, numpy dates or ISO strings) as datetime64[D]; each
-    distinct value is converted once."""
-    if isinstance(column, pd.Series):
-        column = column.to_numpy()
-    array = np.asarray(column)
-    if array.dtype.kind == "M":
-        return array.astype("datetime64[D]")
-    codes, uniques = pd.factorize(array, use_na_sentinel=False)
-    if len(uniques) and isinstance(uniques[0], dt.datetime):
-        # datetimes, possibly with a time zone: their UTC day, as pandas reads them
-        days = pd.to_datetime(pd.Series(uniques), utc=True).dt.tz_localize(None).to_numpy("datetime64[D]")
-    else:
-        days = np.asarray(list(uniques), dtype="datetime64[D]")
-    return days[codes]
-
-
-def iso_dates(values: Any) -> np.ndarray:
-    """Dates as 'YYYY-MM-DD' strings (object array); each distinct date is formatted once."""
-    codes, days = pd.factorize(day_numbers(values), use_na_sentinel=False)
-    return np.asarray(days).astype(str).astype(object)[codes]
-
-
-def normalise_keys(frame: pd.DataFrame) -> pd.DataFrame:
-    """Key columns in one dtype each, so frames from Parquet, ClickHouse and JSON join alike."""
-    out = frame.copy()
-    if "processing_date" in out:
-        out["processing_date"] = iso_dates(out["processing_date"])
-    if "window_days" in out:
-        out["window_days"] = out["window_days"].astype("int64")
-    for column in ("network", "address"):
-        if column in out:
-            out[column] = out[column].astype(str)
-    return out
 
 
 # -- the spec and its blocks ---------------------------------------------------------------------
@@ -212,7 +117,7 @@ def _lists(alerts: AlertColumns, n: int, memo: dict) -> tuple[np.ndarray, np.nda
     """risk_indicators as (is a list, its length, all tokens in row order); worked out once per
     matrix (``memo``), though two blocks read it."""
     if "lists" not in memo:
-        values = _objects(alerts["risk_indicators"])
+        values = as_objects(alerts["risk_indicators"])
         listed = np.fromiter(map(is_listlike, values), dtype=bool, count=n)
         chosen = values[listed]
         lengths = np.zeros(n, dtype=np.int64)
@@ -247,8 +152,8 @@ def _indicators(values: tuple[str, ...]) -> BlockCompute:
         listed, lengths, tokens = _lists(alerts, n, memo)
         hot[listed] = 0.0
         if tokens and values:
-            codes, uniques = _distinct(tokens)
-            at = _positions(codes, uniques, position)
+            codes, uniques = distinct(tokens)
+            at = positions(codes, uniques, position)
             row = np.repeat(np.arange(n), lengths)
             hit = at >= 0
             hot[row[hit], at[hit]] = 1.0

@@ -16,7 +16,8 @@ import pandas as pd
 import xgboost as xgb
 
 from shared.cluster_features import build_cluster_matrix
-from shared.features import AddressRows, AlertColumns, build_alert_matrix, day_numbers, row_count
+from shared.columns import as_objects, day_numbers
+from shared.features import AddressRows, AlertColumns, build_alert_matrix, row_count
 from shared.registry import ModelBundle
 from shared.settings import Settings
 from shared.suppression import qc_sample
@@ -56,17 +57,13 @@ def risk_levels(scores: np.ndarray, bands: tuple[float, float, float]) -> np.nda
 ScoreColumns = dict[str, np.ndarray]  # ALERT_SCORE_COLUMNS → one array each, rows in input order
 
 
-def _objects(column: Any) -> np.ndarray:
-    return column.to_numpy(dtype=object) if isinstance(column, pd.Series) else np.asarray(column, dtype=object)
-
-
 def _key_columns(rows: Mapping[str, Any], id_column: str) -> ScoreColumns:
     """The key columns of score rows, as arrays; ``processing_date`` as datetime64[D]."""
     return {
-        "network": _objects(rows["network"]),
+        "network": as_objects(rows["network"]),
         "processing_date": day_numbers(rows["processing_date"]),
         "window_days": np.asarray(rows["window_days"]).astype("int64"),
-        id_column: _objects(rows[id_column]),
+        id_column: as_objects(rows[id_column]),
     }
 
 
@@ -173,7 +170,7 @@ class RiskScoring:
         n = row_count(alerts)
         scores = self._predict(self.bundle.alert_scorer.booster, matrix)
         out = _key_columns(alerts, "alert_id")
-        out["address"] = _objects(alerts["address"])
+        out["address"] = as_objects(alerts["address"])
         out["score"] = scores
         out["rank_score"] = (scores.copy() if self.ranks_by_score
                              else self._predict(self.bundle.alert_ranker.booster, matrix))

@@ -14,7 +14,8 @@ from clickhouse_connect.driver.client import Client
 from shared.clickhouse.connection import check_identifier
 from shared.clickhouse.ddl import RAW_ALERT_COLUMNS, RAW_CLUSTER_COLUMNS
 from shared.clickhouse.rows import conform, row_version, stamp
-from shared.features import AlertColumns, day_numbers, row_count
+from shared.columns import day_numbers
+from shared.features import AlertColumns, row_count
 
 RAW_TABLES = ("raw_alerts", "raw_features", "raw_clusters", "raw_money_flows")
 BATCH_FILTER = ("network = {network:String} AND processing_date = {date:Date} "

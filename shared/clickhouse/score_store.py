@@ -13,7 +13,7 @@ from clickhouse_connect.driver.client import Client
 
 from shared.clickhouse.connection import check_identifier
 from shared.clickhouse.raw_store import BATCH_FILTER, RANGE_FILTER, batch_params, range_params
-from shared.features import day_numbers
+from shared.columns import day_numbers
 from shared.sink import SHADOW_TABLE, ScoreRows
 
 _KEY_TYPES = {"network": pa.string(), "processing_date": pa.date32(), "window_days": pa.uint16()}
