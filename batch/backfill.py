@@ -182,20 +182,17 @@ def _read_group(raw: RawStore, scoring: RiskScoring, group: list[tuple[Batch, in
     features = raw.range_frame("raw_features", [network], first, last, window)
     matrix = scoring.alert_matrix(alerts, features)
     work = Work(alerts, features, matrix)
-    if scoring.scores_clusters:
-        clusters = raw.range_frame("raw_clusters", [network], first, last, window)
-        alert_rows, cluster_rows = _rows_per_day(alerts), _rows_per_day(clusters)
-        alert_ids = alerts["alert_id"].astype(str).to_numpy()
-        empty = np.empty(0, dtype=np.int64)
-        for batch, _ in group:
-            rows, mine = alert_rows.get(_day(batch[1]), empty), cluster_rows.get(_day(batch[1]))
-            if mine is not None:
-                work.clusters.append(partial(scoring.score_clusters, clusters.iloc[mine],
-                                             pd.Index(alert_ids[rows]), matrix[rows]))
-            work.done.append(BatchDone(batch, len(rows), 0 if mine is None else len(mine)))
-    else:
-        day_counts = _rows_per_day(alerts)
-        work.done = [BatchDone(batch, len(day_counts.get(_day(batch[1]), ())), 0) for batch, _ in group]
+    clusters = raw.range_frame("raw_clusters", [network], first, last, window) if scoring.scores_clusters else None
+    alert_rows = _rows_per_day(alerts)
+    cluster_rows = _rows_per_day(clusters) if clusters is not None else {}
+    alert_ids = alerts["alert_id"].astype(str).to_numpy() if cluster_rows else None
+    for batch, _ in group:
+        day = _day(batch[1])
+        rows, mine = alert_rows.get(day, np.empty(0, dtype=np.int64)), cluster_rows.get(day)
+        if mine is not None:
+            work.clusters.append(partial(scoring.score_clusters, clusters.iloc[mine],
+                                         pd.Index(alert_ids[rows]), matrix[rows]))
+        work.done.append(BatchDone(batch, len(rows), 0 if mine is None else len(mine)))
     put(work)
 
 
