@@ -309,8 +309,10 @@ def align_address_rows(alerts: AlertColumns, features: pd.DataFrame | None,
     found = rows >= 0
     present = [(k, name) for k, name in enumerate(columns) if name in features]
     if present and found.any():
-        taken = features.iloc[last[rows[found]]]
-        block = np.column_stack([as_floats(taken[name]) for _, name in present])
+        # Only the wanted columns, as floats, are indexed by row: taking whole rows would
+        # copy the frame's text key columns too (most of the cost on a large frame).
+        at = last[rows[found]]
+        block = np.column_stack([as_floats(features[name])[at] for _, name in present])
         matrix[np.ix_(np.flatnonzero(found), [k for k, _ in present])] = block
     return AddressRows(columns, matrix)
 

@@ -22,6 +22,7 @@ from stream.agents import install_agents
 from stream.faust_app import WorkerApp
 from stream.health import Health
 from stream.http_api import install_views
+from stream.memory import freeze_startup_objects
 from stream.pipeline import Pipeline, PipelineConfig
 from stream.scoring_supervisor import ScoringProcess
 from stream.worker_metrics import WorkerMetrics
@@ -156,6 +157,7 @@ def install_lifecycle(worker: Worker, topics: dict[str, faust.TopicT]) -> None:
     async def start_pipeline() -> None:
         for name in ("scores", "dlq"):
             await topics[name].maybe_declare()
+        freeze_startup_objects()  # Faust's services are up: what they hold lives as long as we do
         worker.pipeline.start()
 
     @app.timer(1.0)

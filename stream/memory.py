@@ -1,15 +1,23 @@
-"""Keep freed memory from piling up in the worker's processes.
+"""The worker's processes and their memory: freed memory does not pile up, and the garbage
+collector does not pause on what lives as long as the process.
 
 Each micro-batch allocates and frees a few MB (pickles, frames). glibc raises its mmap threshold
 after every such free, so later blocks of that size come from the heap, which rarely shrinks,
 and every thread gets a heap of its own; the worker's resident memory then grows by hundreds of
 MB over a long run. A fixed threshold sends large blocks to mmap (returned to the OS on free)
-and two arenas bound the per-thread heaps. No-op where glibc's mallopt is absent."""
+and two arenas bound the per-thread heaps. No-op where glibc's mallopt is absent.
+
+Python's full collections walk every tracked object. What a process holds from its start to its
+end (modules, the model, the engine's client, Faust's app) is most of them: measured, each full
+collection then paused the scoring and the Faust process 30-60 ms, once every few seconds at
+2,000 alerts/s, straight onto the latency of the events in flight. Frozen after startup, those
+objects are left out of every later collection."""
 
 from __future__ import annotations
 
 import ctypes
 import ctypes.util
+import gc
 
 M_MMAP_THRESHOLD = -3
 M_ARENA_MAX = -8
@@ -23,3 +31,10 @@ def limit_heap_growth(mmap_threshold: int = 256 * 1024, arenas: int = 2) -> bool
     except (OSError, AttributeError, TypeError):
         return False
     return bool(mallopt(M_MMAP_THRESHOLD, mmap_threshold)) and bool(mallopt(M_ARENA_MAX, arenas))
+
+
+def freeze_startup_objects() -> None:
+    """Call once the process is built (before it takes work): everything alive now is kept out
+    of the collector's later walks (it is never freed anyway)."""
+    gc.collect()
+    gc.freeze()

@@ -66,6 +66,15 @@ RAW_LABEL_COLUMNS: dict[str, str] = {
 }
 
 
+# How soon the engine deletes the parts a merge has replaced (MergeTree's defaults: every 30-40 s).
+# Every write makes a part, and the stream writes a part per table per micro-batch: at 2,000
+# alerts/s thousands of replaced parts pile up between two default cleanups and are deleted at
+# once, a stall of every insert meanwhile. Measured (2 cores, features embedded, 2,000/s, p99 of
+# three runs each): 241-480 ms with the default, 173-194 ms every 4-5 s, 139-167 ms every 1-2 s.
+PART_CLEANUP = {"cleanup_delay_period": "1", "cleanup_delay_period_random_add": "1",
+                "max_cleanup_delay_period": "2"}
+
+
 @dataclass(frozen=True)
 class Table:
     """One table as this release defines it; :mod:`shared.clickhouse.migrations` brings a
@@ -81,6 +90,7 @@ class Table:
     defaults: dict[str, str] = field(default_factory=dict)  # for columns added to old tables
     indexes: dict[str, str] = field(default_factory=dict)   # data-skipping index → its definition
     retired: int = 0                    # the schema version that stopped using it (0: in use)
+    settings: dict[str, str] = field(default_factory=lambda: dict(PART_CLEANUP))  # MergeTree's (schema 6)
 
     def create(self, db: str) -> str:
         columns = ", ".join([f"{name} {kind}" + (f" DEFAULT {self.defaults[name]}"
@@ -88,8 +98,9 @@ class Table:
                              for name, kind in self.columns.items()]
                             + [f"INDEX {name} {definition}" for name, definition in self.indexes.items()])
         partition = f" PARTITION BY {self.partition_by}" if self.partition_by else ""
+        settings = ", ".join(f"{name} = {value}" for name, value in self.settings.items())
         return (f"CREATE TABLE IF NOT EXISTS {db}.{self.name} ({columns}) ENGINE = {self.engine}"
-                f"{partition} ORDER BY ({self.order_by})")
+                f"{partition} ORDER BY ({self.order_by})" + (f" SETTINGS {settings}" if settings else ""))
 
 
 @dataclass(frozen=True)

@@ -4,7 +4,8 @@ A database records its version in ``schema_version``. One made by release 0.1.0 
 table: it is version 1 when it holds ``alert_scores``, else it is new (0). Migrating compares the
 database with this release's declarations (:mod:`shared.clickhouse.ddl`) and adds what is missing:
 tables (filled once from the data they derive from), columns (with their default), data-skipping
-indexes (built for the rows already there), views; a plain view whose query changed is replaced.
+indexes (built for the rows already there), views, table settings; a plain view whose query
+changed is replaced.
 Nothing that holds data is dropped: a view retired by a later schema is (it holds none), a
 retired table stays as it is, unused. A column whose type differs is a conflict no migration
 resolves silently: it is reported.
@@ -27,7 +28,7 @@ from shared.errors import ConfigurationError
 
 log = logging.getLogger(__name__)
 
-SCHEMA_VERSION = 5
+SCHEMA_VERSION = 6
 CHANGES = {
     1: "the tables and views of release 0.1.0",
     2: "unscored_clusters (clusters acknowledged without a cluster_scorer); alert_lookup and "
@@ -37,6 +38,8 @@ CHANGES = {
     4: "alert_dispositions (investigators' decisions, every one kept)",
     5: "alert_scores.alert_id_bloom (GET /alerts/{id} reads only the granules that may hold it); "
        "alert_lookup_mv dropped (one ClickHouse part fewer per write; alert_lookup stays, unused)",
+    6: "every table deletes the parts its merges replaced every 1-2 s, not all at once every 30-40 s "
+       "(the stream's inserts stalled meanwhile)",
 }
 
 
@@ -60,6 +63,18 @@ def _columns(client: Client, db: str) -> dict[str, dict[str, str]]:
     found: dict[str, dict[str, str]] = {}
     for table, name, kind in rows:
         found.setdefault(table, {})[name] = kind
+    return found
+
+
+def _settings(client: Client, db: str) -> dict[str, dict[str, str]]:
+    """Each table's own engine settings, as its definition states them."""
+    rows = client.query("SELECT name, engine_full FROM system.tables WHERE database = {db:String}",
+                        parameters={"db": db}).result_rows
+    found: dict[str, dict[str, str]] = {}
+    for table, engine in rows:
+        _, _, listed = engine.partition(" SETTINGS ")
+        pairs = (item.split(" = ", 1) for item in listed.split(", ") if " = " in item)
+        found[table] = {name.strip(): value.strip().strip("'") for name, value in pairs}
     return found
 
 
@@ -107,7 +122,7 @@ def plan(client: Client, db: str) -> list[str]:
     db = check_identifier(db, "database")
     tables, actual = _tables(client, db), _columns(client, db)
     creates, alters, fills, conflicts = [], [], [], []
-    indexes = _indexes(client, db)
+    indexes, settings = _indexes(client, db), _settings(client, db)
     for declared in TABLES:
         if declared.retired:
             continue  # kept where it is, never created again
@@ -121,6 +136,11 @@ def plan(client: Client, db: str) -> list[str]:
             if (declared.name, name) not in indexes:
                 alters += [f"ALTER TABLE {db}.{declared.name} ADD INDEX IF NOT EXISTS {name} {definition}",
                            f"ALTER TABLE {db}.{declared.name} MATERIALIZE INDEX {name}"]
+        have = settings.get(declared.name, {})
+        changed = {k: v for k, v in declared.settings.items() if have.get(k) != v}
+        if changed:
+            alters.append(f"ALTER TABLE {db}.{declared.name} MODIFY SETTING "
+                          + ", ".join(f"{k} = {v}" for k, v in changed.items()))
     if conflicts:
         raise SchemaConflict("cannot migrate: " + "; ".join(conflicts) + " (a type change is not an "
                              "additive migration: convert the column by hand, then run `amlscore migrate`)")

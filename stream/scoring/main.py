@@ -19,7 +19,7 @@ from multiprocessing.connection import Connection
 from typing import Any
 
 from stream.boundary import ScoringOutcome, ScoringRequest
-from stream.memory import limit_heap_growth
+from stream.memory import freeze_startup_objects, limit_heap_growth
 from stream.scoring.reads import lower_priority
 
 log = logging.getLogger(__name__)
@@ -88,6 +88,7 @@ def serve(conn: Connection, reads: Connection, overrides: dict, service_path: st
     except BaseException as exc:  # noqa: BLE001 - reported to the parent, which raises it
         conn.send(("error", portable(exc)))
         return
+    freeze_startup_objects()
     conn.send(("ok", (os.getpid(), service.status())))
     threading.Thread(target=_serve_reads, args=(reads, service, read_threads), name="reads",
                      daemon=True).start()

@@ -112,7 +112,7 @@ def test_a_schema_4_database_drops_the_lookup_view_keeps_its_table_and_finds_ale
     chdb_client.command(f"CREATE MATERIALIZED VIEW {db}.alert_lookup_mv TO {db}.alert_lookup AS SELECT "
                         f"alert_id, network, processing_date, window_days, model_version FROM {db}.alert_scores")
     chdb_client.command(OLD_ROW.replace("amlscore.", f"{db}."))
-    chdb_client.command(f"DELETE FROM {db}.schema_version WHERE version = 5")
+    chdb_client.command(f"DELETE FROM {db}.schema_version WHERE version >= 5")
     before, after, statements = migrate(chdb_client, db)
     assert (before, after) == (4, SCHEMA_VERSION)
     assert f"DROP VIEW IF EXISTS {db}.alert_lookup_mv" in statements
@@ -123,3 +123,29 @@ def test_a_schema_4_database_drops_the_lookup_view_keeps_its_table_and_finds_ale
     assert [r["model_version"] for r in reads.alert_history("scored-by-0.1.0")] == ["v0"]
     chdb_client.command(OLD_ROW.replace("amlscore.", f"{db}.").replace("scored-by-0.1.0", "scored-by-5"))
     assert chdb_client.query(f"SELECT count() FROM {db}.alert_lookup").result_rows == [(1,)]  # not written
+
+
+def test_a_schema_5_database_gets_the_part_cleanup_settings_and_keeps_its_rows(chdb_client, database):
+    """Schema 6: replaced parts are deleted every second or two (the stream's inserts stalled
+    on the default's 30 s heaps). An older table gets the settings; its rows stay."""
+    from shared.clickhouse.ddl import PART_CLEANUP
+    from shared.clickhouse.migrations import migrate, plan
+
+    db = database
+
+    def table_settings(table: str) -> str:
+        return chdb_client.query(f"SELECT engine_full FROM system.tables WHERE database = '{db}' "
+                                 f"AND name = '{table}'").result_rows[0][0]
+    assert all(f"{k} = {v}" in table_settings("alert_scores") for k, v in PART_CLEANUP.items())
+    chdb_client.command(f"ALTER TABLE {db}.alert_scores RESET SETTING {', '.join(PART_CLEANUP)}")
+    chdb_client.command(OLD_ROW.replace("amlscore.", f"{db}."))
+    chdb_client.command(f"DELETE FROM {db}.schema_version WHERE version = 6")
+    assert "cleanup_delay_period" not in table_settings("alert_scores")
+    before, after, statements = migrate(chdb_client, db)
+    assert (before, after) == (5, SCHEMA_VERSION)
+    assert [s for s in statements if "MODIFY SETTING" in s] == [
+        f"ALTER TABLE {db}.alert_scores MODIFY SETTING cleanup_delay_period = 1, "
+        "cleanup_delay_period_random_add = 1, max_cleanup_delay_period = 2"]
+    assert all(f"{k} = {v}" in table_settings("alert_scores") for k, v in PART_CLEANUP.items())
+    assert plan(chdb_client, db) == []
+    assert chdb_client.query(f"SELECT alert_id FROM {db}.alert_scores").result_rows == [("scored-by-0.1.0",)]
