@@ -27,7 +27,13 @@ from shared.clickhouse.raw_store import RawStore
 from shared.clickhouse.registry_store import RegistryStore
 from shared.cluster_features import ClusterFeatureSpec, build_cluster_matrix, fit_cluster_spec
 from shared.errors import TrainingRefused
-from shared.features import FeatureSpec, build_alert_matrix, fit_feature_spec
+from shared.features import (
+    ALERT_CATEGORICAL,
+    FeatureSpec,
+    build_alert_matrix,
+    fit_feature_spec,
+    numeric_feature_columns,
+)
 from shared.registry import DirectoryModelRegistry
 from shared.suppression import choose_threshold
 
@@ -104,7 +110,8 @@ def _fingerprint(*arrays: np.ndarray, names: Sequence[str]) -> str:
     return digest.hexdigest()
 
 
-def _cluster_matrix(data: TrainingData, spec, alert_matrix: np.ndarray) -> np.ndarray:
+def cluster_feature_matrix(data: TrainingData, spec: ClusterFeatureSpec,
+                           alert_matrix: np.ndarray) -> np.ndarray:
     """Cluster features per batch, so member ids resolve only within their own batch."""
     width = len(spec.names)
     out = np.full((len(data.clusters), width), np.nan, dtype=np.float32)
@@ -142,7 +149,7 @@ def _cluster_inputs(data: TrainingData, spec: FeatureSpec, x: np.ndarray, dates:
     fit_dates, valid_dates = dates
     cluster_spec = fit_cluster_spec(clusters[clusters["processing_date"].isin(fit_dates + valid_dates)],
                                     spec.names)
-    return ClusterInputs(cluster_spec, _cluster_matrix(data, cluster_spec, x))
+    return ClusterInputs(cluster_spec, cluster_feature_matrix(data, cluster_spec, x))
 
 
 def _fit_clusters(data: TrainingData, inputs: ClusterInputs, dates: tuple[list, list],
@@ -227,7 +234,14 @@ def train(store: RawStore, registry: DirectoryModelRegistry, cfg: TrainConfig,
     train_rows = part != "held"
 
     progress(f"building the feature matrix of {len(alerts):,} alerts")
-    spec = fit_feature_spec(alerts[train_rows], data.features[data.features["processing_date"].isin(fit_dates + valid_dates)])
+    # The spec reads the categorical columns of the training alerts and the numeric columns of
+    # their features: only those are copied out of the frames (the text key columns are most
+    # of a 1M-row copy).
+    features = data.features
+    spec = fit_feature_spec(
+        alerts.loc[train_rows, [c for c in (*ALERT_CATEGORICAL, "risk_indicators") if c in alerts]],
+        features.loc[features["processing_date"].isin(fit_dates + valid_dates).to_numpy(),
+                     numeric_feature_columns(features)])
     x = build_alert_matrix(spec, alerts, data.features, threads=cfg.threads)
     y = alerts["label"].to_numpy()
     labelled = ~np.isnan(y)
