@@ -18,9 +18,22 @@ from __future__ import annotations
 import ctypes
 import ctypes.util
 import gc
+import os
 
+# The embedded engine allocates with its own jemalloc, which keeps freed pages for seconds before
+# returning them (read from JE_MALLOC_CONF: the engine's build prefixes jemalloc's names).
+# Measured in the scoring process after 2,000/s and 4,000/s with looked-up features: 470 MB
+# resident by default, 440 MB with a 1 s decay, 418 MB returning them at once.
+ENGINE_ALLOCATOR = {"JE_MALLOC_CONF": "dirty_decay_ms:0,muzzy_decay_ms:0"}
 M_MMAP_THRESHOLD = -3
 M_ARENA_MAX = -8
+
+
+def return_engine_memory_at_once() -> None:
+    """Call before the engine loads (its allocator reads this once); a value the environment
+    already sets is kept."""
+    for name, value in ENGINE_ALLOCATOR.items():
+        os.environ.setdefault(name, value)
 
 
 def limit_heap_growth(mmap_threshold: int = 256 * 1024, arenas: int = 2) -> bool:

@@ -22,6 +22,8 @@ def _rss_mb() -> float:
 def _child(home: str) -> dict[str, float]:
     steps = {"python": _rss_mb()}
     import stream.scoring.main  # noqa: F401 - everything the scoring process imports
+    from stream.memory import return_engine_memory_at_once
+    return_engine_memory_at_once()  # as the scoring process does, before the engine loads
     from shared.clickhouse import connect, parse_clickhouse_url
     from shared.registry import DirectoryModelRegistry
     from shared.scoring import RiskScoring

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 import textwrap
@@ -22,3 +23,14 @@ def test_objects_alive_at_startup_are_left_out_of_later_collections():
                           timeout=60)
     before, after, frozen = map(int, done.stdout.split())
     assert before > 50_000 and after < 1000 and frozen > 50_000
+
+
+def test_the_engine_allocator_returns_freed_pages_unless_the_environment_says_otherwise(monkeypatch):
+    from stream.memory import ENGINE_ALLOCATOR, return_engine_memory_at_once
+
+    monkeypatch.delenv("JE_MALLOC_CONF", raising=False)
+    return_engine_memory_at_once()
+    assert os.environ["JE_MALLOC_CONF"] == ENGINE_ALLOCATOR["JE_MALLOC_CONF"]
+    monkeypatch.setenv("JE_MALLOC_CONF", "dirty_decay_ms:5000")
+    return_engine_memory_at_once()
+    assert os.environ["JE_MALLOC_CONF"] == "dirty_decay_ms:5000"
