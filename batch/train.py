@@ -27,13 +27,7 @@ from shared.clickhouse.raw_store import RawStore
 from shared.clickhouse.registry_store import RegistryStore
 from shared.cluster_features import ClusterFeatureSpec, build_cluster_matrix, fit_cluster_spec
 from shared.errors import TrainingRefused
-from shared.features import (
-    ALERT_CATEGORICAL,
-    FeatureSpec,
-    build_alert_matrix,
-    fit_feature_spec,
-    numeric_feature_columns,
-)
+from shared.features import FeatureSpec, build_alert_matrix, fit_feature_spec
 from shared.registry import DirectoryModelRegistry
 from shared.suppression import choose_threshold
 
@@ -234,14 +228,8 @@ def train(store: RawStore, registry: DirectoryModelRegistry, cfg: TrainConfig,
     train_rows = part != "held"
 
     progress(f"building the feature matrix of {len(alerts):,} alerts")
-    # The spec reads the categorical columns of the training alerts and the numeric columns of
-    # their features: only those are copied out of the frames (the text key columns are most
-    # of a 1M-row copy).
-    features = data.features
-    spec = fit_feature_spec(
-        alerts.loc[train_rows, [c for c in (*ALERT_CATEGORICAL, "risk_indicators") if c in alerts]],
-        features.loc[features["processing_date"].isin(fit_dates + valid_dates).to_numpy(),
-                     numeric_feature_columns(features)])
+    spec = fit_feature_spec(alerts, data.features, alert_rows=train_rows,
+                            feature_rows=data.features["processing_date"].isin(fit_dates + valid_dates).to_numpy())
     x = build_alert_matrix(spec, alerts, data.features, threads=cfg.threads)
     y = alerts["label"].to_numpy()
     labelled = ~np.isnan(y)

@@ -248,8 +248,16 @@ def numeric_feature_columns(frame: pd.DataFrame) -> list[str]:
     return columns
 
 
-def fit_feature_spec(alerts: pd.DataFrame, address_features: pd.DataFrame | None) -> FeatureSpec:
-    """Fix the vocabulary and address-feature list from training data."""
+def fit_feature_spec(alerts: pd.DataFrame, address_features: pd.DataFrame | None,
+                     alert_rows: np.ndarray | None = None,
+                     feature_rows: np.ndarray | None = None) -> FeatureSpec:
+    """Fix the vocabulary and address-feature list from training data: the rows of each frame
+    that ``alert_rows`` / ``feature_rows`` (boolean masks) keep, or all of them. Only the columns
+    read here are copied out (on 1M alerts the text key columns are most of a whole-row copy)."""
+    if alert_rows is not None:
+        alerts = alerts.loc[alert_rows, [c for c in (*ALERT_CATEGORICAL, "risk_indicators") if c in alerts]]
+    if address_features is not None and feature_rows is not None:
+        address_features = address_features.loc[feature_rows, numeric_feature_columns(address_features)]
     categories = {
         column: vocabulary(alerts[column]) if column in alerts else ()
         for column in ALERT_CATEGORICAL

@@ -189,3 +189,13 @@ def test_reordering_blocks_moves_names_with_their_columns(frames, monkeypatch):
         np.testing.assert_array_equal(shuffled[:, moved.names.index(name)], base[:, spec.names.index(name)])
     with pytest.raises(ValueError, match="do not match"):
         FeatureSpec.from_dict(stored)
+
+
+def test_a_spec_fitted_on_masked_rows_equals_one_fitted_on_those_rows_alone(frames):
+    alerts, features = frames
+    keep_alerts, keep_features = np.array([True, False, True]), np.array([False, False, True])
+    masked = fit_feature_spec(alerts, features, alert_rows=keep_alerts, feature_rows=keep_features)
+    alone = fit_feature_spec(alerts[keep_alerts], features[keep_features])
+    assert masked == alone and masked.names == alone.names
+    assert "typology_type=fan_in" not in masked.names  # a2's category was left out
+    assert masked.address_features == ("degree_in", "is_mixer_like")  # only 0xc: its velocity is NaN
