@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import gc
 import os
 import shutil
 import subprocess
@@ -46,6 +45,7 @@ from batch.sot_reader import discover_batches, open_source
 from shared.kafka_io import ensure_topics, publish
 from shared.kafka_security import kafka_security
 from shared.settings import load_settings
+from stream.memory import freeze_startup_objects
 from tests.benchmarks import memory_floor
 from tests.stream_harness import WorkerProcess, cli
 
@@ -124,8 +124,7 @@ async def _paced(bootstrap: str, topic: str, records, rate: int) -> None:
     def delivered(future: asyncio.Future) -> None:
         if not future.cancelled() and future.exception() is not None:
             failed.append(future.exception())
-    gc.collect()
-    gc.freeze()  # a benchmark process: what it holds now it holds to its end
+    freeze_startup_objects()  # as the worker does: what this process holds now it holds to its end
     try:
         started = time.monotonic()
         for i, (key, value) in enumerate(records):
