@@ -62,6 +62,9 @@ class Settings(BaseSettings):
     api_query_timeout: float = Field(5.0, gt=0, le=300, description="Seconds a read-API query may run (503 beyond)")
     api_max_memory_mb: int = Field(256, ge=16, description="Memory one read-API query may use (MB)")
     batch_size: int = Field(2000, ge=1, description="Max events per micro-batch")
+    batch_max_bytes: int = Field(
+        4 * 1024 * 1024, ge=1024,
+        description="Max bytes of events per micro-batch (envelopes carry many alerts a message)")
     batch_wait: float = Field(
         0.02, gt=0, description="Longest an agent waits filling a micro-batch before handing it on")
     batches_in_flight: int = Field(

@@ -72,6 +72,14 @@ def web_tls(settings: Settings) -> ssl.SSLContext | None:
     return context
 
 
+def pipeline_config(settings: Settings) -> PipelineConfig:
+    return PipelineConfig(
+        settings.scores_topic, settings.dlq_topic, batch_size=settings.batch_size,
+        batches_in_flight=settings.batches_in_flight, retry_max_delay=settings.retry_max_delay,
+        cluster_member_wait=settings.cluster_member_wait, model_poll_interval=settings.model_poll_interval,
+        batch_max_bytes=settings.batch_max_bytes)
+
+
 def faust_app(settings: Settings, security: KafkaSecurity) -> WorkerApp:
     brokers = [f"kafka://{host.strip()}" for host in settings.kafka_bootstrap.split(",") if host.strip()]
     app = WorkerApp(
@@ -123,10 +131,7 @@ def build_worker(settings: Settings, overrides: dict | None = None) -> Worker:
               for name in ("alerts", "clusters", "dispositions", "scores", "dlq")}
     metrics = WorkerMetrics()
     publisher = BatchPublisher(settings.kafka_bootstrap, client_options=security.client_options())
-    config = PipelineConfig(
-        settings.scores_topic, settings.dlq_topic, settings.batch_size, settings.batches_in_flight,
-        settings.retry_max_delay, settings.cluster_member_wait,
-        model_poll_interval=settings.model_poll_interval)
+    config = pipeline_config(settings)
     def waiting_in_broker(topic: str) -> int:
         waiting, consumer = 0, app.consumer
         for tp in consumer.assignment():

@@ -79,6 +79,30 @@ class MicroBatch:
     def __len__(self) -> int:
         return len(self.values)
 
+    @property
+    def nbytes(self) -> int:
+        """The bytes of its event values (what decoding them costs in memory scales with)."""
+        return sum(len(v) for v in self.values if v)
+
+    def spans(self, max_bytes: int) -> list[tuple[int, int]]:
+        """Consecutive [start, stop) ranges of at most ``max_bytes`` of values each; a single
+        value larger than that is a range of its own."""
+        spans, start, size = [], 0, 0
+        for i, value in enumerate(self.values):
+            n = len(value) if value else 0
+            if i > start and size + n > max_bytes:
+                spans.append((start, i))
+                start, size = i, 0
+            size += n
+        if start < len(self.values):
+            spans.append((start, len(self.values)))
+        return spans
+
+    def slice(self, start: int, stop: int) -> MicroBatch:
+        return MicroBatch(self.topic, self.keys[start:stop], self.values[start:stop],
+                          self.partitions[start:stop], self.offsets[start:stop],
+                          self.timestamps[start:stop])
+
     def message(self, i: int) -> Inbound:
         return Inbound(self.keys[i], self.values[i], self.topic, self.partitions[i],
                        self.offsets[i], self.timestamps[i])

@@ -4,7 +4,9 @@ Each agent hands over what ``noack_take`` gave it (a *chunk*) and goes on taking
 sends the scoring process one micro-batch at a time: everything pending in a lane (up to
 ``batch_size`` events), so micro-batches are as small as the load allows and as large as it
 needs (natural batching: low latency at low rates, few per-call costs under a backlog). Every
-micro-batch then goes through, strictly in the order it was taken within its lane:
+micro-batch also holds at most ``batch_max_bytes`` of event values: an envelope carries hundreds
+of alerts in one message, so a count of messages alone does not bound what the scoring process
+decodes, scores and holds at once. Every micro-batch then goes through, strictly in the order it was taken within its lane:
 
 1. **write** — the scoring process decodes, scores and writes the rows durably. A sink that is
    unavailable fails the call; it is retried (backoff) until it succeeds, never skipped.
@@ -88,6 +90,7 @@ class PipelineConfig:
     drift_interval: float = 15.0        # drift gauges recomputed (and sooner when /drift asks)
     decisions_interval: float = 60.0    # decision gauges recounted from alert_dispositions
     fill_wait: float = 0.5              # behind the broker: longest a micro-batch waits to fill
+    batch_max_bytes: int = 4 * 1024 * 1024  # of event values per micro-batch, besides batch_size
 
 
 @dataclass
@@ -105,6 +108,7 @@ class Chunk:
     batch: MicroBatch
     ack: Ack
     taken_at: float
+    nbytes: int = 0
 
 
 @dataclass
@@ -133,6 +137,7 @@ class Lane:
     waiting: InFlight | None = None                       # clusters waiting for members
     last_commit: asyncio.Task | None = None
     unacked_events: int = 0
+    unacked_bytes: int = 0
     room: asyncio.Event = field(default_factory=asyncio.Event)
 
     def oldest_age(self, now: float) -> float:
@@ -169,20 +174,31 @@ class Pipeline:
 
     # -- agents' side ----------------------------------------------------------------------------
     async def submit(self, kind: str, events: Sequence[Any], batch: MicroBatch, ack: Ack) -> None:
-        """Queue what one take gave; waits while the lane already holds enough unacked events
-        (back-pressure: the agent stops taking, the consumer stops fetching)."""
-        lane = self.lanes[kind]
-        limit = self.config.batches_in_flight * self.config.batch_size
-        while lane.unacked_events and lane.unacked_events + len(batch) > limit:
+        """Queue what one take gave, in chunks of at most ``batch_max_bytes``; waits while the
+        lane already holds enough unacked events or bytes (back-pressure: the agent stops taking,
+        the consumer stops fetching)."""
+        spans = batch.spans(self.config.batch_max_bytes)
+        if len(spans) == 1:
+            await self._queue(self.lanes[kind], Chunk(events, batch, ack, self.clock(), batch.nbytes))
+            return
+        for start, stop in spans:
+            part = batch.slice(start, stop)
+            await self._queue(self.lanes[kind], Chunk(events[start:stop], part, ack, self.clock(), part.nbytes))
+
+    async def _queue(self, lane: Lane, chunk: Chunk) -> None:
+        config = self.config
+        while lane.unacked_events and (
+                lane.unacked_events + len(chunk.batch) > config.batches_in_flight * config.batch_size
+                or lane.unacked_bytes + chunk.nbytes > config.batches_in_flight * config.batch_max_bytes):
             lane.room.clear()
             await lane.room.wait()
-        chunk = Chunk(events, batch, ack, self.clock())
-        taken, topic = self.taken, batch.topic
+        batch, taken = chunk.batch, self.taken
         for partition, offset in zip(batch.partitions, batch.offsets, strict=True):
-            taken[(topic, partition)] = offset  # a partition's offsets come in order
+            taken[(batch.topic, partition)] = offset  # a partition's offsets come in order
         lane.pending.append(chunk)
         lane.unacked.append(chunk)
         lane.unacked_events += len(batch)
+        lane.unacked_bytes += chunk.nbytes
         self.metrics.events_in.labels(topic=batch.topic).inc(len(batch))
         self._wake.set()
 
@@ -214,9 +230,11 @@ class Pipeline:
                 continue
             if lane.pending:
                 chunks = [lane.pending.popleft()]
-                size = len(chunks[0].batch)
-                while lane.pending and size + len(lane.pending[0].batch) <= self.config.batch_size:
+                size, nbytes = len(chunks[0].batch), chunks[0].nbytes
+                while lane.pending and size + len(lane.pending[0].batch) <= self.config.batch_size \
+                        and nbytes + lane.pending[0].nbytes <= self.config.batch_max_bytes:
                     size += len(lane.pending[0].batch)
+                    nbytes += lane.pending[0].nbytes
                     chunks.append(lane.pending.popleft())
                 self._turn += offset + 1
                 return lane, InFlight(lane.kind, chunks)
@@ -228,7 +246,9 @@ class Pipeline:
         every write has a fixed cost (a ClickHouse part, merged later), and small micro-batches
         under a backlog spend the CPU the consumer needs. Keeping up, it sends at once."""
         pending = sum(len(c.batch) for c in lane.pending)
-        if pending >= self.config.batch_size or now - lane.pending[0].taken_at >= self.config.fill_wait:
+        full = (pending >= self.config.batch_size
+                or sum(c.nbytes for c in lane.pending) >= self.config.batch_max_bytes)
+        if full or now - lane.pending[0].taken_at >= self.config.fill_wait:
             return False
         return self.waiting_in_broker(lane.pending[0].batch.topic) >= self.config.batch_size - pending
 
@@ -318,6 +338,7 @@ class Pipeline:
             assert lane.unacked[0] is chunk, "chunks are acknowledged in the order taken"
             lane.unacked.popleft()
         lane.unacked_events -= flight.events
+        lane.unacked_bytes -= sum(c.nbytes for c in flight.chunks)
         lane.room.set()
 
     # -- housekeeping: the one way periodic work reaches the scoring process ----------------------

@@ -418,3 +418,36 @@ def test_a_lane_filling_behind_the_broker_waits_no_longer_than_the_fill_wait():
         assert 0.15 <= asyncio.get_running_loop().time() - started < 1.0
         await h.pipeline.stop()
     run(scenario())
+
+
+def test_micro_batches_are_cut_by_bytes_a_larger_event_alone():
+    batch = MicroBatch("alerts", [None] * 5, [b"x" * 40, b"x" * 40, b"x" * 150, None, b"x" * 60],
+                       [0] * 5, list(range(5)), [None] * 5)
+    assert batch.nbytes == 290
+    assert batch.spans(100) == [(0, 2), (2, 3), (3, 5)]
+    assert batch.spans(1000) == [(0, 5)]
+    part = batch.slice(3, 5)
+    assert (part.offsets, part.values, part.nbytes) == ([3, 4], [None, b"x" * 60], 60)
+
+
+def test_envelopes_large_takes_are_scored_in_micro_batches_bounded_by_bytes_and_all_acked_in_order():
+    async def scenario() -> None:
+        h = Harness(PipelineConfig("scores", "dlq", batch_size=100, batches_in_flight=2, batch_max_bytes=1000,
+                                   retry_max_delay=0.01, model_poll_interval=60, ping_interval=60))
+        h.scorer.hold.clear()
+        h.pipeline.start()
+        offsets = list(range(30))  # one take of 30 envelopes of 300 bytes: 9,000 bytes
+        batch = MicroBatch("alerts", [str(o).encode() for o in offsets], [b"e" * 300] * 30,
+                           [0] * 30, offsets, [None] * 30)
+        taking = asyncio.ensure_future(h.pipeline.submit("alert", offsets, batch, h.ack))
+        await asyncio.sleep(0.05)
+        # back-pressure by bytes: at most 2 × 1,000 bytes unacked, though 30 events < 2 × 100
+        assert h.pipeline.lanes["alert"].unacked_bytes <= 2000 and not taking.done()
+        h.scorer.hold.set()
+        await asyncio.wait_for(taking, 2)
+        await until(lambda: len(h.journal.acked()) == 30)
+        assert [n for _, n, _ in h.scorer.calls] == [3] * 10  # 3 × 300 ≤ 1,000 bytes a call
+        assert h.journal.acked() == offsets
+        assert h.pipeline.lanes["alert"].unacked_bytes == 0
+        await h.pipeline.stop()
+    run(scenario())

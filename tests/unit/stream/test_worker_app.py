@@ -36,3 +36,16 @@ def test_the_worker_consumer_gets_the_same_kafka_security_as_every_other_client(
         for key in ("sasl_mechanism", "sasl_plain_username", "sasl_plain_password"):
             assert faust_side.get(key) == ours.get(key), (protocol, key)
         assert (faust_side.get("ssl_context") is not None) == (protocol in ("SSL", "SASL_SSL"))
+
+
+def test_the_pipeline_gets_the_worker_settings_each_to_its_own_field():
+    from shared.settings import Settings
+    from stream.app import pipeline_config
+
+    settings = Settings(scores_topic="s", dlq_topic="d", batch_size=7, batches_in_flight=3,
+                        retry_max_delay=4.5, cluster_member_wait=1.5, model_poll_interval=9.0,
+                        batch_max_bytes=65536)
+    config = pipeline_config(settings)
+    assert (config.scores_topic, config.dlq_topic, config.batch_size, config.batches_in_flight) == ("s", "d", 7, 3)
+    assert (config.retry_max_delay, config.cluster_member_wait, config.model_poll_interval) == (4.5, 1.5, 9.0)
+    assert config.batch_max_bytes == 65536
