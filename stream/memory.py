@@ -17,8 +17,10 @@ from __future__ import annotations
 
 import ctypes
 import ctypes.util
+import functools
 import gc
 import os
+from typing import Any
 
 # The embedded engine allocates with its own jemalloc, which keeps freed pages for seconds before
 # returning them (read from JE_MALLOC_CONF: the engine's build prefixes jemalloc's names).
@@ -36,12 +38,41 @@ def return_engine_memory_at_once() -> None:
         os.environ.setdefault(name, value)
 
 
+@functools.cache
+def _glibc(name: str) -> Any:
+    """A function of the C library, or None where it has none by that name (not glibc)."""
+    try:
+        return getattr(ctypes.CDLL(ctypes.util.find_library("c")), name)
+    except (OSError, AttributeError, TypeError):
+        return None
+
+
+def arrow_buffers_from_malloc() -> None:
+    """Arrow's buffers (query results, inserts) from the C allocator, under the threshold above,
+    instead of Arrow's bundled mimalloc, which keeps what it reserved: measured in the scoring
+    process after 180,000 alerts, its mappings of over 16 MiB held 54 MB resident with mimalloc
+    and 8 MB with the C allocator, while Arrow reported at most 6 MB allocated at once. Call
+    before Arrow allocates."""
+    import pyarrow as pa
+
+    pa.set_memory_pool(pa.system_memory_pool())
+
+
+def return_freed_heap() -> bool:
+    """Give the OS back the free pages inside glibc's heaps (free() returns only the top of a
+    heap): measured, 66 → 36 MB of heap after envelopes and plain alerts, in 0.3 ms. Cheap
+    enough for every housekeeping call; True when done."""
+    trim = _glibc("malloc_trim")
+    if trim is None:
+        return False
+    trim(0)
+    return True
+
+
 def limit_heap_growth(mmap_threshold: int = 256 * 1024, arenas: int = 2) -> bool:
     """Call before threads start; True when applied."""
-    name = ctypes.util.find_library("c")
-    try:
-        mallopt = ctypes.CDLL(name).mallopt
-    except (OSError, AttributeError, TypeError):
+    mallopt = _glibc("mallopt")
+    if mallopt is None:
         return False
     return bool(mallopt(M_MMAP_THRESHOLD, mmap_threshold)) and bool(mallopt(M_ARENA_MAX, arenas))
 

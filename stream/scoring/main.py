@@ -19,7 +19,12 @@ from multiprocessing.connection import Connection
 from typing import Any
 
 from stream.boundary import ScoringOutcome, ScoringRequest
-from stream.memory import freeze_startup_objects, limit_heap_growth, return_engine_memory_at_once
+from stream.memory import (
+    arrow_buffers_from_malloc,
+    freeze_startup_objects,
+    limit_heap_growth,
+    return_engine_memory_at_once,
+)
 from stream.scoring.reads import lower_priority
 
 log = logging.getLogger(__name__)
@@ -80,6 +85,7 @@ def serve(conn: Connection, reads: Connection, overrides: dict, service_path: st
 
     limit_heap_growth()
     return_engine_memory_at_once()
+    arrow_buffers_from_malloc()
     sys.setswitchinterval(SWITCH_INTERVAL)
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_IGN)

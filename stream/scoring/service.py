@@ -23,6 +23,7 @@ from stream.boundary import (
     ScoringRequest,
     SinkUnavailable,
 )
+from stream.memory import return_freed_heap
 from stream.scoring.address_features import AddressFeatureCache
 from stream.scoring.alerts import AlertProcessor, StreamConfig
 from stream.scoring.clusters import ClusterProcessor
@@ -86,7 +87,7 @@ class ScoringService:
         """The periodic work that is ``due``, between two micro-batches (so a model swap lands
         between them): follow the promoted and shadow pointers, ping the store, recompute drift,
         count the decisions (in a thread of its own: a scan of the score tables must not hold up
-        scoring; its figures come with a later call)."""
+        scoring; its figures come with a later call); and return freed heap pages to the OS."""
         loaded, refused_before = None, self.holder.status.failed
         if MODEL in due:
             loaded = self.holder.refresh()
@@ -101,6 +102,7 @@ class ScoringService:
                                               daemon=True)
             self._counting.start()
         decisions, self._decisions = self._decisions, None
+        return_freed_heap()  # what the micro-batches since the last call freed
         return Housekeeping(self.status(), model_loaded=loaded,
                             model_refused=self.holder.status.failed > refused_before,
                             sink_error=sink_error, drift=self.drift() if DRIFT in due else None,

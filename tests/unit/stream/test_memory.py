@@ -1,4 +1,5 @@
-"""The worker's processes freeze what they hold from startup out of the collector's walks."""
+"""The worker's processes freeze what they hold from startup out of the collector's walks and
+give freed memory back."""
 
 from __future__ import annotations
 
@@ -34,3 +35,34 @@ def test_the_engine_allocator_returns_freed_pages_unless_the_environment_says_ot
     monkeypatch.setenv("JE_MALLOC_CONF", "dirty_decay_ms:5000")
     return_engine_memory_at_once()
     assert os.environ["JE_MALLOC_CONF"] == "dirty_decay_ms:5000"
+
+
+def test_freed_heap_pages_go_back_to_the_os():
+    # A process of its own: what is resident depends on everything the process did before.
+    probe = textwrap.dedent("""
+        from pathlib import Path
+        from stream.memory import return_freed_heap
+        def anon_mb():
+            line = [x for x in Path("/proc/self/status").read_text().splitlines() if x.startswith("RssAnon")]
+            return int(line[0].split()[1]) // 1024
+        blocks = [bytes(1000) + i.to_bytes(4, "little") for i in range(100_000)]  # malloc'd, not pymalloc
+        kept = blocks[::32]  # pins the heap: free() alone cannot shrink it from the top
+        del blocks
+        before = anon_mb()
+        trimmed = return_freed_heap()
+        print(trimmed, before, anon_mb(), len(kept))
+    """)
+    done = subprocess.run([sys.executable, "-c", probe], check=True, capture_output=True, text=True,
+                          timeout=60)
+    trimmed, before, after, _ = done.stdout.split()
+    assert trimmed == "True"
+    assert int(before) - int(after) >= 50, (before, after)
+
+
+def test_arrow_buffers_come_from_the_c_allocator():
+    probe = ("import pyarrow as pa; from stream.memory import arrow_buffers_from_malloc; "
+             "arrow_buffers_from_malloc(); print(pa.default_memory_pool().backend_name, "
+             "pa.array(range(1000)).buffers()[1] is not None)")
+    done = subprocess.run([sys.executable, "-c", probe], check=True, capture_output=True, text=True,
+                          timeout=60)
+    assert done.stdout.split() == ["system", "True"]
