@@ -23,14 +23,14 @@ each for at most ``read_timeout`` seconds (:class:`ReadTimedOut`: its 503).
 from __future__ import annotations
 
 import asyncio
-import importlib
 import logging
 import multiprocessing
 import pickle
+import subprocess
+import sys
 import time
 from dataclasses import dataclass
 from multiprocessing.connection import Connection
-from multiprocessing.process import BaseProcess
 from typing import Any
 
 from stream.boundary import (
@@ -61,23 +61,30 @@ class _ChildGone(Exception):
     pass
 
 
+def _reap(process: subprocess.Popen, timeout: float) -> bool:
+    """True when the process has ended within ``timeout`` seconds (and is reaped)."""
+    try:
+        process.wait(timeout)
+    except subprocess.TimeoutExpired:
+        return False
+    return True
+
+
 @dataclass
 class _Child:
-    process: BaseProcess
+    process: subprocess.Popen
     calls: Connection            # batches and control calls, answered in order
     reads: Connection            # read-API queries, answered as they finish
     read_reader: bool = False    # the event loop reads ``reads`` already
 
 
-def _enter(entry: str, *args: Any) -> None:
-    """The child's first call: import the scoring side by name (the Faust process never does)."""
-    module, _, name = entry.partition(":")
-    getattr(importlib.import_module(module), name)(*args)
-
-
 # -- in the Faust process ----------------------------------------------------------------------
 
-CHILD_ENTRY = "stream.scoring.main:serve"
+# Started as ``python -m`` this module: a plain child process rather than multiprocessing's,
+# whose start methods that do not fork also start a resource-tracker process (12 MB resident)
+# for semaphores and shared memory the worker never uses; and a process with threads is never
+# forked. The child inherits the two pipes and nothing else.
+CHILD_MODULE = "stream.scoring"
 
 
 class ScoringProcess:
@@ -107,24 +114,25 @@ class ScoringProcess:
 
     def _new_child(self) -> _Child:
         """A child that is up and built (blocking: model load, ClickHouse)."""
-        context = multiprocessing.get_context("spawn")  # no fork of a process with threads
-        ours, theirs = context.Pipe()
-        our_reads, their_reads = context.Pipe()
-        process = context.Process(target=_enter,
-                                  args=(CHILD_ENTRY, theirs, their_reads, self.overrides,
-                                        self.service, self.max_reads),
-                                  name="amlscore-scoring", daemon=True)
-        process.start()
+        ours, theirs = multiprocessing.Pipe()
+        our_reads, their_reads = multiprocessing.Pipe()
+        inherited = (theirs.fileno(), their_reads.fileno())
+        process = subprocess.Popen([sys.executable, "-m", CHILD_MODULE, *map(str, inherited)],
+                                   pass_fds=inherited)
         theirs.close()  # so that the child's death closes the pipes for us
         their_reads.close()
         try:
+            ours.send_bytes(pickle.dumps((sys.path, (self.overrides, self.service, self.max_reads)),
+                                         protocol=pickle.HIGHEST_PROTOCOL))
             state, value = ours.recv()
-        except EOFError:
-            process.join(5)
+        except (EOFError, OSError):
+            _reap(process, 5)
+            ours.close()
+            our_reads.close()
             raise RuntimeError(f"the scoring process exited during startup "
-                               f"(exit code {process.exitcode})") from None
+                               f"(exit code {process.returncode})") from None
         if state == "error":
-            process.join(5)
+            _reap(process, 5)
             ours.close()
             our_reads.close()
             raise value
@@ -279,7 +287,6 @@ class ScoringProcess:
             pass  # no loop here, or the pipe is already closed
         child.calls.close()
         child.reads.close()
-        child.process.join(grace)
-        if child.process.is_alive():
+        if not _reap(child.process, grace):
             child.process.kill()
-            child.process.join(5)
+            _reap(child.process, 5)

@@ -1,7 +1,7 @@
 """What runs only in the worker's scoring process: decode, features, scoring, writes, reads.
 
-The Faust process never imports this package (it starts the process by the name of
-:func:`stream.scoring.main.serve`); the two exchange only what :mod:`stream.boundary` defines.
+The Faust process never imports this package (it starts the process as ``python -m
+stream.scoring``, see ``__main__``); the two exchange only what :mod:`stream.boundary` defines.
 
 - ``main`` — the process's entry: answers micro-batches in order on one pipe, reads on another
 - ``service`` — everything the process owns, built from its settings; the periodic housekeeping

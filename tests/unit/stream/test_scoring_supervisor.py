@@ -6,6 +6,8 @@ next call's."""
 from __future__ import annotations
 
 import asyncio
+import os
+from pathlib import Path
 
 import orjson
 import pytest
@@ -43,6 +45,18 @@ def test_calls_are_answered_and_errors_come_back_as_raised(scorer):
         assert (await scorer.process(request("alert", 2))).scored == 2
     asyncio.run(run())
     assert scorer.status.version == "fake-v1"
+
+
+def test_the_scoring_process_is_the_only_child_and_holds_only_its_pipes(scorer):
+    """No helper process beside it (multiprocessing's resource tracker: 12 MB for nothing the
+    worker uses), and none of this process's other descriptors (sockets, files) leak into it."""
+    children = {int(pid) for task in Path("/proc/self/task").iterdir()
+                for pid in (task / "children").read_text().split()}
+    assert children == {scorer.pid}
+    descriptors = {int(fd.name) for fd in Path(f"/proc/{scorer.pid}/fd").iterdir()}
+    sockets = [fd for fd in descriptors
+               if os.readlink(f"/proc/{scorer.pid}/fd/{fd}").startswith("socket:")]
+    assert len(sockets) == 2  # the calls pipe and the reads pipe
 
 
 def test_a_dead_child_is_replaced_and_one_that_keeps_dying_ends_it(scorer):
