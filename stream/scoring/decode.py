@@ -6,6 +6,7 @@ its own. What fails becomes a dead letter with its reason; the rest goes on.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Collection, Iterable
 from dataclasses import dataclass
 from typing import Generic, TypeVar
@@ -13,7 +14,7 @@ from typing import Generic, TypeVar
 import orjson
 from pydantic import BaseModel, ValidationError
 
-from shared.schemas import AlertEnvelope, AlertEvent, ClusterEvent
+from shared.schemas import AlertEnvelope, AlertEvent, ClusterEvent, ValidAlertEnvelope
 from stream.boundary import DeadLetter, MicroBatch, Reason
 
 E = TypeVar("E", bound=BaseModel)
@@ -24,18 +25,29 @@ class Decoded(Generic[E]):
     events: list[E]
     sources: list[int]          # message index of each event in the batch
     items: list[int | None]     # index inside its envelope, None for a message of its own
-    raws: list[dict | None]     # an envelope item as it came, for its dead letter
     dead: list[DeadLetter]
 
     def dead_letter(self, batch: MicroBatch, i: int, reason: str, error: str) -> DeadLetter:
         """A dead letter for event ``i`` (an envelope item travels as its own JSON)."""
-        return item_letter(batch, self.sources[i], self.items[i], self.raws[i], reason, error)
+        return item_letter(batch, self.sources[i], self.items[i], reason, error)
 
 
-def item_letter(batch: MicroBatch, i: int, item: int | None, raw: dict | None, reason: str,
-                error: str) -> DeadLetter:
-    """Message ``i``'s dead letter; for an envelope item, that item alone, as it came."""
-    return DeadLetter(batch.message(i), reason, error, item, None if raw is None else orjson.dumps(raw))
+def _item_json(value: bytes, item: int) -> bytes:
+    """An envelope's item alone, as JSON."""
+    try:
+        return orjson.dumps(orjson.loads(value)["alerts"][item])
+    except (orjson.JSONDecodeError, orjson.JSONEncodeError):  # NaN in a field nobody reads, say
+        return json.dumps(json.loads(value)["alerts"][item]).encode()
+
+
+def item_letter(batch: MicroBatch, i: int, item: int | None, reason: str, error: str,
+                raw: dict | None = None) -> DeadLetter:
+    """Message ``i``'s dead letter; for an envelope item, that item alone, as it came (``raw``,
+    or read again from its message: the items that go on are not kept as they came)."""
+    if item is None:
+        return DeadLetter(batch.message(i), reason, error)
+    value = orjson.dumps(raw) if raw is not None else _item_json(batch.values[i], item)
+    return DeadLetter(batch.message(i), reason, error, item, value)
 
 
 def _reason(exc: ValidationError) -> str:
@@ -53,6 +65,17 @@ def _brief(exc: ValidationError) -> str:
         where = ".".join(str(p) for p in error["loc"]) or "<root>"
         parts.append(f"{where}: {error['msg']}")
     return "; ".join(parts)
+
+
+def _valid_envelope(value: bytes) -> list[AlertEvent] | None:
+    """The alerts of an envelope whose items are all valid, parsed from its bytes in one pass (no
+    dict per item as it came); None otherwise: then each item is read on its own, so that the
+    bad ones go alone, or the message is not an envelope."""
+    try:
+        envelope = ValidAlertEnvelope.model_validate_json(value)
+    except ValidationError:
+        return None
+    return None if "alert_id" in envelope.model_fields_set else envelope.alerts
 
 
 def _envelope(value: bytes) -> AlertEnvelope | None:
@@ -87,18 +110,17 @@ def keeping_features(names: Collection[str]) -> Callable[[AlertEvent], AlertEven
 def decode(batch: MicroBatch, model: type[E], networks: Iterable[str] | None, max_bytes: int,
            envelopes: bool = False, trim: Callable[[E], E] | None = None) -> Decoded[E]:
     allowed = set(networks) if networks is not None else None
-    out: Decoded[E] = Decoded([], [], [], [], [])
+    out: Decoded[E] = Decoded([], [], [], [])
 
-    def accept(i: int, item: int | None, event: E, raw: dict | None) -> None:
+    def accept(i: int, item: int | None, event: E, raw: dict | None = None) -> None:
         network = event.network  # type: ignore[attr-defined]
         if allowed is not None and network not in allowed:
-            out.dead.append(item_letter(batch, i, item, raw, Reason.UNKNOWN_NETWORK,
-                                        f"network {network!r} is not one of {sorted(allowed)}"))
+            out.dead.append(item_letter(batch, i, item, Reason.UNKNOWN_NETWORK,
+                                        f"network {network!r} is not one of {sorted(allowed)}", raw))
             return
         out.events.append(trim(event) if trim is not None else event)
         out.sources.append(i)
         out.items.append(item)
-        out.raws.append(raw)
 
     for i, value in enumerate(batch.values):
         if not value:
@@ -108,6 +130,17 @@ def decode(batch: MicroBatch, model: type[E], networks: Iterable[str] | None, ma
             out.dead.append(DeadLetter(batch.message(i), Reason.OVERSIZE,
                                        f"{len(value)} bytes > limit {max_bytes}"))
             continue
+        # An envelope is tried first, and only when its key is there at all: read as one alert
+        # it fails only after turning all its items into Python objects for the error (measured:
+        # 36 ms for 500 alerts, against 4 ms to read them as an envelope). What is read as an
+        # envelope has no alert_id, so it could not have been read as an alert: the order
+        # changes no outcome.
+        if envelopes and b'"alerts"' in value:
+            valid = _valid_envelope(value)
+            if valid is not None:
+                for item, event in enumerate(valid):
+                    accept(i, item, event)  # type: ignore[arg-type]
+                continue
         try:
             accept(i, None, model.model_validate_json(value), None)
             continue
@@ -121,7 +154,7 @@ def decode(batch: MicroBatch, model: type[E], networks: Iterable[str] | None, ma
             try:
                 accept(i, item, model.model_validate(raw), raw)
             except ValidationError as exc:
-                out.dead.append(item_letter(batch, i, item, raw, _reason(exc), _brief(exc)))
+                out.dead.append(item_letter(batch, i, item, _reason(exc), _brief(exc), raw))
     return out
 
 

@@ -1,3 +1,5 @@
+import json
+
 import orjson
 import pytest
 
@@ -70,6 +72,38 @@ def test_an_envelope_is_scored_alert_by_alert_and_a_bad_item_goes_alone_to_the_d
     letter = decoded.dead_letter(_batch(orjson.dumps(VALID), envelope), 2, Reason.SINK_REJECTED, "no")
     assert orjson.loads(letter.value)["alert_id"] == "e1" and letter.envelope_item == 1
     assert orjson.loads(letter.value) == items[1]  # as it came, unknown fields included
+
+
+def test_a_valid_envelope_gives_each_alert_as_a_message_of_its_own_would():
+    items = [{**VALID, "alert_id": f"e{i}", "event_time": "2025-01-02T03:04:05Z",
+              "features": {"degree_in": i, "velocity_score": None}} for i in range(3)]
+    items.append({**VALID, "alert_id": "e3", "network": "polygon"})  # not a network this worker takes
+    # JSON that orjson refuses, in a field nobody reads: valid as it is as a message of its own
+    items.append({**VALID, "alert_id": "nan", "some_future_field": float("nan")})
+    batch = _batch(json.dumps({"schema_version": 1, "alerts": items}).encode())
+    decoded = decode_alerts(batch, ["ethereum"], 1 << 20)
+    alone = [decode_alerts(_batch(orjson.dumps(item)), ["ethereum"], 1 << 20) for item in items[:3]]
+    assert decoded.events[:3] == [d.events[0] for d in alone]
+    assert decoded.items == [0, 1, 2, 4] and decoded.events[3].alert_id == "nan"
+    (wrong_network,) = decoded.dead
+    assert wrong_network.reason == Reason.UNKNOWN_NETWORK and wrong_network.envelope_item == 3
+    assert json.loads(wrong_network.value) == items[3]
+    # a later failure: the item alone, as it came (read again from its message)
+    letter = decoded.dead_letter(batch, 1, Reason.SCORING_ERROR, "no")
+    assert json.loads(letter.value) == items[1] and letter.envelope_item == 1
+    nan = decoded.dead_letter(batch, 3, Reason.SINK_REJECTED, "no")
+    assert nan.envelope_item == 4 and json.loads(nan.value)["alert_id"] == "nan"
+    assert b"NaN" in nan.value
+
+
+def test_a_message_with_an_alert_id_is_an_alert_even_beside_an_alerts_list():
+    envelope_items = [{**VALID, "alert_id": "inner"}]
+    as_alert = decode_alerts(_batch(orjson.dumps({**VALID, "alerts": envelope_items})), None, 4096)
+    assert [e.alert_id for e in as_alert.events] == ["a1"] and as_alert.items == [None]
+    broken = {"alert_id": "a2", "alerts": envelope_items}  # an alert missing its fields
+    decoded = decode_alerts(_batch(orjson.dumps(broken)), None, 4096)
+    assert not decoded.events and decoded.dead[0].reason == Reason.SCHEMA
+    assert "address" in decoded.dead[0].error
 
 
 def test_an_object_that_is_neither_alert_nor_envelope_keeps_the_alert_error():
