@@ -36,29 +36,28 @@ def test_the_check_sees_a_crossing(tmp_path):
     assert imported_packages(module) == {"batch"}
 
 
-def test_the_faust_process_imports_nothing_heavy():
-    """The scoring libraries live in the scoring process; the Faust process stays lean."""
+def loaded_after_importing(modules: str, candidates: tuple[str, ...]) -> list[str]:
+    """Which of ``candidates`` a fresh interpreter holds after importing ``modules``."""
     import subprocess
     import sys
-    code = ("import sys, stream.app, stream.worker; print(sorted(m for m in ('pandas', 'pyarrow', "
-            "'xgboost', 'clickhouse_connect', 'chdb', 'numpy', 'matplotlib') if m in sys.modules))")
+    code = f"import sys, {modules}; print(sorted(m for m in {candidates!r} if m in sys.modules))"
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT,
                           timeout=120)
     assert done.returncode == 0, done.stderr
-    assert done.stdout.strip() == "[]"
+    return ast.literal_eval(done.stdout.strip())
+
+
+def test_the_faust_process_imports_nothing_heavy():
+    """The scoring libraries live in the scoring process; the Faust process stays lean."""
+    assert loaded_after_importing("stream.app, stream.worker", (
+        "pandas", "pyarrow", "xgboost", "clickhouse_connect", "chdb", "numpy", "matplotlib")) == []
 
 
 def test_the_scoring_process_imports_no_training_only_library():
     """scipy.stats (the suppression bound, chosen when training) costs the scoring process ~40 MB
     resident; the process never uses it."""
-    import subprocess
-    import sys
-    code = ("import sys, stream.scoring.main, stream.scoring.service; print(sorted(m for m in "
-            "('scipy.stats', 'scipy.optimize', 'sklearn', 'matplotlib') if m in sys.modules))")
-    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT,
-                          timeout=120)
-    assert done.returncode == 0, done.stderr
-    assert done.stdout.strip() == "[]"
+    assert loaded_after_importing("stream.scoring.main, stream.scoring.service", (
+        "scipy.stats", "scipy.optimize", "sklearn", "matplotlib")) == []
 
 
 def _module_name(path: Path) -> str:
