@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Collection, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Generic, TypeVar
 
 import orjson
@@ -26,28 +26,35 @@ class Decoded(Generic[E]):
     sources: list[int]          # message index of each event in the batch
     items: list[int | None]     # index inside its envelope, None for a message of its own
     dead: list[DeadLetter]
+    # Envelopes read again for their items' dead letters, once per message however many fail.
+    _reread: dict[int, tuple[list, Callable[[object], bytes]]] = field(
+        default_factory=dict, repr=False, compare=False)
 
     def dead_letter(self, batch: MicroBatch, i: int, reason: str, error: str) -> DeadLetter:
         """A dead letter for event ``i`` (an envelope item travels as its own JSON)."""
-        return item_letter(batch, self.sources[i], self.items[i], reason, error)
+        return self.letter(batch, self.sources[i], self.items[i], reason, error)
+
+    def letter(self, batch: MicroBatch, i: int, item: int | None, reason: str, error: str,
+               raw: dict | None = None) -> DeadLetter:
+        """Message ``i``'s dead letter; for an envelope item, that item alone, as it came
+        (``raw``, or read again from its message: the items that go on are not kept as they
+        came)."""
+        if item is None:
+            return DeadLetter(batch.message(i), reason, error)
+        if raw is not None:
+            return DeadLetter(batch.message(i), reason, error, item, orjson.dumps(raw))
+        if i not in self._reread:
+            self._reread[i] = _envelope_items(batch.values[i])
+        items, dumps = self._reread[i]
+        return DeadLetter(batch.message(i), reason, error, item, dumps(items[item]))
 
 
-def _item_json(value: bytes, item: int) -> bytes:
-    """An envelope's item alone, as JSON."""
+def _envelope_items(value: bytes) -> tuple[list, Callable[[object], bytes]]:
+    """An envelope's items as they came, and how to write one back as JSON."""
     try:
-        return orjson.dumps(orjson.loads(value)["alerts"][item])
-    except (orjson.JSONDecodeError, orjson.JSONEncodeError):  # NaN in a field nobody reads, say
-        return json.dumps(json.loads(value)["alerts"][item]).encode()
-
-
-def item_letter(batch: MicroBatch, i: int, item: int | None, reason: str, error: str,
-                raw: dict | None = None) -> DeadLetter:
-    """Message ``i``'s dead letter; for an envelope item, that item alone, as it came (``raw``,
-    or read again from its message: the items that go on are not kept as they came)."""
-    if item is None:
-        return DeadLetter(batch.message(i), reason, error)
-    value = orjson.dumps(raw) if raw is not None else _item_json(batch.values[i], item)
-    return DeadLetter(batch.message(i), reason, error, item, value)
+        return orjson.loads(value)["alerts"], orjson.dumps
+    except orjson.JSONDecodeError:  # NaN in a field nobody reads, say: valid all the same
+        return json.loads(value)["alerts"], lambda item: json.dumps(item).encode()
 
 
 def _reason(exc: ValidationError) -> str:
@@ -115,8 +122,8 @@ def decode(batch: MicroBatch, model: type[E], networks: Iterable[str] | None, ma
     def accept(i: int, item: int | None, event: E, raw: dict | None = None) -> None:
         network = event.network  # type: ignore[attr-defined]
         if allowed is not None and network not in allowed:
-            out.dead.append(item_letter(batch, i, item, Reason.UNKNOWN_NETWORK,
-                                        f"network {network!r} is not one of {sorted(allowed)}", raw))
+            out.dead.append(out.letter(batch, i, item, Reason.UNKNOWN_NETWORK,
+                                       f"network {network!r} is not one of {sorted(allowed)}", raw))
             return
         out.events.append(trim(event) if trim is not None else event)
         out.sources.append(i)
@@ -154,7 +161,7 @@ def decode(batch: MicroBatch, model: type[E], networks: Iterable[str] | None, ma
             try:
                 accept(i, item, model.model_validate(raw), raw)
             except ValidationError as exc:
-                out.dead.append(item_letter(batch, i, item, _reason(exc), _brief(exc), raw))
+                out.dead.append(out.letter(batch, i, item, _reason(exc), _brief(exc), raw))
     return out
 
 

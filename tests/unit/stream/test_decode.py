@@ -96,6 +96,21 @@ def test_a_valid_envelope_gives_each_alert_as_a_message_of_its_own_would():
     assert b"NaN" in nan.value
 
 
+def test_an_envelope_is_read_again_once_however_many_of_its_items_fail(monkeypatch):
+    import stream.scoring.decode as decode_module
+    reads = []
+    original = decode_module._envelope_items
+    monkeypatch.setattr(decode_module, "_envelope_items", lambda value: reads.append(1) or original(value))
+    items = [{**VALID, "alert_id": f"p{i}", "network": "polygon"} for i in range(300)]
+    batch = _batch(orjson.dumps({"schema_version": 1, "alerts": items}))
+    decoded = decode_alerts(batch, ["ethereum"], 1 << 20)  # a whole envelope misrouted
+    assert not decoded.events and len(decoded.dead) == 300 and len(reads) == 1
+    assert [orjson.loads(d.value)["alert_id"] for d in decoded.dead] == [f"p{i}" for i in range(300)]
+    everything = decode_alerts(batch, None, 1 << 20)  # then all of them fail later (a sink, say)
+    letters = [everything.dead_letter(batch, i, Reason.SINK_REJECTED, "no") for i in range(300)]
+    assert len(reads) == 2 and orjson.loads(letters[-1].value) == items[-1]
+
+
 def test_a_message_with_an_alert_id_is_an_alert_even_beside_an_alerts_list():
     envelope_items = [{**VALID, "alert_id": "inner"}]
     as_alert = decode_alerts(_batch(orjson.dumps({**VALID, "alerts": envelope_items})), None, 4096)
