@@ -148,20 +148,18 @@ def decode(batch: MicroBatch, model: type[E], networks: Iterable[str] | None, ma
                 for item, event in enumerate(valid):
                     accept(i, item, event)  # type: ignore[arg-type]
                 continue
+            envelope = _envelope(value)  # some items are bad: each read alone
+            if envelope is not None:
+                for item, raw in enumerate(envelope.alerts):
+                    try:
+                        accept(i, item, model.model_validate(raw), raw)
+                    except ValidationError as exc:
+                        out.dead.append(out.letter(batch, i, item, _reason(exc), _brief(exc), raw))
+                continue
         try:
-            accept(i, None, model.model_validate_json(value), None)
-            continue
+            accept(i, None, model.model_validate_json(value))
         except ValidationError as exc:
-            error = exc
-        envelope = _envelope(value) if envelopes else None
-        if envelope is None:
-            out.dead.append(DeadLetter(batch.message(i), _reason(error), _brief(error)))
-            continue
-        for item, raw in enumerate(envelope.alerts):
-            try:
-                accept(i, item, model.model_validate(raw), raw)
-            except ValidationError as exc:
-                out.dead.append(out.letter(batch, i, item, _reason(exc), _brief(exc), raw))
+            out.dead.append(DeadLetter(batch.message(i), _reason(exc), _brief(exc)))
     return out
 
 
