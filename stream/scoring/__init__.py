@@ -3,7 +3,8 @@
 The Faust process never imports this package (it starts the process as ``python -m
 stream.scoring``, see ``__main__``); the two exchange only what :mod:`stream.boundary` defines.
 
-- ``main`` — the process's entry: answers micro-batches in order on one pipe, reads on another
+- ``__main__`` — how it starts (``python -m stream.scoring``, with its two pipes)
+- ``main`` — its call loop: answers micro-batches in order on one pipe, reads on another
 - ``service`` — everything the process owns, built from its settings; the periodic housekeeping
 - ``alerts``, ``clusters``, ``dispositions`` — one processor per input topic
 - ``decode`` — bytes → validated events, or dead letters with their reason
