@@ -9,7 +9,7 @@ seen yet): a new day never stalls the stream behind the whole day's read. A key 
 than ``whole_key_rows`` stays read address by address, so a huge day never has to fit. Entries expire after ``ttl`` seconds (a re-ingest is seen within it),
 and the cache holds at most ``max_rows`` rows over all keys (cachetools, least recently used key
 out first). Rows are float64 vectors in a matrix per key, not dicts: 100,000 rows of 90 features
-stay ~75 MB.
+stay ~75 MB; their addresses are an :class:`AddressIndex`, not a dict of strings.
 """
 
 from __future__ import annotations
@@ -24,6 +24,8 @@ from typing import Protocol
 
 import numpy as np
 from cachetools import TTLCache
+
+from stream.scoring.address_index import AddressIndex
 
 log = logging.getLogger(__name__)
 BatchKey = tuple[str, dt.date, int]  # network, processing_date, window_days
@@ -43,7 +45,7 @@ class KeyFeatures:
     """One batch key's feature rows: all of them (``whole``), or those asked for so far."""
 
     columns: tuple[str, ...]
-    rows: dict[str, int]
+    rows: AddressIndex
     matrix: np.ndarray
     whole: bool
     absent: set[str] = field(default_factory=set)  # asked for and not there (partial keys)
@@ -58,7 +60,7 @@ class KeyFeatures:
             self.columns, self.matrix = tuple(columns), widened
         start = len(self.matrix)
         self.matrix = np.vstack([self.matrix, matrix]) if start else matrix
-        self.rows.update((a, start + i) for i, a in enumerate(addresses))
+        self.rows.add(addresses)  # rows start.. in order
 
     def __len__(self) -> int:
         return len(self.matrix)
@@ -103,9 +105,9 @@ class AddressFeatureCache:
                             key, exc)
                 return None
         if loaded is None:
-            return KeyFeatures((), {}, np.empty((0, 0)), False, too_large=True)
+            return KeyFeatures((), AddressIndex(), np.empty((0, 0)), False, too_large=True)
         found, columns, matrix = loaded
-        return KeyFeatures(tuple(columns), {a: i for i, a in enumerate(found)}, matrix, True)
+        return KeyFeatures(tuple(columns), AddressIndex(found), matrix, True)
 
     def _entry(self, key: BatchKey, addresses: Sequence[str]) -> KeyFeatures:
         """The key's rows, covering ``addresses`` (those missing read now)."""
@@ -116,9 +118,10 @@ class AddressFeatureCache:
                 entry = whole if whole.whole else (entry or whole)
                 entry.too_large = entry.too_large or whole.too_large
         if entry is None:
-            entry = KeyFeatures((), {}, np.empty((0, 0)), False)
+            entry = KeyFeatures((), AddressIndex(), np.empty((0, 0)), False)
         if not entry.whole:
-            wanted = sorted({a for a in addresses if a not in entry.rows and a not in entry.absent})
+            unknown = entry.rows.positions(addresses) < 0
+            wanted = sorted({a for a, u in zip(addresses, unknown, strict=True) if u and a not in entry.absent})
             if wanted:
                 found, columns, matrix = self.source.feature_rows(*key, wanted)  # type: ignore[misc]
                 entry.add(columns, found, matrix)
@@ -144,8 +147,9 @@ class AddressFeatureCache:
                 continue
             position = {c: j for j, c in enumerate(entry.columns)}
             take = [(k, position[c]) for k, c in enumerate(columns) if c in position]
-            hits = [(i, entry.rows[addresses[i]]) for i in members if addresses[i] in entry.rows]
-            if take and hits:
-                out[np.ix_([i for i, _ in hits], [k for k, _ in take])] = \
-                    entry.matrix[np.ix_([r for _, r in hits], [j for _, j in take])]
+            found = entry.rows.positions([addresses[i] for i in members])
+            hit = found >= 0
+            if take and hit.any():
+                out[np.ix_(np.asarray(members)[hit], [k for k, _ in take])] = \
+                    entry.matrix[np.ix_(found[hit], [j for _, j in take])]
         return out
