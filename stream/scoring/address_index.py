@@ -58,11 +58,14 @@ class AddressIndex:
         if not self._count or not len(addresses):
             return out
         encoded = _encoded(addresses)
+        wanted = np.array(encoded, dtype=np.bytes_)
         width = self._sorted.dtype.itemsize
-        fits = np.fromiter((len(e) <= width for e in encoded), dtype=bool, count=len(encoded))
-        # A longer value would be cut to the width below and could then match its prefix.
-        wanted = np.array([e if f else b"" for e, f in zip(encoded, fits, strict=True)], dtype=f"S{width}")
+        fits = True
+        if wanted.dtype.itemsize > width:
+            # A longer value is cut to the width below and could then match its prefix.
+            fits = np.fromiter(map(len, encoded), dtype=np.int64, count=len(encoded)) <= width
+            wanted = wanted.astype(f"S{width}")
         at = np.minimum(np.searchsorted(self._sorted, wanted), self._count - 1)
-        found = fits & (self._sorted[at] == wanted)
+        found = (self._sorted[at] == wanted) & fits
         out[found] = self._rows[at[found]]
         return out
