@@ -4,7 +4,7 @@ and the row of each, searched with :func:`numpy.searchsorted`.
 A dict of str → int held the same thing as Python objects: measured, 75,000 addresses of 42
 characters took 10.6 MB of them, spread over the small-object allocator's arenas, where the
 objects that outlive a cached key pin its arenas after it expires. Here the same addresses take
-3.8 MB in two buffers the C allocator hands back when the key goes.
+3.7 MB in two buffers the C allocator hands back when the key goes.
 
 numpy pads fixed-width bytes with NULs and ignores trailing ones when comparing, so every address
 is stored as its UTF-8 bytes followed by ``\\x01``: two values are equal exactly when the
