@@ -106,6 +106,8 @@ def faust_app(settings: Settings, security: KafkaSecurity) -> WorkerApp:
         producer_linger=0.005,
     )
     app.fetch_max_wait_ms = settings.fetch_max_wait_ms
+    # Two micro-batches' worth queued ahead of the agent (envelopes are large messages).
+    app.stream_buffer_max_bytes = 2 * settings.batch_max_bytes
     return app
 
 

@@ -1,4 +1,4 @@
-"""The worker's faust.App, with two behaviours Faust does not expose.
+"""The worker's faust.App, with three behaviours Faust does not expose.
 
 - The consumer's fetch wait: Faust hard-codes ``fetch_max_wait_ms=1500``. Kafka answers a fetch
   as soon as data is there, so that only bounds idle polls; a broker that holds every fetch for
@@ -9,6 +9,7 @@
   wait never ends (seen: SIGTERM ignored for minutes). ``before_stop`` runs first instead; after
   it, unacknowledged events are left so on purpose (they are redelivered), and not waited for.
   Rebalances still wait for them, so no offset is committed for a partition another worker owns.
+- The stream buffer's bound in bytes (``stream_buffer_max_bytes``): :mod:`stream.stream_buffer`.
 """
 
 from __future__ import annotations
@@ -18,6 +19,9 @@ from collections.abc import Awaitable, Callable
 import faust
 from faust.transport.drivers import aiokafka as faust_aiokafka
 from faust.types import TransportT
+from mode.utils.queues import ThrowableQueue
+
+from stream.stream_buffer import ByteBoundedQueue
 
 
 class _ConsumerThread(faust_aiokafka.AIOKafkaConsumerThread):
@@ -38,12 +42,21 @@ class _Transport(faust_aiokafka.Transport):
 
 
 class WorkerApp(faust.App):
-    """A faust.App whose consumer fetch wait is ``fetch_max_wait_ms`` and whose stop runs
-    ``before_stop`` and then abandons unacknowledged events."""
+    """A faust.App whose consumer fetch wait is ``fetch_max_wait_ms``, whose stream buffers hold
+    at most ``stream_buffer_max_bytes`` of message values (0: no bound in bytes), and whose stop
+    runs ``before_stop`` and then abandons unacknowledged events."""
 
     fetch_max_wait_ms: int = 1500
+    stream_buffer_max_bytes: int = 0
     before_stop: Callable[[], Awaitable[None]] | None = None
     _abandon_unacked = False
+
+    def FlowControlQueue(self, maxsize: int | None = None, *,  # noqa: N802 - faust's name
+                         clear_on_resume: bool = False) -> ThrowableQueue:
+        if not self.stream_buffer_max_bytes:
+            return super().FlowControlQueue(maxsize, clear_on_resume=clear_on_resume)
+        return ByteBoundedQueue(maxsize=maxsize, flow_control=self.flow_control,
+                                clear_on_resume=clear_on_resume, max_bytes=self.stream_buffer_max_bytes)
 
     def _new_transport(self) -> TransportT:
         return _Transport(self.conf.broker_consumer, self)
