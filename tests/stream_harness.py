@@ -167,6 +167,18 @@ def sot_records(broker: KafkaTarget, sot: Path, day: dt.date, features: str = "m
     return list(records), report
 
 
+def renamed_copies(records: list, copies: int, tag: str) -> list:
+    """(topic, key, value) alert records ``copies`` times over, each copy under alert ids of its
+    own (``{tag}-{copy}-{alert_id}``, also the key): a backlog larger than the day's alerts."""
+    out = []
+    for copy in range(copies):
+        for topic, _, value in records:
+            event = orjson.loads(value)
+            event["alert_id"] = f"{tag}-{copy}-{event['alert_id']}"
+            out.append((topic, event["alert_id"].encode(), orjson.dumps(event)))
+    return out
+
+
 def produce(bootstrap: str, records) -> list:
     """Publish (topic, key, value) records; return their RecordMetadata in order."""
     async def run():

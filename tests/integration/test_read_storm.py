@@ -25,7 +25,15 @@ import orjson
 import pytest
 
 from amlscore.local_broker import free_port
-from tests.stream_harness import LAST, PYTHON, home_copy, produce, sot_records, stream_env
+from tests.stream_harness import (
+    LAST,
+    PYTHON,
+    home_copy,
+    produce,
+    renamed_copies,
+    sot_records,
+    stream_env,
+)
 
 pytestmark = pytest.mark.integration
 COPIES = 12          # the day's alerts, again under new ids: a backlog worth timing
@@ -35,13 +43,7 @@ ROOT = Path(__file__).parents[2]
 
 
 def _copies(records: list, tag: str) -> list:
-    out = []
-    for copy in range(COPIES):
-        for topic, _, value in records:
-            event = orjson.loads(value)
-            event["alert_id"] = f"{tag}-{copy}-{event['alert_id']}"
-            out.append((topic, event["alert_id"].encode(), orjson.dumps(event)))
-    return out
+    return renamed_copies(records, COPIES, tag)
 
 
 def _timed_backlog(worker, broker, records) -> float:  # noqa: ANN001

@@ -9,11 +9,10 @@ import threading
 import time
 from pathlib import Path
 
-import orjson
 import pytest
 
 from batch import replay as rp
-from tests.stream_harness import LAST, home_copy, produce, sot_records, stream_env
+from tests.stream_harness import LAST, home_copy, produce, renamed_copies, sot_records, stream_env
 
 pytestmark = pytest.mark.integration
 
@@ -27,21 +26,10 @@ def _own_rss_mb(pid: int) -> float:
     return int(next(line for line in status.splitlines() if line.startswith("VmRSS:")).split()[1]) / 1024
 
 
-def _copies(alerts: list[tuple[str, bytes, bytes]], n: int) -> list[tuple[str, bytes, bytes]]:
-    """The alerts ``n`` times over, each copy with alert ids of its own."""
-    out = []
-    for copy in range(n):
-        for topic, _key, value in alerts:
-            alert = orjson.loads(value)
-            alert["alert_id"] = f"{alert['alert_id']}-{copy}"
-            out.append((topic, alert["alert_id"].encode(), orjson.dumps(alert)))
-    return out
-
-
 @pytest.mark.skipif(not Path("/proc/self/status").exists(), reason="reads resident memory from /proc")
 def test_a_backlog_of_envelopes_is_not_read_ahead_into_memory(prepared, broker, spawn, tmp_path):
     alerts, _ = sot_records(broker, prepared["sot"], LAST, features="embed", clusters=False)
-    backlog = list(rp.envelopes(iter(_copies(alerts, COPIES)), 20))  # 20 fit the 64 KiB test limit
+    backlog = list(rp.envelopes(iter(renamed_copies(alerts, COPIES, "backlog")), 20))  # 20 fit the 64 KiB test limit
     backlog_mb = sum(len(v) for _, _, v in backlog) / 2**20
     assert backlog_mb > 3 * GROWTH_LIMIT_MB, "the backlog must dwarf the limit to show anything"
     worker = spawn(stream_env(home_copy(prepared, tmp_path / "home"), broker,
