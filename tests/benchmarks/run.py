@@ -1,4 +1,4 @@
-"""`python -m tests.benchmarks.run [batch|stream|dispositions] [--alerts N] [--bootstrap HOST:PORT | --tls] [--json FILE]`: print the figures
+"""`python -m tests.benchmarks.run [batch|stream|dispositions|merges] [--alerts N] [--bootstrap HOST:PORT | --tls] [--json FILE]`: print the figures
 next to their limits (measured in the same run), write JSON."""
 
 from __future__ import annotations
@@ -10,9 +10,9 @@ from pathlib import Path
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("suite", nargs="?", default="all", choices=["all", "batch", "stream", "dispositions"])
+    parser.add_argument("suite", nargs="?", default="all", choices=["all", "batch", "stream", "dispositions", "merges"])
     parser.add_argument("--alerts", type=int, default=None,
-                        help="default: 1,000,000 for batch, 100,000 for stream")
+                        help="default: 1,000,000 for batch and merges, 100,000 for stream")
     parser.add_argument("--rss-events", type=int, default=0,
                         help="stream: keep feeding the worker until this many events, then read its RSS")
     parser.add_argument("--bootstrap", default=None,
@@ -43,6 +43,11 @@ def main() -> None:
         decided = {f"dispositions.{k}": v for k, v in decisions_bench.run().items()}
         results.update(decided)
         lines += decisions_bench.report(decided)
+    if args.suite == "merges":
+        from tests.benchmarks import merge_bench
+        merged = {f"merges.{k}": v for k, v in merge_bench.run(args.alerts or 1_000_000).items()}
+        results.update(merged)
+        lines += merge_bench.report(merged)
     print("\n".join(lines))
     args.json.write_text(json.dumps(results, indent=2))
     print(f"written {args.json}")

@@ -13,6 +13,7 @@ from pathlib import Path
 import pyarrow.parquet as pq
 import pytest
 
+from shared.clickhouse.ddl import MERGE_MEMORY, PART_CLEANUP
 from shared.clickhouse.migrations import SCHEMA_VERSION
 from tests.stream_harness import (
     LAST,
@@ -125,10 +126,13 @@ def test_a_schema_4_database_drops_the_lookup_view_keeps_its_table_and_finds_ale
     assert chdb_client.query(f"SELECT count() FROM {db}.alert_lookup").result_rows == [(1,)]  # not written
 
 
-def test_a_schema_5_database_gets_the_part_cleanup_settings_and_keeps_its_rows(chdb_client, database):
-    """Schema 6: replaced parts are deleted every second or two (the stream's inserts stalled
-    on the default's 30 s heaps). An older table gets the settings; its rows stay."""
-    from shared.clickhouse.ddl import PART_CLEANUP
+@pytest.mark.parametrize("version, settings", [(6, PART_CLEANUP), (7, MERGE_MEMORY)],
+                         ids=["6-part-cleanup", "7-merge-memory"])
+def test_an_older_database_gets_the_table_settings_and_keeps_its_rows(chdb_client, database, version,
+                                                                       settings):
+    """Schema 6: replaced parts are deleted every second or two (the stream's inserts stalled on
+    the default's 30 s heaps). Schema 7: merges go column by column in small blocks (a merge of
+    the stream's parts held up to 150 MB). An older table gets the settings; its rows stay."""
     from shared.clickhouse.migrations import migrate, plan
 
     db = database
@@ -136,16 +140,17 @@ def test_a_schema_5_database_gets_the_part_cleanup_settings_and_keeps_its_rows(c
     def table_settings(table: str) -> str:
         return chdb_client.query(f"SELECT engine_full FROM system.tables WHERE database = '{db}' "
                                  f"AND name = '{table}'").result_rows[0][0]
-    assert all(f"{k} = {v}" in table_settings("alert_scores") for k, v in PART_CLEANUP.items())
-    chdb_client.command(f"ALTER TABLE {db}.alert_scores RESET SETTING {', '.join(PART_CLEANUP)}")
+    assert all(f"{k} = {v}" in table_settings("alert_scores") for k, v in settings.items())
+    chdb_client.command(f"ALTER TABLE {db}.alert_scores RESET SETTING {', '.join(settings)}")
     chdb_client.command(OLD_ROW.replace("amlscore.", f"{db}."))
-    chdb_client.command(f"DELETE FROM {db}.schema_version WHERE version = 6")
-    assert "cleanup_delay_period" not in table_settings("alert_scores")
+    chdb_client.command(f"DELETE FROM {db}.schema_version WHERE version >= {version}")
+    assert not any(k in table_settings("alert_scores") for k in settings)
     before, after, statements = migrate(chdb_client, db)
-    assert (before, after) == (5, SCHEMA_VERSION)
+    assert (before, after) == (version - 1, SCHEMA_VERSION)
     assert [s for s in statements if "MODIFY SETTING" in s] == [
-        f"ALTER TABLE {db}.alert_scores MODIFY SETTING cleanup_delay_period = 1, "
-        "cleanup_delay_period_random_add = 1, max_cleanup_delay_period = 2"]
-    assert all(f"{k} = {v}" in table_settings("alert_scores") for k, v in PART_CLEANUP.items())
+        f"ALTER TABLE {db}.alert_scores MODIFY SETTING "
+        + ", ".join(f"{k} = {v}" for k, v in settings.items())]
+    assert all(f"{k} = {v}" in table_settings("alert_scores") for k, v in settings.items())
+    assert chdb_client.query(f"SELECT alert_id FROM {db}.alert_scores").result_rows == [("scored-by-0.1.0",)]
     assert plan(chdb_client, db) == []
     assert chdb_client.query(f"SELECT alert_id FROM {db}.alert_scores").result_rows == [("scored-by-0.1.0",)]

@@ -1,0 +1,147 @@
+"""What the engine's merges of the stream's parts cost in memory and CPU, with this release's
+table settings (:data:`shared.clickhouse.ddl.MERGE_MEMORY`) beside MergeTree's defaults, in one
+run: ``python -m tests.benchmarks.run merges [--alerts N]``.
+
+Each side is a process of its own, set up as the worker's scoring process is (the engine's
+allocator returns freed pages at once, Arrow allocates from malloc), with an embedded engine on an
+empty directory. It writes N alerts the way the stream does, one part per table per micro-batch of
+2,000 into ``raw_alerts`` and ``alert_scores``, at most 50 micro-batches a second, while the
+engine merges in the background. Rows carry the sizes of the stream's (a description, 300-700
+bytes of evidence, a 260-byte explanation); their text is random, as the engine's merges do not
+care what it says."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import random
+import resource
+import string
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+BATCH = 2_000
+SIDES = {"defaults": "MergeTree's defaults", "release": "this release (schema 7)"}
+
+
+def _anon_mb() -> float:
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("RssAnon:"):
+            return int(line.split()[1]) / 1024
+    return 0.0
+
+
+def _micro_batch(i: int, n: int, rnd: random.Random, text: list[str]) -> tuple:
+    import pyarrow as pa
+
+    ids = [f"bench-{i}-{j}" for j in range(n)]
+    addresses = [f"0x{rnd.getrandbits(160):040x}" for _ in range(n)]
+    key = {"network": ["ethereum"] * n,
+           "processing_date": pa.array([19_700 + i * n // 200_000] * n, pa.date32()),
+           "window_days": pa.array([7] * n, pa.uint16())}
+    now = pa.array([dt.datetime.now(dt.UTC)] * n, pa.timestamp("ms", tz="UTC"))
+    raw = pa.table({
+        **key, "alert_id": ids, "address": addresses, "typology_type": ["layering"] * n,
+        "pattern_id": [f"p{j % 97}" for j in range(n)], "pattern_type": ["cycle"] * n,
+        "severity": ["high"] * n, "suspected_address_type": ["eoa"] * n,
+        "suspected_address_subtype": [""] * n, "alert_confidence_score": [rnd.random() for _ in range(n)],
+        "description": [text[j % 64][:150] for j in range(n)],
+        "volume_usd": [rnd.random() * 1e5 for _ in range(n)],
+        "evidence_json": [text[j * 7 % 64][:300 + j % 400] for j in range(n)],
+        "risk_indicators": [["fan_in", "round_amounts"]] * n,
+        "_version": pa.array([i] * n, pa.uint64()), "_ingested_at": now})
+    scores = pa.table({
+        **key, "alert_id": ids, "address": addresses, "model_version": ["v1"] * n,
+        "score": [rnd.random() for _ in range(n)], "rank_score": [rnd.random() for _ in range(n)],
+        "risk_level": ["high"] * n, "explanation": [text[j * 3 % 64][:260] for j in range(n)],
+        "scored_at": now, "source": ["stream"] * n, "qc_sample": [False] * n})
+    return raw, scores
+
+
+def _side(side: str, alerts: int) -> dict[str, float]:
+    from stream.memory import arrow_buffers_from_malloc, return_engine_memory_at_once
+
+    return_engine_memory_at_once()
+    arrow_buffers_from_malloc()
+    from shared.clickhouse import connect, parse_clickhouse_url
+    from shared.clickhouse.ddl import MERGE_MEMORY
+    from shared.clickhouse.migrations import ensure_schema
+
+    # the engine may still be writing a merge when the directory goes: what it leaves is ignored
+    with tempfile.TemporaryDirectory(ignore_cleanup_errors=True) as empty:
+        client = connect(parse_clickhouse_url(f"chdb://{empty}/engine", "bench"))
+        ensure_schema(client, "bench")
+        if side == "defaults":
+            for table in ("raw_alerts", "alert_scores"):
+                client.command(f"ALTER TABLE bench.{table} RESET SETTING {', '.join(MERGE_MEMORY)}")
+        rnd = random.Random(5)
+        text = ["".join(rnd.choices(string.ascii_letters + string.digits, k=700)) for _ in range(64)]
+        peak, stop = [0.0], threading.Event()
+
+        def watch() -> None:
+            while not stop.is_set():
+                peak[0] = max(peak[0], _anon_mb())
+                time.sleep(0.02)
+
+        start_anon, watcher = _anon_mb(), threading.Thread(target=watch, daemon=True)
+        watcher.start()
+        cpu = resource.getrusage(resource.RUSAGE_SELF)
+        inserts, tracked, largest = [], [0], [0]
+        for i in range(alerts // BATCH):
+            raw, scores = _micro_batch(i, BATCH, rnd, text)
+            began = time.perf_counter()
+            client.insert_arrow("bench.raw_alerts", raw)
+            client.insert_arrow("bench.alert_scores", scores)
+            inserts.append(time.perf_counter() - began)
+            if i % 2 == 0:
+                row = client.query(
+                    "SELECT (SELECT value FROM system.metrics WHERE metric = 'MemoryTracking'), "
+                    "(SELECT max(memory_usage) FROM system.merges)").result_rows[0]
+                tracked.append(row[0] or 0)
+                largest.append(row[1] or 0)
+            time.sleep(0.02)
+        used = resource.getrusage(resource.RUSAGE_SELF)
+        stop.set()
+        watcher.join()
+        parts = client.query("SELECT count() FROM system.parts WHERE database = 'bench' AND active "
+                             "AND table IN ('raw_alerts', 'alert_scores')").result_rows[0][0]
+        client.command("SYSTEM STOP MERGES")
+    inserts.sort()
+    return {"largest_merge_mb": max(largest) / 2**20, "engine_tracked_max_mb": max(tracked) / 2**20,
+            "anon_start_mb": start_anon, "anon_peak_mb": peak[0], "anon_end_mb": _anon_mb(),
+            "cpu_s": used.ru_utime + used.ru_stime - cpu.ru_utime - cpu.ru_stime,
+            "insert_p50_ms": inserts[len(inserts) // 2] * 1e3,
+            "insert_p99_ms": inserts[int(len(inserts) * 0.99)] * 1e3, "active_parts": parts}
+
+
+def run(alerts: int) -> dict[str, float]:
+    out: dict[str, float] = {"alerts": alerts}
+    for side in SIDES:
+        done = subprocess.run([sys.executable, "-m", "tests.benchmarks.merge_bench", side, str(alerts)],
+                              check=True, capture_output=True, text=True, timeout=1800,
+                              cwd=Path(__file__).resolve().parents[2])
+        out.update({f"{side}.{k}": v for k, v in json.loads(done.stdout.strip().splitlines()[-1]).items()})
+    return out
+
+
+def report(r: dict) -> list[str]:
+    lines = [f"merges of the stream's parts, {r['merges.alerts']:,} alerts in micro-batches of {BATCH:,}"
+             f" (2 tables); {SIDES['release']} beside {SIDES['defaults']}, same run"]
+    rows = [("largest merge, MB", "largest_merge_mb"), ("engine's tracked memory, max MB",
+            "engine_tracked_max_mb"), ("process anon, peak MB", "anon_peak_mb"),
+            ("process anon, after MB", "anon_end_mb"), ("CPU s (inserts and merges)", "cpu_s"),
+            ("insert p50 ms", "insert_p50_ms"), ("insert p99 ms", "insert_p99_ms"),
+            ("active parts after", "active_parts")]
+    for label, key in rows:
+        release, default = r[f"merges.release.{key}"], r[f"merges.defaults.{key}"]
+        ratio = f"  ({release / default:.2f}×)" if default else ""
+        lines.append(f"  {label:34s} {release:10.1f} vs {default:10.1f}{ratio}")
+    return lines
+
+
+if __name__ == "__main__":
+    print(json.dumps(_side(sys.argv[1], int(sys.argv[2]))))
