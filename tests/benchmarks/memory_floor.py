@@ -11,12 +11,11 @@ import sys
 import tempfile
 from pathlib import Path
 
+from tests.proc_memory import status_mb
+
 
 def _rss_mb() -> float:
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return round(int(line.split()[1]) / 1024, 1)
-    return 0.0
+    return round(status_mb("VmRSS"), 1)
 
 
 def _child(home: str) -> dict[str, float]:

@@ -24,15 +24,10 @@ import threading
 import time
 from pathlib import Path
 
+from tests.proc_memory import status_mb
+
 BATCH = 2_000
 SIDES = {"defaults": "MergeTree's defaults", "release": "this release (schema 7)"}
-
-
-def _anon_mb() -> float:
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith("RssAnon:"):
-            return int(line.split()[1]) / 1024
-    return 0.0
 
 
 def _micro_batch(i: int, n: int, rnd: random.Random, text: list[str]) -> tuple:
@@ -84,10 +79,10 @@ def _side(side: str, alerts: int) -> dict[str, float]:
 
         def watch() -> None:
             while not stop.is_set():
-                peak[0] = max(peak[0], _anon_mb())
+                peak[0] = max(peak[0], status_mb("RssAnon"))
                 time.sleep(0.02)
 
-        start_anon, watcher = _anon_mb(), threading.Thread(target=watch, daemon=True)
+        start_anon, watcher = status_mb("RssAnon"), threading.Thread(target=watch, daemon=True)
         watcher.start()
         cpu = resource.getrusage(resource.RUSAGE_SELF)
         inserts, tracked, largest = [], [0], [0]
@@ -112,7 +107,7 @@ def _side(side: str, alerts: int) -> dict[str, float]:
         client.command("SYSTEM STOP MERGES")
     inserts.sort()
     return {"largest_merge_mb": max(largest) / 2**20, "engine_tracked_max_mb": max(tracked) / 2**20,
-            "anon_start_mb": start_anon, "anon_peak_mb": peak[0], "anon_end_mb": _anon_mb(),
+            "anon_start_mb": start_anon, "anon_peak_mb": peak[0], "anon_end_mb": status_mb("RssAnon"),
             "cpu_s": used.ru_utime + used.ru_stime - cpu.ru_utime - cpu.ru_stime,
             "insert_p50_ms": inserts[len(inserts) // 2] * 1e3,
             "insert_p99_ms": inserts[int(len(inserts) * 0.99)] * 1e3, "active_parts": parts}

@@ -47,6 +47,7 @@ from shared.kafka_security import kafka_security
 from shared.settings import load_settings
 from stream.memory import freeze_startup_objects
 from tests.benchmarks import memory_floor
+from tests.proc_memory import status_mb
 from tests.stream_harness import WorkerProcess, cli
 
 PY = sys.executable
@@ -190,13 +191,6 @@ def _wait_scored(worker: WorkerProcess, target: float, timeout: float = 600) -> 
         time.sleep(0.2)
 
 
-def _own_rss_mb(pid: int) -> float:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) / 1024
-    return 0.0
-
-
 def _rss_mb(pid: int) -> float:
     """Resident memory of the worker: the Faust process plus its scoring process (the tree)."""
     def children(p: int) -> list[int]:
@@ -207,7 +201,7 @@ def _rss_mb(pid: int) -> float:
     while stack:
         p = stack.pop()
         try:
-            total += _own_rss_mb(p)
+            total += status_mb("VmRSS", p)
             stack += children(p)
         except OSError:
             continue
@@ -286,7 +280,7 @@ def _session(b: str, env: dict, records, work: Path, tag: str, latency: dict | N
         out["worker_e2e_alerts_s"] = round(_rate(worker, n))
         out["phases"] = phase_trace(before, _metrics(worker))
         out["worker_rss_mb_after_e2e"] = round(_rss_mb(worker.process.pid))
-        out["worker_rss_mb_faust_process"] = round(_own_rss_mb(worker.process.pid))
+        out["worker_rss_mb_faust_process"] = round(status_mb("VmRSS", worker.process.pid))
         done = n
         # Every mode at 2,000/s, then every mode at 4,000/s: an overloaded run's aftermath (a
         # backlog, the engine's merges of its parts) is not the next rate's steady state.

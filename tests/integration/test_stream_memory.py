@@ -19,6 +19,7 @@ from pathlib import Path
 import pytest
 
 from batch import replay as rp
+from tests.proc_memory import status_mb
 from tests.stream_harness import LAST, home_copy, produce, renamed_copies, sot_records, stream_env
 
 pytestmark = pytest.mark.integration
@@ -28,11 +29,6 @@ COPIES = 120  # of the last day: about 150 MB of envelopes
 WARM_UP_COPIES = 4
 ENVELOPE_ALERTS = 20  # fit the 64 KiB message limit of the test settings
 SCORED = 'amlscore_scored_total{kind="alert"}'
-
-
-def _own_rss_mb(pid: int) -> float:
-    status = Path(f"/proc/{pid}/status").read_text()
-    return int(next(line for line in status.splitlines() if line.startswith("VmRSS:")).split()[1]) / 1024
 
 
 def _envelopes(alerts: list, copies: int, tag: str) -> list:
@@ -60,14 +56,14 @@ def test_a_backlog_of_envelopes_is_not_read_ahead_into_memory(prepared, broker, 
     _wait_scored(worker, WARM_UP_COPIES * len(alerts), timeout=120)
     settled = []
     for _ in range(20):
-        settled.append(_own_rss_mb(pid))
+        settled.append(status_mb("VmRSS", pid))
         time.sleep(0.05)
     baseline = statistics.median(settled)
     peak, stop = [baseline], threading.Event()
 
     def watch() -> None:
         while not stop.is_set():
-            peak[0] = max(peak[0], _own_rss_mb(pid))
+            peak[0] = max(peak[0], status_mb("VmRSS", pid))
             time.sleep(0.02)
 
     watcher = threading.Thread(target=watch, daemon=True)
