@@ -30,7 +30,7 @@ import numpy as np
 import pandas as pd
 
 from shared.clickhouse.raw_store import RawStore
-from shared.cluster_features import cluster_members
+from shared.cluster_features import member_table
 from shared.columns import day_numbers
 from shared.features import ALERT_SCORING_COLUMNS
 from shared.scoring import PendingExplanations, RiskScoring, ScoreColumns
@@ -219,7 +219,7 @@ def _read_paged(raw: RawStore, scoring: RiskScoring, batch: Batch, chunk_size: i
         clusters = raw.clusters(network, date, window)
         n_clusters = len(clusters)
         if n_clusters:
-            member_ids = sorted({m for ids in cluster_members(clusters) for m in ids})
+            member_ids = sorted(set(member_table(clusters).ids))
             members = raw.alerts_by_id(network, date, window, member_ids, columns=ALERT_SCORING_COLUMNS)
             end.clusters.append(partial(scoring.score_clusters_from_alerts, clusters, members, features))
     end.done.append(BatchDone(batch, total, n_clusters))

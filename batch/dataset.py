@@ -24,7 +24,7 @@ import pandas as pd
 
 from shared.clickhouse.disposition_store import DispositionStore
 from shared.clickhouse.raw_store import RawStore
-from shared.cluster_features import cluster_members
+from shared.cluster_features import member_table
 from shared.columns import normalise_keys
 from shared.features import ALERT_SCORING_COLUMNS
 from shared.schemas import disposition_label
@@ -89,20 +89,29 @@ def apply_labels(alerts: pd.DataFrame, address_labels: pd.DataFrame, decisions: 
     return label, source
 
 
+def _joint_codes(left: pd.Series, right: pd.Series) -> tuple[np.ndarray, np.ndarray, int]:
+    """Integer codes of two columns' values, equal across them where the values are (text
+    columns are factorized by Arrow, not by hashing Python strings)."""
+    codes, uniques = pd.concat([left, right], ignore_index=True).astype("str").factorize()
+    return codes[:len(left)], codes[len(left):], len(uniques)
+
+
 def label_clusters(clusters: pd.DataFrame, alerts: pd.DataFrame) -> np.ndarray:
-    """Any member positive → 1; else any member labelled → 0; else NaN."""
+    """Any member positive → 1; else any member labelled → 0; else NaN. A member is looked up
+    among its own batch's alerts, by integer keys (batch, id) rather than joined text."""
     if not len(clusters):
         return np.empty(0)
-    key = alerts["network"] + "|" + alerts["processing_date"] + "|" + alerts["alert_id"].astype(str)
-    by_id = pd.Series(alerts["label"].to_numpy(), index=key)
-    by_id = by_id[~by_id.index.duplicated(keep="last")]
-    members = cluster_members(clusters)
-    prefixes = (clusters["network"] + "|" + clusters["processing_date"] + "|").tolist()
-    owner = np.repeat(np.arange(len(clusters)), [len(m) for m in members])
-    keys = [prefix + m for prefix, ids in zip(prefixes, members, strict=True) for m in ids]
-    member_labels = by_id.reindex(keys).to_numpy(dtype=np.float64)
+    members = member_table(clusters)
+    alert_batch, cluster_batch = np.zeros(len(alerts), np.int64), np.zeros(len(clusters), np.int64)
+    for column in ("network", "processing_date"):
+        left, right, n = _joint_codes(alerts[column], clusters[column])
+        alert_batch, cluster_batch = alert_batch * n + left, cluster_batch * n + right
+    alert_id, member_id, ids = _joint_codes(alerts["alert_id"], pd.Series(members.ids, dtype=object))
+    by_key = pd.Series(alerts["label"].to_numpy(), index=alert_batch * ids + alert_id)
+    by_key = by_key[~by_key.index.duplicated(keep="last")]
+    member_labels = by_key.reindex(cluster_batch[members.owner] * ids + member_id).to_numpy(dtype=np.float64)
     # max() skips NaN: any positive member → 1, else any labelled member → 0, else NaN
-    per_cluster = pd.Series(member_labels).groupby(owner).max()
+    per_cluster = pd.Series(member_labels).groupby(members.owner).max()
     out = np.full(len(clusters), np.nan)
     out[per_cluster.index.to_numpy()] = per_cluster.to_numpy()
     return out

@@ -65,7 +65,7 @@ Gate = Callable[[str, TrainingData, list[str]], tuple[bool, str]]
 
 def split_dates(dates: Sequence[str], holdout_days: int | None) -> tuple[list[str], list[str], list[str]]:
     """(fit dates, validation dates, held-out dates), in time order."""
-    dates = sorted(set(dates))
+    dates = sorted(pd.Series(dates).unique())
     holdout = holdout_days if holdout_days is not None else max(1, round(0.2 * len(dates)))
     if len(dates) < holdout + 1:
         raise TrainingRefused(
@@ -104,6 +104,14 @@ def _fingerprint(*arrays: np.ndarray, names: Sequence[str]) -> str:
     return digest.hexdigest()
 
 
+def _rows(rows: np.ndarray) -> slice | np.ndarray:
+    """A run of consecutive positions as a slice: the frames are read in batch order, and a
+    slice of a frame is a view where positions make a copy of every column."""
+    if len(rows) and rows[-1] - rows[0] + 1 == len(rows):
+        return slice(int(rows[0]), int(rows[-1]) + 1)
+    return rows
+
+
 def cluster_feature_matrix(data: TrainingData, spec: ClusterFeatureSpec,
                            alert_matrix: np.ndarray) -> np.ndarray:
     """Cluster features per batch, so member ids resolve only within their own batch."""
@@ -112,7 +120,8 @@ def cluster_feature_matrix(data: TrainingData, spec: ClusterFeatureSpec,
     alert_groups = data.alerts.groupby(["network", "processing_date"], sort=False).indices
     alert_ids = data.alerts["alert_id"].to_numpy(dtype=object)  # once, not once per batch
     for key, rows in data.clusters.groupby(["network", "processing_date"], sort=False).indices.items():
-        members = alert_groups.get(key, np.empty(0, dtype=np.int64))
+        members = _rows(alert_groups.get(key, np.empty(0, dtype=np.int64)))
+        rows = _rows(rows)
         ids = pd.Index(alert_ids[members])
         out[rows], _ = build_cluster_matrix(spec, data.clusters.iloc[rows], ids, alert_matrix[members])
     return out

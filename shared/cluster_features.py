@@ -11,8 +11,18 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 
-from shared.columns import as_floats, one_hot, vocabulary
+from shared.columns import (
+    as_floats,
+    as_objects,
+    list_items,
+    list_lengths,
+    one_hot,
+    ranks,
+    vocabulary,
+)
 from shared.features import SEVERITY_RANK
 
 CLUSTER_NUMERIC = ("total_alerts", "total_volume_usd", "confidence_avg")
@@ -51,24 +61,54 @@ def fit_cluster_spec(clusters: pd.DataFrame, alert_feature_names: tuple[str, ...
     return ClusterFeatureSpec(tuple(alert_feature_names), types)
 
 
-def _listlike(value: object) -> list[str]:
-    if value is None or isinstance(value, float | str):
-        return []
-    return [str(v) for v in value]  # type: ignore[union-attr]
+@dataclass(frozen=True)
+class ClusterMembers:
+    """Every cluster's member alert ids, flat: ``ids[owner == k]`` are cluster ``k``'s (its row
+    position), sorted and without repeats. Missing ids (None, NaN, '') are no members."""
+
+    owner: np.ndarray   # int64, ascending
+    ids: np.ndarray     # str objects
+    clusters: int
+
+    def counts(self) -> np.ndarray:
+        return np.bincount(self.owner, minlength=self.clusters)
 
 
-def cluster_members(clusters: pd.DataFrame) -> list[list[str]]:
-    """Sorted, de-duplicated member alert ids of each cluster."""
+def _texts(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(the present values as text, which were present): None, NaN and '' are not."""
+    present = (pd.notna(values) & (values != "")) if len(values) else np.empty(0, dtype=bool)
+    kept = values[present]
+    if pd.api.types.infer_dtype(kept, skipna=False) != "string":
+        kept = np.array([v if type(v) is str else str(v) for v in kept], dtype=object)
+    return kept, present
+
+
+def member_table(clusters: pd.DataFrame) -> ClusterMembers:
+    """``related_alert_ids`` ∪ ``primary_alert_id`` of each cluster, as text, in one pass over
+    the frame (no Python list per cluster)."""
     n = len(clusters)
-    related = clusters["related_alert_ids"].tolist() if "related_alert_ids" in clusters else [None] * n
-    primary = clusters["primary_alert_id"].tolist() if "primary_alert_id" in clusters else [None] * n
-    members = []
-    for ids, head in zip(related, primary, strict=True):
-        found = set(_listlike(ids))
-        if isinstance(head, str) and head:
-            found.add(head)
-        members.append(sorted(found))
-    return members
+    owners, ids = [np.empty(0, dtype=np.int64)], [np.empty(0, dtype=object)]
+    if "related_alert_ids" in clusters:
+        _, lengths, items = list_items(clusters["related_alert_ids"])
+        texts, present = _texts(items)
+        owners.append(np.repeat(np.arange(n), lengths)[present])
+        ids.append(texts)
+    if "primary_alert_id" in clusters:
+        heads = as_objects(clusters["primary_alert_id"])
+        is_text = np.fromiter((isinstance(h, str) and h != "" for h in heads), dtype=bool, count=n)
+        owners.append(np.flatnonzero(is_text))
+        ids.append(heads[is_text])
+    owner, flat = np.concatenate(owners), np.concatenate(ids)
+    if not len(flat):
+        return ClusterMembers(owner, flat, n)
+    # Each cluster's members in id order (UTF-8 byte order is Python's code-point order), the
+    # order its aggregates are taken in, so that stream and backfill sum them alike.
+    order = pc.sort_indices(pa.table({"owner": owner, "id": pa.array(flat, type=pa.string())}),
+                            sort_keys=[("owner", "ascending"), ("id", "ascending")]).to_numpy()
+    owner, flat = owner[order], flat[order]
+    first = np.ones(len(flat), dtype=bool)
+    first[1:] = (owner[1:] != owner[:-1]) | (flat[1:] != flat[:-1])
+    return ClusterMembers(owner[first], flat[first], n)
 
 
 def build_cluster_matrix(
@@ -86,10 +126,9 @@ def build_cluster_matrix(
     width = len(spec.alert_feature_names)
     if alert_matrix.shape[1] != width:
         raise ValueError("alert matrix does not match the cluster spec's alert features")
-    members = cluster_members(clusters)
-    cluster_index = np.repeat(np.arange(n), [len(m) for m in members])
-    flat = [alert_id for m in members for alert_id in m]
-    rows = alert_ids.get_indexer(flat) if flat else np.empty(0, dtype=np.int64)
+    members = member_table(clusters)
+    cluster_index = members.owner
+    rows = alert_ids.get_indexer(members.ids) if len(members.ids) else np.empty(0, dtype=np.int64)
     found = rows >= 0
     found_per_cluster = np.bincount(cluster_index[found], minlength=n).astype(np.float32)
 
@@ -108,9 +147,9 @@ def build_cluster_matrix(
         if column in clusters:
             own[:, j] = as_floats(clusters[column])
     if "severity_max" in clusters:
-        own[:, 3] = clusters["severity_max"].map(SEVERITY_RANK).to_numpy(np.float64, na_value=np.nan)
+        own[:, 3] = ranks(clusters["severity_max"], SEVERITY_RANK)
     if "addresses_involved" in clusters:
-        own[:, 4] = clusters["addresses_involved"].map(lambda v: len(_listlike(v))).to_numpy()
+        own[:, 4] = list_lengths(clusters["addresses_involved"])[1]
     own[:, 5] = found_per_cluster
     types = (
         one_hot(clusters["cluster_type"], spec.cluster_types)

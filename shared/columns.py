@@ -4,6 +4,7 @@ none builds a DataFrame; each distinct value of a column is looked at once."""
 from __future__ import annotations
 
 import datetime as dt
+import itertools
 from collections.abc import Iterable, Mapping
 from typing import Any
 
@@ -30,20 +31,23 @@ def as_objects(column: Any) -> np.ndarray:
     return np.asarray(column, dtype=object)
 
 
-def _missing(value: object) -> bool:
+def is_missing(value: object) -> bool:
     return value is None or value == "" or (isinstance(value, float) and value != value)
 
 
 def distinct(column: Any) -> tuple[np.ndarray, np.ndarray]:
     """(code per row, distinct values): each distinct value is then looked at once, whatever
     the number of rows. Missing values (None, NaN) get code -1."""
-    codes, uniques = pd.factorize(as_objects(column), use_na_sentinel=True)
+    if isinstance(column, pd.Series) and isinstance(column.dtype, pd.StringDtype):
+        codes, uniques = column.factorize(use_na_sentinel=True)  # by Arrow, no Python strings hashed
+    else:
+        codes, uniques = pd.factorize(as_objects(column), use_na_sentinel=True)
     return codes, np.asarray(uniques, dtype=object)
 
 
 def positions(codes: np.ndarray, uniques: np.ndarray, position: Mapping[str, int]) -> np.ndarray:
     """Each row's position in ``position`` (-1: not there; -2: missing, such as '' or None)."""
-    table = [-2 if _missing(v) else position.get(v if isinstance(v, str) else str(v), -1)
+    table = [-2 if is_missing(v) else position.get(v if isinstance(v, str) else str(v), -1)
              for v in uniques]
     return np.array([*table, -2], dtype=np.int64)[codes]  # code -1 (missing) takes the last
 
@@ -68,6 +72,46 @@ def ranks(column: Any, order: Mapping[str, float]) -> np.ndarray:
 
 def is_listlike(value: object) -> bool:
     return value is not None and not isinstance(value, float | str)
+
+
+_LIST_TYPES = frozenset({np.ndarray, list})
+
+
+def _lists(column: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray, bool]:
+    """(values as objects, is each a list, its length, whether every list is a numpy array)."""
+    values = as_objects(column)
+    n = len(values)
+    # By type first, in C: arrays and lists are lists, None and NaN are not; only the rest
+    # (text, numbers, tuples, ...) are looked at one by one.
+    types = list(map(type, values))
+    listed = np.fromiter(map(_LIST_TYPES.__contains__, types), dtype=bool, count=n)
+    other = np.flatnonzero(~listed & pd.notna(values))
+    listed[other] = np.fromiter(map(is_listlike, values[other]), dtype=bool, count=len(other))
+    lengths = np.zeros(n, dtype=np.int64)
+    chosen = values[listed]
+    lengths[listed] = np.fromiter(map(len, chosen), dtype=np.int64, count=len(chosen))
+    return values, listed, lengths, types.count(np.ndarray) == len(chosen)
+
+
+def list_lengths(column: Any) -> tuple[np.ndarray, np.ndarray]:
+    """(is each a list, its length) for a column of lists (numpy arrays, lists, tuples); None,
+    NaN and text are not lists and have length 0."""
+    _, listed, lengths, _ = _lists(column)
+    return listed, lengths
+
+
+def list_items(column: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(is each a list, its length, every item of every list in row order as an object array)."""
+    values, listed, lengths, all_arrays = _lists(column)
+    chosen = values[listed]
+    if not len(chosen):
+        return listed, lengths, np.empty(0, dtype=object)
+    if all_arrays:
+        # Lists read from Arrow arrive as numpy arrays: joined in C, not item by item.
+        items = np.concatenate(chosen.tolist()).astype(object, copy=False)
+    else:
+        items = np.fromiter(itertools.chain.from_iterable(chosen), dtype=object, count=int(lengths.sum()))
+    return listed, lengths, items
 
 
 def vocabulary(values: Iterable[object]) -> tuple[str, ...]:

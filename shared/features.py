@@ -19,7 +19,6 @@ already aligned with the alerts (the stream looks each alert's row up itself).
 
 from __future__ import annotations
 
-import itertools
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -30,10 +29,9 @@ import pandas as pd
 
 from shared.columns import (
     as_floats,
-    as_objects,
     day_numbers,
     distinct,
-    is_listlike,
+    list_items,
     one_hot,
     positions,
     ranks,
@@ -113,16 +111,11 @@ def _numbers(alerts: AlertColumns, _rows: AddressRows, n: int, _memo: dict) -> n
     return out
 
 
-def _lists(alerts: AlertColumns, n: int, memo: dict) -> tuple[np.ndarray, np.ndarray, list]:
+def _lists(alerts: AlertColumns, n: int, memo: dict) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """risk_indicators as (is a list, its length, all tokens in row order); worked out once per
     matrix (``memo``), though two blocks read it."""
     if "lists" not in memo:
-        values = as_objects(alerts["risk_indicators"])
-        listed = np.fromiter(map(is_listlike, values), dtype=bool, count=n)
-        chosen = values[listed]
-        lengths = np.zeros(n, dtype=np.int64)
-        lengths[listed] = np.fromiter(map(len, chosen), dtype=np.int64, count=len(chosen))
-        memo["lists"] = (listed, lengths, list(itertools.chain.from_iterable(chosen)))
+        memo["lists"] = list_items(alerts["risk_indicators"])
     return memo["lists"]
 
 
@@ -151,7 +144,7 @@ def _indicators(values: tuple[str, ...]) -> BlockCompute:
             return hot
         listed, lengths, tokens = _lists(alerts, n, memo)
         hot[listed] = 0.0
-        if tokens and values:
+        if len(tokens) and values:
             codes, uniques = distinct(tokens)
             at = positions(codes, uniques, position)
             row = np.repeat(np.arange(n), lengths)

@@ -22,11 +22,12 @@ def upper_bound(misses: int, positives: int, confidence: float = CONFIDENCE) -> 
     """One-sided Clopper–Pearson upper bound of a proportion, ``misses`` out of ``positives``."""
     if positives <= 0 or misses >= positives:
         return 1.0
-    # Imported here: only training chooses a threshold, and scipy.stats costs the scoring
-    # process ~40 MB resident it would never use.
-    from scipy.stats import beta
+    # Imported here: only training chooses a threshold. The inverse of the regularised incomplete
+    # beta function is the Beta quantile itself (what scipy.stats.beta.ppf evaluates), without
+    # scipy.stats' import (~1 s, ~40 MB resident the scoring process would never use).
+    from scipy.special import betaincinv
 
-    return float(beta.ppf(confidence, misses + 1, positives - misses))
+    return float(betaincinv(misses + 1, positives - misses, confidence))
 
 
 @dataclass(frozen=True)

@@ -12,7 +12,7 @@ from typing import Protocol
 import numpy as np
 import pandas as pd
 
-from shared.cluster_features import cluster_members
+from shared.cluster_features import member_table
 from stream.boundary import Reason, ScoringOutcome, ScoringRequest
 from stream.scoring.alerts import StreamConfig, dead_letters_for
 from stream.scoring.decode import Decoded, decode_clusters
@@ -43,14 +43,15 @@ class ClusterProcessor:
         self._said_unscored: str | None = None  # the version we last said leaves clusters unscored
         self._schema_problems = getattr(sink, "schema_problems", None)  # optional for a custom sink
 
-    def _members(self, group: pd.DataFrame, key: tuple) -> tuple[pd.DataFrame, list[int]]:
-        """The member alerts found, and how many each cluster has."""
+    def _members(self, group: pd.DataFrame, key: tuple) -> tuple[pd.DataFrame, np.ndarray, np.ndarray]:
+        """The member alerts found, how many of each cluster's were found, and how many it has."""
         network, date, window = key
-        members = cluster_members(group)
-        wanted = sorted({m for ids in members for m in ids})
+        members = member_table(group)
+        wanted = sorted(set(members.ids))
         found = unavailable("member lookup", self.members.alerts_by_id, network, date, window, wanted)
         present = set(found["alert_id"].astype(str)) if "alert_id" in found else set()
-        return found, [sum(m in present for m in ids) for ids in members]
+        arrived = np.fromiter((m in present for m in members.ids), dtype=bool, count=len(members.ids))
+        return found, np.bincount(members.owner[arrived], minlength=len(group)), members.counts()
 
     def process(self, request: ScoringRequest) -> ScoringOutcome:
         timer = PhaseTimer()
@@ -85,9 +86,8 @@ class ClusterProcessor:
             for key, rows in groups.items():
                 group = clusters.loc[rows]
                 with timer("lookup"):
-                    alerts, found = self._members(group, key)
-                if not request.final and any(f < len(m) for f, m in zip(found, cluster_members(group),
-                                                                        strict=True)):
+                    alerts, found, expected = self._members(group, key)
+                if not request.final and (found < expected).any():
                     return ScoringOutcome("cluster", members_pending=True, phases=timer.phases)
                 none = [i for i, f in zip(rows, found, strict=True) if f == 0]
                 dead += [decoded.dead_letter(request.batch, i, Reason.MEMBERS_MISSING,
