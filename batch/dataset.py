@@ -49,7 +49,7 @@ class Labels:
 class TrainingData:
     alerts: pd.DataFrame    # one row per alert, keys normalised, with `label` and `label_source`
     features: pd.DataFrame  # address features, keys normalised
-    clusters: pd.DataFrame  # one row per cluster, keys normalised, with a `label` column
+    clusters: pd.DataFrame  # one row per cluster, keys normalised (training labels them: label_clusters)
     label_counts: dict = field(default_factory=dict)  # labelled alerts per source, and the as-of time
 
 
@@ -135,7 +135,6 @@ def load_training_data(store: RawStore, networks: Sequence[str], start: dt.date,
                                             "disposition", "sar_filed", "decided_at"]))
     address_labels = store.labels(networks) if labels.use != "dispositions" else pd.DataFrame()
     alerts["label"], alerts["label_source"] = apply_labels(alerts, address_labels, decisions, labels.use)
-    clusters["label"] = label_clusters(clusters, alerts)
     counts = {"use": labels.use, "as_of": as_of.isoformat(),
               "dispositions": int((alerts["label_source"] == "disposition").sum()),
               "addresses": int((alerts["label_source"] == "address").sum()),

@@ -18,7 +18,7 @@ import numpy as np
 import pandas as pd
 
 from batch.capacity import queue_figures
-from batch.dataset import Labels, TrainingData, load_training_data
+from batch.dataset import Labels, TrainingData, label_clusters, load_training_data
 from batch.evaluate import binary_metrics, choose_rank_source, ranking_metrics
 from batch.models import FitResult, fit_binary, fit_ranker
 from batch.report import write_report
@@ -155,7 +155,7 @@ def _cluster_inputs(data: TrainingData, spec: FeatureSpec, x: np.ndarray, dates:
     return ClusterInputs(cluster_spec, cluster_feature_matrix(data, cluster_spec, x))
 
 
-def _fit_clusters(data: TrainingData, inputs: ClusterInputs, dates: tuple[list, list],
+def _fit_clusters(data: TrainingData, inputs: ClusterInputs, cy: np.ndarray, dates: tuple[list, list],
                   cfg: TrainConfig) -> ClusterFit:
     """cluster_scorer, or the reason there is none: a range without (labelled) clusters is valid
     data, and the alert models are trained all the same."""
@@ -164,7 +164,6 @@ def _fit_clusters(data: TrainingData, inputs: ClusterInputs, dates: tuple[list, 
         return ClusterFit(None, None, empty, inputs.skipped)
     clusters, cx = data.clusters, inputs.matrix
     fit_dates, valid_dates = dates
-    cy = clusters["label"].to_numpy()
     c_part = _parts(clusters["processing_date"], fit_dates, valid_dates)
     try:
         _require("cluster_scorer", cy[c_part != "held"], cfg, "training")
@@ -237,9 +236,14 @@ def train(store: RawStore, registry: DirectoryModelRegistry, cfg: TrainConfig,
     train_rows = part != "held"
 
     progress(f"building the feature matrix of {len(alerts):,} alerts")
-    spec = fit_feature_spec(alerts, data.features, alert_rows=train_rows,
-                            feature_rows=data.features["processing_date"].isin(fit_dates + valid_dates).to_numpy())
-    x = build_alert_matrix(spec, alerts, data.features, threads=cfg.threads)
+    with ThreadPoolExecutor(1, thread_name_prefix="train-cluster-labels") as pool:
+        # Labelling clusters and fitting the feature spec are each Python work on one core:
+        # side by side they use both (the matrix after them uses both on its own).
+        cluster_labels = pool.submit(label_clusters, data.clusters, alerts)
+        spec = fit_feature_spec(alerts, data.features, alert_rows=train_rows,
+                                feature_rows=data.features["processing_date"].isin(fit_dates + valid_dates).to_numpy())
+        x = build_alert_matrix(spec, alerts, data.features, threads=cfg.threads)
+        cy = cluster_labels.result()
     y = alerts["label"].to_numpy()
     labelled = ~np.isnan(y)
     _require("alert_scorer", y[train_rows], cfg, "training")
@@ -265,7 +269,7 @@ def train(store: RawStore, registry: DirectoryModelRegistry, cfg: TrainConfig,
         query[valid_mask], y[valid_mask], ranker.booster.inplace_predict(x[valid_mask]),
         scorer.booster.inplace_predict(x[valid_mask]))
     progress("fitting cluster_scorer")
-    clusters = _fit_clusters(data, cluster_inputs, (fit_dates, valid_dates), cfg)
+    clusters = _fit_clusters(data, cluster_inputs, cy, (fit_dates, valid_dates), cfg)
 
     # Every held-out alert is predicted once: the labelled ones for the metrics, all of them for
     # the queue at capacity and the suppression share.

@@ -116,9 +116,15 @@ def list_items(column: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
 
 def vocabulary(values: Iterable[object]) -> tuple[str, ...]:
     """The (at most MAX_CATEGORIES) most frequent non-missing values, sorted."""
-    series = values if isinstance(values, pd.Series) else pd.Series(list(values), dtype=object)
-    series = series[series.notna()].astype(str)
-    counts = series[series != ""].value_counts(sort=False)
+    if isinstance(values, pd.Series):
+        series = values
+    else:
+        series = pd.Series(values if isinstance(values, np.ndarray) else list(values), dtype=object)
+    series = series[series.notna()]
+    counts = series.value_counts(sort=False)  # each distinct value is made text once, not each row
+    if not isinstance(series.dtype, pd.StringDtype):
+        counts = pd.Series(counts.to_numpy(), index=[str(v) for v in counts.index]).groupby(level=0).sum()
+    counts = counts[counts.index != ""]
     ordered = sorted(zip(counts.index, counts.to_numpy(), strict=True),
                      key=lambda item: (-item[1], item[0]))[:MAX_CATEGORIES]
     return tuple(sorted(str(name) for name, _ in ordered))

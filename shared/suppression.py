@@ -22,9 +22,8 @@ def upper_bound(misses: int, positives: int, confidence: float = CONFIDENCE) -> 
     """One-sided Clopper–Pearson upper bound of a proportion, ``misses`` out of ``positives``."""
     if positives <= 0 or misses >= positives:
         return 1.0
-    # Imported here: only training chooses a threshold. The inverse of the regularised incomplete
-    # beta function is the Beta quantile itself (what scipy.stats.beta.ppf evaluates), without
-    # scipy.stats' import (~1 s, ~40 MB resident the scoring process would never use).
+    # The inverse of the regularised incomplete beta function is the Beta quantile itself (what
+    # scipy.stats.beta.ppf evaluates), without importing scipy.stats (~1 s, ~40 MB resident).
     from scipy.special import betaincinv
 
     return float(betaincinv(misses + 1, positives - misses, confidence))

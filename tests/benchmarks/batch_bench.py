@@ -14,7 +14,7 @@ import pyarrow.parquet as pq
 import xgboost as xgb
 
 from batch.backfill import BackfillConfig, backfill
-from batch.dataset import load_training_data
+from batch.dataset import label_clusters, load_training_data
 from batch.ingest import ingest_source
 from batch.sot_reader import open_source
 from batch.synth import SynthConfig, generate
@@ -110,7 +110,7 @@ def run(alerts: int, alerts_per_day: int = 5000, workdir: Path | None = None) ->
     if cluster_model is not None:
         cx = np.random.default_rng(0).random((len(data.clusters), len(cluster_model.feature_names)),
                                              dtype=np.float32)
-        cy = data.clusters["label"].to_numpy()
+        cy = label_clusters(data.clusters, data.alerts)
         cmask = ~np.isnan(cy)
         _, seconds = _timed(xgb.train, cluster_model.metadata["params"],
                             xgb.DMatrix(cx[cmask], label=cy[cmask]), cluster_model.metadata["rounds_run"])

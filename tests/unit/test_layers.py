@@ -54,8 +54,9 @@ def test_the_faust_process_imports_nothing_heavy():
 
 
 def test_the_scoring_process_imports_no_training_only_library():
-    """scipy.stats (the suppression bound, chosen when training) costs the scoring process ~40 MB
-    resident; the process never uses it."""
+    """scipy.stats and the other training-only libraries would cost the scoring process ~40 MB
+    resident it never uses (the suppression bound, chosen when training, needs only
+    scipy.special, which the scoring process loads already)."""
     assert loaded_after_importing("stream.scoring.main, stream.scoring.service", (
         "scipy.stats", "scipy.optimize", "sklearn", "matplotlib")) == []
 
