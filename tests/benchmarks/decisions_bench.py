@@ -23,7 +23,8 @@ from amlscore.local_broker import LocalBroker
 from batch import replay as rp
 from batch.sot_reader import discover_batches, open_source
 from shared.kafka_io import ensure_topics
-from tests.benchmarks.stream_bench import _fresh, _paced, _produce, _wait_scored
+from tests.benchmarks.bench_kafka import fresh, paced, produce
+from tests.benchmarks.stream_bench import _wait_scored
 from tests.stream_harness import WorkerProcess, cli
 
 RATE, DECISIONS_PER_S, SECONDS = 2000, 50, 20
@@ -42,9 +43,9 @@ def decisions(alert_ids: list[bytes], per_second: int, seconds: int) -> list[tup
 
 async def _steady(bootstrap: str, alerts_topic: str, alerts, dispositions_topic: str | None,
                   decided) -> None:
-    jobs = [_paced(bootstrap, alerts_topic, alerts, RATE)]
+    jobs = [paced(bootstrap, alerts_topic, alerts, RATE)]
     if dispositions_topic is not None:
-        jobs.append(_paced(bootstrap, dispositions_topic, decided, DECISIONS_PER_S))
+        jobs.append(paced(bootstrap, dispositions_topic, decided, DECISIONS_PER_S))
     await asyncio.gather(*jobs)
 
 
@@ -53,7 +54,7 @@ def measure(bootstrap: str, worker: WorkerProcess, topics: dict[str, str], recor
     out: dict = {}
     stored = 0
     for name, with_decisions in (("without", False), ("with", True), ("without_again", False)):
-        steady = _fresh(records[: RATE * SECONDS], f"-d{name}".encode())
+        steady = fresh(records[: RATE * SECONDS], f"-d{name}".encode())
         decided = decisions([k for k, _ in steady], DECISIONS_PER_S, SECONDS) if with_decisions else []
         asyncio.run(_steady(bootstrap, topics["alerts"], steady,
                             topics["dispositions"] if with_decisions else None, decided))
@@ -92,8 +93,8 @@ def run(alerts: int = 40_000) -> dict:
             worker = WorkerProcess(worker_env, work / "worker.log").start()
             try:
                 # Warm up (model, caches, the group) before anything is measured.
-                warm = _fresh(records[:5000], b"-warm")
-                asyncio.run(_produce(broker.bootstrap, topics["alerts"], warm))
+                warm = fresh(records[:5000], b"-warm")
+                asyncio.run(produce(broker.bootstrap, topics["alerts"], warm))
                 _wait_scored(worker, len(warm))
                 return {"rate_alerts_s": RATE, "decisions_s": DECISIONS_PER_S,
                         **measure(broker.bootstrap, worker, topics, records, len(warm))}

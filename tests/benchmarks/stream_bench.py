@@ -5,6 +5,8 @@ Quiet box, then the same with a CPU hog on the other core:
   consume-only agent (same App class, broker, data);
 - event→ScoreEvent latency at a steady 2,000/s and 4,000/s (producer timestamp → ScoreEvent
   timestamp), in each way alerts carry their features: embedded, looked up, and half and half;
+  next to the floor at the same rates (``floor_latency_*``: a bare Faust agent that only
+  publishes what it takes through the worker's publisher and acks it, no scoring, no store);
   each from a settled worker (all earlier events scored, then ``SETTLE_S`` quiet), every mode at
   2,000/s before any at 4,000/s; once in the worker that took the backlog, and once on a fresh
   worker per mode warmed up with 5,000 alerts (``latency_fresh_*``);
@@ -36,17 +38,15 @@ from pathlib import Path
 
 import numpy as np
 import orjson
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
 from amlscore.demo import event_to_score_latencies
-from amlscore.local_broker import LocalBroker, free_port
+from amlscore.local_broker import free_port
 from batch import replay as rp
 from batch.sot_reader import discover_batches, open_source
-from shared.kafka_io import ensure_topics, publish
-from shared.kafka_security import kafka_security
-from shared.settings import load_settings
-from stream.memory import freeze_startup_objects
+from shared.kafka_io import ensure_topics
 from tests.benchmarks import memory_floor
+from tests.benchmarks.bench_kafka import OPTIONS, broker, consume, fresh, paced, produce
+from tests.proc_cpu import cpu_window, process_tree
 from tests.proc_memory import status_mb
 from tests.stream_harness import WorkerProcess, cli
 
@@ -70,77 +70,6 @@ LIMITS = {  # key: (limit, "min" | "max"); a ratio's own reference is measured i
 }
 
 
-SECURITY_SETTINGS = ("AMLSCORE_KAFKA_SECURITY_PROTOCOL", "AMLSCORE_KAFKA_SASL_MECHANISM",
-                     "AMLSCORE_KAFKA_USERNAME", "AMLSCORE_KAFKA_PASSWORD", "AMLSCORE_KAFKA_PASSWORD_FILE",
-                     "AMLSCORE_KAFKA_CA_FILE", "AMLSCORE_KAFKA_CERT_FILE", "AMLSCORE_KAFKA_KEY_FILE")
-OPTIONS: dict = {}  # aiokafka security options of this run's clients (none on the local broker)
-
-
-async def _produce(bootstrap: str, topic: str, records) -> float:
-    """Seconds to publish (key, value) records to ``topic`` (batched, timestamped at send)."""
-    started = time.perf_counter()
-    await publish(((topic, k, v) for k, v in records), bootstrap, window=10_000,
-                  max_request_size=8 << 20, options=OPTIONS)
-    return time.perf_counter() - started
-
-
-async def _consume(bootstrap: str, topic: str, n: int, forward: str | None = None) -> float:
-    consumer = AIOKafkaConsumer(topic, bootstrap_servers=bootstrap, auto_offset_reset="earliest",
-                                enable_auto_commit=False, max_poll_records=5000, **OPTIONS)
-    producer = None
-    if forward:
-        producer = AIOKafkaProducer(bootstrap_servers=bootstrap, enable_idempotence=False, linger_ms=5,
-                                    max_batch_size=1 << 18, **OPTIONS)
-        await producer.start()
-    await consumer.start()
-    seen, started = 0, None
-    try:
-        while seen < n:
-            batch = await consumer.getmany(timeout_ms=1000, max_records=5000)
-            if started is None and batch:
-                started = time.perf_counter()
-            records = [r for recs in batch.values() for r in recs]
-            if producer:
-                await asyncio.gather(*[await producer.send(forward, r.value, key=r.key) for r in records])
-            seen += len(records)
-        return time.perf_counter() - (started or time.perf_counter())
-    finally:
-        await consumer.stop()
-        if producer:
-            await producer.stop()
-
-
-async def _paced(bootstrap: str, topic: str, records, rate: int) -> None:
-    """Send ``records`` at ``rate`` a second, each stamped as it is sent. The producer's own
-    pauses would count as the worker's latency, so none are made: the run's long-lived objects
-    are frozen out of the collector (measured: 30-60 ms full collections every few seconds over
-    the records held), and delivery is awaited with a flush, not by gathering one future per
-    record at the end (which held up the last linger batch by up to 300 ms)."""
-    # linger 5 ms: the Java producer's default since Kafka 4.0 (one request per alert otherwise)
-    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, enable_idempotence=False, acks="all", linger_ms=5,
-                                **OPTIONS)
-    await producer.start()
-    failed: list[BaseException] = []
-
-    def delivered(future: asyncio.Future) -> None:
-        if not future.cancelled() and future.exception() is not None:
-            failed.append(future.exception())
-    freeze_startup_objects()  # as the worker does: what this process holds now it holds to its end
-    try:
-        started = time.monotonic()
-        for i, (key, value) in enumerate(records):
-            ahead = started + i / rate - time.monotonic()
-            if ahead > 0:
-                await asyncio.sleep(ahead)
-            sent = await producer.send(topic, value, key=key, timestamp_ms=int(time.time() * 1000))
-            sent.add_done_callback(delivered)
-        await producer.flush()
-    finally:
-        await producer.stop()
-    if failed:
-        raise failed[0]
-
-
 def _faust_ceiling(bootstrap: str, topic: str, n: int, work: Path, tag: str, environment: dict) -> float:
     progress = work / f"ceiling-{tag}.txt"
     env = {**environment, "BENCH_BOOTSTRAP": bootstrap, "BENCH_TOPIC": topic, "BENCH_MODE": "consume",
@@ -161,6 +90,48 @@ def _faust_ceiling(bootstrap: str, topic: str, n: int, work: Path, tag: str, env
     finally:
         process.terminate()
         process.wait(30)
+
+
+def _floor_latencies(bootstrap: str, records, work: Path, environment: dict) -> dict[str, float]:
+    """The worker's path with no scoring and no store: a bare Faust agent (the worker's App class
+    and fetch wait) that publishes each take through the worker's own publisher, waits for the
+    broker's acknowledgement and then acks, at the same steady rates as the worker, from the same
+    producer. Its p99 is the latency the framework, the broker and the producer leave on this box
+    before anything is scored: a limit below it cannot be met by the worker."""
+    progress, topic = work / "floor.txt", "floor"
+    asyncio.run(ensure_topics(bootstrap, [topic, f"{topic}.out"], 4, options=OPTIONS))
+    env = {**environment, "BENCH_BOOTSTRAP": bootstrap, "BENCH_TOPIC": topic, "BENCH_MODE": "forward",
+           "BENCH_PROGRESS": str(progress), "BENCH_WEB_PORT": str(free_port()), "BENCH_GROUP": "floor"}
+    process = subprocess.Popen([PY, "-m", "faust", "-A", "tests.benchmarks.faust_ceiling", "worker", "-l", "warn"],
+                               env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                               cwd=Path(__file__).parents[2])
+    out: dict[str, float] = {}
+    try:
+        warm = fresh(records[:2000], b"-floor-warm")
+        asyncio.run(produce(bootstrap, topic, warm))
+        deadline = time.monotonic() + 120
+        while not progress.exists() or _progress_count(progress) < len(warm):
+            assert time.monotonic() < deadline and process.poll() is None, "the floor agent never consumed"
+            time.sleep(0.2)
+        for rate, name in ((2000, "floor_latency"), (4000, "floor_latency_4k")):
+            time.sleep(SETTLE_S / 3)
+            steady = fresh(records[: rate * 20], f"-floor-{rate}".encode())
+            with cpu_window(process.pid) as cpu:
+                asyncio.run(paced(bootstrap, topic, steady, rate))
+            out[f"{name}_box_cpu_pct"], out[f"{name}_agent_cpu_pct"] = cpu.box_pct, cpu.tree_pct
+            latencies = asyncio.run(event_to_score_latencies(bootstrap, {k for k, _ in steady}, topic,
+                                                             f"{topic}.out", options=OPTIONS))
+            out[f"{name}_p50_ms"] = round(float(np.percentile(latencies, 50)), 1)
+            out[f"{name}_p99_ms"] = round(float(np.percentile(latencies, 99)), 1)
+    finally:
+        process.terminate()
+        process.wait(30)
+    return out
+
+
+def _progress_count(progress: Path) -> float:
+    lines = [line for line in progress.read_text().split("\n") if line]
+    return float(lines[-1].split()[0]) if lines else 0.0
 
 
 def _metrics(worker: WorkerProcess) -> dict[str, float]:
@@ -193,18 +164,12 @@ def _wait_scored(worker: WorkerProcess, target: float, timeout: float = 600) -> 
 
 def _rss_mb(pid: int) -> float:
     """Resident memory of the worker: the Faust process plus its scoring process (the tree)."""
-    def children(p: int) -> list[int]:
-        return [int(c) for task in Path(f"/proc/{p}/task").iterdir()
-                for c in (task / "children").read_text().split()]
-
-    total, stack = 0.0, [pid]
-    while stack:
-        p = stack.pop()
+    total = 0.0
+    for p in process_tree(pid):
         try:
             total += status_mb("VmRSS", p)
-            stack += children(p)
         except OSError:
-            continue
+            continue  # it ended meanwhile
     return total
 
 
@@ -224,11 +189,6 @@ def phase_trace(before: dict[str, float], after: dict[str, float]) -> dict[str, 
                             "ms_per_batch": round(seconds / batches * 1e3, 2)}
     trace["_batches"] = {"alerts_per_batch": round(alerts / batches, 1)}
     return trace
-
-
-def _fresh(records, suffix: bytes) -> list[tuple[bytes, bytes]]:
-    return [(k + suffix, orjson.dumps({**orjson.loads(v), "alert_id": (k + suffix).decode()}))
-            for k, v in records]
 
 
 @contextlib.contextmanager
@@ -269,7 +229,7 @@ def _session(b: str, env: dict, records, work: Path, tag: str, latency: dict | N
     topics = {k: f"{tag}.{k}" for k in ("alerts", "clusters", "scores", "dlq")}
     asyncio.run(ensure_topics(b, topics.values(), 4, options=OPTIONS))
     n = len(records)
-    asyncio.run(_produce(b, topics["alerts"], records))
+    asyncio.run(produce(b, topics["alerts"], records))
     worker_env = {**env, "AMLSCORE_KAFKA_BOOTSTRAP": b, "AMLSCORE_WORKER_ID": f"bench-{tag}",
                   **{f"AMLSCORE_{k.upper()}_TOPIC": v for k, v in topics.items()}}
     out: dict = {}
@@ -289,8 +249,11 @@ def _session(b: str, env: dict, records, work: Path, tag: str, latency: dict | N
         for rate, name, mode in runs:
             time.sleep(SETTLE_S)
             source = latency[mode] if latency else records
-            steady = _fresh(source[: rate * 20], f"-{rate}-{mode}".encode())
-            asyncio.run(_paced(b, topics["alerts"], steady, rate))
+            steady = fresh(source[: rate * 20], f"-{rate}-{mode}".encode())
+            with cpu_window(worker.process.pid) as cpu:
+                asyncio.run(paced(b, topics["alerts"], steady, rate))
+            out[f"{name}_box_cpu_pct{MODES[mode]}"] = cpu.box_pct
+            out[f"{name}_worker_cpu_pct{MODES[mode]}"] = cpu.tree_pct
             done += len(steady)
             _wait_scored(worker, done)
             latencies = asyncio.run(event_to_score_latencies(b, {k for k, _ in steady}, topics["alerts"],
@@ -298,14 +261,14 @@ def _session(b: str, env: dict, records, work: Path, tag: str, latency: dict | N
             out[f"{name}_p50_ms{MODES[mode]}"] = round(float(np.percentile(latencies, 50)), 1)
             out[f"{name}_p99_ms{MODES[mode]}"] = round(float(np.percentile(latencies, 99)), 1)
         if envelope_size > 1:
-            wrapped = list(rp.envelopes(((topics["alerts"], k, v) for k, v in _fresh(records, b"-e")),
+            wrapped = list(rp.envelopes(((topics["alerts"], k, v) for k, v in fresh(records, b"-e")),
                                         envelope_size))
-            asyncio.run(_produce(b, topics["alerts"], [(k, v) for _, k, v in wrapped]))
+            asyncio.run(produce(b, topics["alerts"], [(k, v) for _, k, v in wrapped]))
             out["envelope_alerts_s"] = round(_rate_from(worker, done, done + n))
             done += n
         loops = 0
         while done < rss_events:
-            asyncio.run(_produce(b, topics["alerts"], _fresh(records, f"-r{loops}".encode())))
+            asyncio.run(produce(b, topics["alerts"], fresh(records, f"-r{loops}".encode())))
             done += n
             loops += 1
             _wait_scored(worker, done)
@@ -324,39 +287,6 @@ def _rate_from(worker: WorkerProcess, start: float, target: float) -> float:
     started, first = time.monotonic(), _scored(worker)
     _wait_scored(worker, target)
     return (target - first) / (time.monotonic() - started)
-
-
-@contextlib.contextmanager
-def _broker(bootstrap: str | None, tls: bool, work: Path) -> Iterator[tuple[str, dict[str, str]]]:
-    """(bootstrap, the worker's security settings): the given cluster with the environment's
-    security settings; else a local Tansu, plain or (``tls``) behind a TLS terminator that
-    requires a client certificate, with a CA and certificates made for the run."""
-    if bootstrap is not None:
-        OPTIONS.update(kafka_security(load_settings()).client_options())
-        try:
-            yield bootstrap, {k: v for k, v in os.environ.items() if k in SECURITY_SETTINGS}
-        finally:
-            OPTIONS.clear()
-        return
-    if not tls:
-        with LocalBroker(log_path=work / "tansu.log") as broker:
-            yield broker.bootstrap, {}
-        return
-    from tests.tls import make_certificates, tls_terminator
-
-    certs = make_certificates(work / "certs")
-    plain, secured = free_port(), free_port()
-    settings = {"AMLSCORE_KAFKA_SECURITY_PROTOCOL": "SSL", "AMLSCORE_KAFKA_CA_FILE": str(certs.ca),
-                "AMLSCORE_KAFKA_CERT_FILE": str(certs.client_cert),
-                "AMLSCORE_KAFKA_KEY_FILE": str(certs.client_key)}
-    OPTIONS.update(kafka_security(load_settings(
-        **{k.removeprefix("AMLSCORE_").lower(): v for k, v in settings.items()})).client_options())
-    try:
-        with LocalBroker(port=plain, advertised_port=secured, log_path=work / "tansu.log"), \
-                tls_terminator(secured, plain, certs, work):
-            yield f"127.0.0.1:{secured}", settings
-    finally:
-        OPTIONS.clear()
 
 
 def run(alerts: int = 100_000, rss_events: int = 0, envelope_size: int = 500,
@@ -382,15 +312,16 @@ def run(alerts: int = 100_000, rss_events: int = 0, envelope_size: int = 500,
     by_mode = {mode: records if mode == features else replayed(mode)[:4000 * 20] for mode in MODES}
     n = len(records)
     results: dict = {"alerts": n, "features": features}
-    with _broker(bootstrap, tls, work) as (b, security):
+    with broker(bootstrap, tls, work) as (b, security):
         env.update(security)  # the worker connects as every other client of the run does
         results["kafka_security"] = security.get("AMLSCORE_KAFKA_SECURITY_PROTOCOL", "PLAINTEXT")
         asyncio.run(ensure_topics(b, ["raw", "raw.out", "ceiling", "ceiling-busy"], 4, options=OPTIONS))
-        results["raw_produce_msg_s"] = round(n / asyncio.run(_produce(b, "raw", records)))
-        results["raw_consume_msg_s"] = round(n / asyncio.run(_consume(b, "raw", n)))
-        results["raw_passthrough_msg_s"] = round(n / asyncio.run(_consume(b, "raw", n, forward="raw.out")))
-        asyncio.run(_produce(b, "ceiling", records))
+        results["raw_produce_msg_s"] = round(n / asyncio.run(produce(b, "raw", records)))
+        results["raw_consume_msg_s"] = round(n / asyncio.run(consume(b, "raw", n)))
+        results["raw_passthrough_msg_s"] = round(n / asyncio.run(consume(b, "raw", n, forward="raw.out")))
+        asyncio.run(produce(b, "ceiling", records))
         results["faust_consume_only_msg_s"] = round(_faust_ceiling(b, "ceiling", n, work, "quiet", env))
+        results.update(_floor_latencies(b, by_mode["mixed"], work, env))
         quiet = _session(b, env, records, work, "quiet", by_mode, envelope_size, rss_events)
         results.update({k: v for k, v in quiet.items() if k != "phases"})
         results["worker_vs_faust_consume_only"] = round(
@@ -414,7 +345,7 @@ def run(alerts: int = 100_000, rss_events: int = 0, envelope_size: int = 500,
         results["shadow_vs_no_challenger"] = round(
             shadow["worker_e2e_alerts_s"] / quiet["worker_e2e_alerts_s"], 3)
         with cpu_hog():
-            asyncio.run(_produce(b, "ceiling-busy", records))
+            asyncio.run(produce(b, "ceiling-busy", records))
             results["busy_faust_consume_only_msg_s"] = round(_faust_ceiling(b, "ceiling-busy", n, work, "busy", env))
             busy = _session(b, env, records, work, "busy", None, 1, 0)
         results["busy_worker_e2e_alerts_s"] = busy["worker_e2e_alerts_s"]
@@ -437,8 +368,9 @@ def report(results: dict) -> list[str]:
         if limit:
             bound, kind = limit
             ok = value >= bound if kind == "min" else value <= bound
+            floor = _floor_of(results, key)
             lines.append(f"{key:<45} {value:>10}   limit {'>=' if kind == 'min' else '<='} {bound}"
-                         f"   {'ok' if ok else 'MISSED'}")
+                         f"   {'ok' if ok else 'MISSED'}" + (f"   (floor {floor})" if floor is not None else ""))
         else:
             lines.append(f"{key:<45} {value:>10}")
     for key in ("phases", "busy_phases"):
@@ -448,3 +380,11 @@ def report(results: dict) -> list[str]:
             for phase, figures in trace.items():
                 lines.append(f"    {phase:<12} " + "  ".join(f"{k} {v}" for k, v in figures.items()))
     return lines
+
+
+def _floor_of(results: dict, key: str) -> float | None:
+    """The floor's p99 at the rate of a latency figure (``…latency…_4k…`` is 4,000/s)."""
+    if "latency" not in key or "p99" not in key or "floor" in key or "busy" in key:
+        return None
+    prefix = "stream." if key.startswith("stream.") else ""
+    return results.get(f"{prefix}floor_latency{'_4k' if '_4k_' in key else ''}_p99_ms")
