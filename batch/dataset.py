@@ -25,7 +25,7 @@ import pandas as pd
 from shared.clickhouse.disposition_store import DispositionStore
 from shared.clickhouse.raw_store import RawStore
 from shared.cluster_features import member_table
-from shared.columns import normalise_keys
+from shared.columns import joint_codes, normalise_keys
 from shared.features import ALERT_SCORING_COLUMNS
 from shared.schemas import disposition_label
 
@@ -89,13 +89,6 @@ def apply_labels(alerts: pd.DataFrame, address_labels: pd.DataFrame, decisions: 
     return label, source
 
 
-def _joint_codes(left: pd.Series, right: pd.Series) -> tuple[np.ndarray, np.ndarray, int]:
-    """Integer codes of two columns' values, equal across them where the values are (text
-    columns are factorized by Arrow, not by hashing Python strings)."""
-    codes, uniques = pd.concat([left, right], ignore_index=True).astype("str").factorize()
-    return codes[:len(left)], codes[len(left):], len(uniques)
-
-
 def label_clusters(clusters: pd.DataFrame, alerts: pd.DataFrame) -> np.ndarray:
     """Any member positive → 1; else any member labelled → 0; else NaN. A member is looked up
     among its own batch's alerts, by integer keys (batch, id) rather than joined text."""
@@ -104,9 +97,9 @@ def label_clusters(clusters: pd.DataFrame, alerts: pd.DataFrame) -> np.ndarray:
     members = member_table(clusters)
     alert_batch, cluster_batch = np.zeros(len(alerts), np.int64), np.zeros(len(clusters), np.int64)
     for column in ("network", "processing_date"):
-        left, right, n = _joint_codes(alerts[column], clusters[column])
+        left, right, n = joint_codes(alerts[column], clusters[column])
         alert_batch, cluster_batch = alert_batch * n + left, cluster_batch * n + right
-    alert_id, member_id, ids = _joint_codes(alerts["alert_id"], pd.Series(members.ids, dtype=object))
+    alert_id, member_id, ids = joint_codes(alerts["alert_id"], members.ids)
     by_key = pd.Series(alerts["label"].to_numpy(), index=alert_batch * ids + alert_id)
     by_key = by_key[~by_key.index.duplicated(keep="last")]
     member_labels = by_key.reindex(cluster_batch[members.owner] * ids + member_id).to_numpy(dtype=np.float64)

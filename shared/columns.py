@@ -45,6 +45,22 @@ def distinct(column: Any) -> tuple[np.ndarray, np.ndarray]:
     return codes, np.asarray(uniques, dtype=object)
 
 
+def joint_codes(left: Any, right: Any) -> tuple[np.ndarray, np.ndarray, int]:
+    """(codes of ``left``, codes of ``right``, how many): integers 0..n-1, equal across the two
+    columns exactly where their values are. Integers are compared by value, anything else by its
+    text, factorized by Arrow (no Python string is hashed); a missing value is a value of its own
+    (never -1, so codes combined as ``a * n + b`` cannot collide)."""
+    def series(column: Any) -> pd.Series:
+        if isinstance(column, pd.Series):
+            return column
+        return pd.Series(column if isinstance(column, np.ndarray) else np.asarray(column, dtype=object))
+    both = pd.concat([series(left), series(right)], ignore_index=True)
+    if not pd.api.types.is_integer_dtype(both.dtype):
+        both = both.astype(str)
+    codes, uniques = pd.factorize(both, use_na_sentinel=False)
+    return codes[:len(left)], codes[len(left):], len(uniques)
+
+
 def positions(codes: np.ndarray, uniques: np.ndarray, position: Mapping[str, int]) -> np.ndarray:
     """Each row's position in ``position`` (-1: not there; -2: missing, such as '' or None)."""
     table = [-2 if is_missing(v) else position.get(v if isinstance(v, str) else str(v), -1)

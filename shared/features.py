@@ -31,6 +31,7 @@ from shared.columns import (
     as_floats,
     day_numbers,
     distinct,
+    joint_codes,
     list_items,
     one_hot,
     positions,
@@ -268,18 +269,13 @@ def fit_feature_spec(alerts: pd.DataFrame, address_features: pd.DataFrame | None
 
 # -- joining a keyed features frame ----------------------------------------------------------------
 
-def _joint_codes(left: Any, right: Any, name: str) -> tuple[np.ndarray, np.ndarray]:
-    """Integer codes of one key column on both sides, equal where the values are (dates by day,
-    whatever their type; other keys by their text)."""
+def _key_codes(left: Any, right: Any, name: str) -> tuple[np.ndarray, np.ndarray]:
+    """Codes of one key column on both sides, equal where the keys are: dates by their day,
+    whatever their type; other keys by :func:`joint_codes`."""
     if name == "processing_date":
         return (day_numbers(left).astype(np.int64), day_numbers(right).astype(np.int64))
-    both = pd.concat([pd.Series(np.asarray(left, dtype=object)) if not isinstance(left, pd.Series) else left,
-                      pd.Series(np.asarray(right, dtype=object)) if not isinstance(right, pd.Series) else right],
-                     ignore_index=True)
-    if not pd.api.types.is_integer_dtype(both.dtype):
-        both = both.astype(str)
-    codes, _ = pd.factorize(both, use_na_sentinel=False)
-    return codes[:len(left)], codes[len(left):]
+    left_codes, right_codes, _ = joint_codes(left, right)
+    return left_codes, right_codes
 
 
 def _row_keys(alerts: AlertColumns, features: pd.DataFrame, keys: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
@@ -287,7 +283,7 @@ def _row_keys(alerts: AlertColumns, features: pd.DataFrame, keys: Sequence[str])
     n, m = row_count(alerts), len(features)
     left, right = np.zeros(n, dtype=np.int64), np.zeros(m, dtype=np.int64)
     for key in keys:
-        lc, rc = _joint_codes(alerts[key], features[key], key)
+        lc, rc = _key_codes(alerts[key], features[key], key)
         base = int(max(lc.max(initial=0), rc.max(initial=0))) + 1
         # re-coded after each column, so the combined codes never outgrow int64
         combined, _ = pd.factorize(np.concatenate([left * base + lc, right * base + rc]))
