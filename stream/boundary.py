@@ -191,6 +191,11 @@ class ScoringOutcome:
     finished_at: float = 0.0
 
 
+# What a housekeeping call may be asked to do (a set of these travels with the call): follow the
+# promoted and shadow pointers, ping the store, recompute drift, count the decisions.
+MODEL, PING, DRIFT, DECISIONS = "model", "ping", "drift", "decisions"
+
+
 @dataclass(frozen=True)
 class Housekeeping:
     """The scoring process's periodic report (one call between micro-batches): its model, whether

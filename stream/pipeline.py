@@ -44,6 +44,10 @@ from tenacity import (
 
 from shared.kafka_io import PublishIncomplete, PublishRefused
 from stream.boundary import (
+    DECISIONS,
+    DRIFT,
+    MODEL,
+    PING,
     DeadLetter,
     Housekeeping,
     MicroBatch,
@@ -58,8 +62,6 @@ from stream.worker_metrics import WorkerMetrics
 log = logging.getLogger(__name__)
 Ack = Callable[[Sequence[Any]], Awaitable[None]]
 KINDS = ("alert", "cluster", "disposition")
-# What the scoring process's housekeeping may be asked to do (stream.scoring.service).
-MODEL, PING, DRIFT, DECISIONS = "model", "ping", "drift", "decisions"
 
 
 class ScoringCalls(Protocol):

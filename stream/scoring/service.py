@@ -16,6 +16,10 @@ from shared.drift import DriftThresholds, RollingRows, compare
 from shared.scoring import ScoringPolicy
 from shared.settings import Settings
 from stream.boundary import (
+    DECISIONS,
+    DRIFT,
+    MODEL,
+    PING,
     Housekeeping,
     ModelStatus,
     ReadRequest,
@@ -34,7 +38,6 @@ from stream.scoring.shadow import ShadowScorer
 from stream.scoring.sinks import ClickHouseStreamSink, load_sink
 
 log = logging.getLogger(__name__)
-MODEL, PING, DRIFT, DECISIONS = "model", "ping", "drift", "decisions"  # what housekeeping may do
 
 
 class ScoringService:
