@@ -70,14 +70,19 @@ LIMITS = {  # key: (limit, "min" | "max"); a ratio's own reference is measured i
 }
 
 
+def _bare_agent(bootstrap: str, topic: str, mode: str, progress: Path, group: str,
+                environment: dict) -> subprocess.Popen:
+    """A bare Faust agent of ``tests.benchmarks.faust_ceiling`` on ``topic`` in ``mode``."""
+    env = {**environment, "BENCH_BOOTSTRAP": bootstrap, "BENCH_TOPIC": topic, "BENCH_MODE": mode,
+           "BENCH_PROGRESS": str(progress), "BENCH_WEB_PORT": str(free_port()), "BENCH_GROUP": group}
+    return subprocess.Popen([PY, "-m", "faust", "-A", "tests.benchmarks.faust_ceiling", "worker", "-l", "warn"],
+                            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                            cwd=Path(__file__).parents[2])
+
+
 def _faust_ceiling(bootstrap: str, topic: str, n: int, work: Path, tag: str, environment: dict) -> float:
     progress = work / f"ceiling-{tag}.txt"
-    env = {**environment, "BENCH_BOOTSTRAP": bootstrap, "BENCH_TOPIC": topic, "BENCH_MODE": "consume",
-           "BENCH_PROGRESS": str(progress), "BENCH_WEB_PORT": str(free_port()),
-           "BENCH_GROUP": f"ceiling-{tag}"}
-    process = subprocess.Popen([PY, "-m", "faust", "-A", "tests.benchmarks.faust_ceiling", "worker", "-l", "warn"],
-                               env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                               cwd=Path(__file__).parents[2])
+    process = _bare_agent(bootstrap, topic, "consume", progress, f"ceiling-{tag}", environment)
     try:
         deadline = time.monotonic() + 600
         while time.monotonic() < deadline:
@@ -100,11 +105,7 @@ def _floor_latencies(bootstrap: str, records, work: Path, environment: dict) -> 
     before anything is scored: a limit below it cannot be met by the worker."""
     progress, topic = work / "floor.txt", "floor"
     asyncio.run(ensure_topics(bootstrap, [topic, f"{topic}.out"], 4, options=OPTIONS))
-    env = {**environment, "BENCH_BOOTSTRAP": bootstrap, "BENCH_TOPIC": topic, "BENCH_MODE": "forward",
-           "BENCH_PROGRESS": str(progress), "BENCH_WEB_PORT": str(free_port()), "BENCH_GROUP": "floor"}
-    process = subprocess.Popen([PY, "-m", "faust", "-A", "tests.benchmarks.faust_ceiling", "worker", "-l", "warn"],
-                               env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                               cwd=Path(__file__).parents[2])
+    process = _bare_agent(bootstrap, topic, "forward", progress, "floor", environment)
     out: dict[str, float] = {}
     try:
         warm = fresh(records[:2000], b"-floor-warm")
