@@ -66,9 +66,10 @@ async def bounded_body(request, limit: int) -> bytes:  # noqa: ANN001 - aiohttp'
 
 def install_views(app: faust.App, health: Health, metrics: WorkerMetrics, pipeline: Pipeline,
                   scoring_process: ScoringProcess, access: ApiAccess) -> None:
-    """The gauges and /drift read what the scoring process last reported (``pipeline.observed``,
-    refreshed by the pipeline's housekeeping): no view calls into it on a schedule of its own."""
-    observed = pipeline.observed
+    """The gauges and /drift read what the scoring process last reported
+    (``pipeline.housekeeping.observed``, refreshed by the pipeline's housekeeping calls): no view
+    calls into it on a schedule of its own."""
+    observed = pipeline.housekeeping.observed
     _plain_access_log()
 
     def decision_gauges() -> Iterable[GaugeReading]:
@@ -189,7 +190,7 @@ def install_views(app: faust.App, health: Health, metrics: WorkerMetrics, pipeli
     async def drift_answer(request, who: str) -> tuple[int, dict | bytes]:  # noqa: ANN001
         # At most one recomputation per DRIFT_FRESH_SECONDS, however many ask: a storm of
         # /drift requests costs the scoring process nothing more.
-        drift = await pipeline.fresh_drift(DRIFT_FRESH_SECONDS)
+        drift = await pipeline.housekeeping.fresh_drift(DRIFT_FRESH_SECONDS)
         return (200, {**drift, "as_of": observed.drift_at}) if drift else \
             (503, {"error": "drift not computed yet"})
 

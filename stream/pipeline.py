@@ -21,7 +21,8 @@ holds back every later one of its lane; stopping leaves whatever was not acked u
 
 Between two micro-batches the dispatcher is also the one way periodic work reaches the scoring
 process (:meth:`Pipeline._housekeep`): model reloads, store pings when idle, drift and the
-decision figures, each on its own interval, in one call.
+decision figures, each on its own interval (``stream.housekeeping`` says which are due), in one
+call.
 """
 
 from __future__ import annotations
@@ -44,9 +45,6 @@ from tenacity import (
 
 from shared.kafka_io import PublishIncomplete, PublishRefused
 from stream.boundary import (
-    DECISIONS,
-    DRIFT,
-    MODEL,
     PING,
     DeadLetter,
     Housekeeping,
@@ -57,6 +55,7 @@ from stream.boundary import (
     ScoringRequest,
     SinkUnavailable,
 )
+from stream.housekeeping import HousekeepingSchedule, Intervals
 from stream.worker_metrics import WorkerMetrics
 
 log = logging.getLogger(__name__)
@@ -94,14 +93,9 @@ class PipelineConfig:
     fill_wait: float = 0.5              # behind the broker: longest a micro-batch waits to fill
     batch_max_bytes: int = 4 * 1024 * 1024  # of event values per micro-batch, besides batch_size
 
-
-@dataclass
-class Observed:
-    """What the scoring process last reported of itself (gauges, /ready, /drift read this)."""
-
-    drift: dict = field(default_factory=dict)
-    drift_at: float = 0.0                 # wall clock of ``drift``
-    decisions: dict = field(default_factory=dict)
+    def intervals(self) -> Intervals:
+        return Intervals(self.model_poll_interval, self.ping_interval, self.drift_interval,
+                         self.decisions_interval)
 
 
 @dataclass
@@ -158,17 +152,10 @@ class Pipeline:
         self.metrics, self.on_fatal, self.clock = metrics, on_fatal, clock
         self.lanes = {kind: Lane(kind) for kind in KINDS}
         self.sink_error: str | None = None   # the store's last failure, None once it answers
-        self.observed = Observed()
         self.stopping = False
         self._wake = asyncio.Event()
-        self._drift_wanted = asyncio.Event()  # /drift asked for a fresher computation
-        self._drift_done = asyncio.Event()
+        self.housekeeping = HousekeepingSchedule(config.intervals(), metrics, self._wake, clock)
         self._turn = 0
-        now = clock()
-        # When each kind of housekeeping is next due (a ping: when idle that long).
-        self._due_at = {MODEL: now + config.model_poll_interval, DRIFT: now + config.drift_interval,
-                        DECISIONS: now}
-        self._last_call = now  # the store's last answer: a micro-batch written, or a ping
         self._commits: set[asyncio.Task] = set()
         self._dispatcher: asyncio.Task | None = None
         self.positions: dict[tuple[str, int], int] = {}  # last acknowledged offset per partition
@@ -256,7 +243,7 @@ class Pipeline:
 
     async def _sleep(self) -> None:
         now = self.clock()
-        wake_at = [*self._due_at.values(), self._last_call + self.config.ping_interval]
+        wake_at = [self.housekeeping.next_due()]
         wake_at += [lane.waiting.not_before for lane in self.lanes.values() if lane.waiting]
         wake_at += [lane.pending[0].taken_at + self.config.fill_wait for lane in self.lanes.values()
                     if lane.pending]
@@ -279,11 +266,11 @@ class Pipeline:
         request = ScoringRequest(lane.kind, flight.batch(), await self._partitions(), final)
         sent_at = time.time()
         outcome = await self._retry_scoring(f"{lane.kind} micro-batch", self.scoring.process, request)
-        self._last_call = self.clock()
+        answered = self.housekeeping.store_answered()
         self.metrics.observe_phases(lane.kind, outcome, sent_at, time.time())
         if outcome.members_pending:
             # Members still in flight: ask again soon; alerts go on meanwhile.
-            flight.not_before = self._last_call + self.config.member_poll
+            flight.not_before = answered + self.config.member_poll
             lane.waiting = flight
             return
         lane.waiting = None
@@ -344,56 +331,15 @@ class Pipeline:
         lane.room.set()
 
     # -- housekeeping: the one way periodic work reaches the scoring process ----------------------
-    def _due(self) -> frozenset[str]:
-        now = self.clock()
-        due = {kind for kind, at in self._due_at.items() if now >= at}
-        if self._drift_wanted.is_set():
-            due.add(DRIFT)
-        if now - self._last_call >= self.config.ping_interval:
-            due.add(PING)  # idle that long: is the store still there? (/ready)
-        return frozenset(due)
-
     async def _housekeep(self) -> None:
-        due = self._due()
+        due = self.housekeeping.due()
         if not due:
             return
-        now = self.clock()
-        intervals = {MODEL: self.config.model_poll_interval, DRIFT: self.config.drift_interval,
-                     DECISIONS: self.config.decisions_interval}
-        for kind in due & intervals.keys():
-            self._due_at[kind] = now + intervals[kind]
+        self.housekeeping.calling(due)
         report = await self._retry_scoring("housekeeping", self.scoring.housekeeping, due)
         if PING in due:
-            self._last_call = self.clock()  # the store answered (or said why not) just now
-        self._observe(report, due)
-
-    def _observe(self, report: Housekeeping, due: frozenset[str]) -> None:
-        if report.model_loaded is not None:
-            self.metrics.model_reloads.labels(result="loaded").inc()
-        elif report.model_refused:
-            self.metrics.model_reloads.labels(result="refused").inc()
-        if PING in due:
             self.sink_error = report.sink_error
-        if report.drift is not None:
-            self.observed.drift, self.observed.drift_at = report.drift, time.time()
-            self._drift_wanted.clear()
-            self._drift_done.set()
-        if report.decisions is not None:
-            self.observed.decisions = report.decisions
-        self.metrics.shadow_totals(report.shadow)
-
-    async def fresh_drift(self, max_age: float, timeout: float = 10.0) -> dict:
-        """The drift figures, recomputed first when older than ``max_age`` seconds (however
-        many callers ask at once, one computation)."""
-        if time.time() - self.observed.drift_at > max_age:
-            self._drift_done.clear()
-            self._drift_wanted.set()
-            self._wake.set()
-            try:
-                await asyncio.wait_for(self._drift_done.wait(), timeout)
-            except TimeoutError:
-                pass  # the last figures, however old (a long micro-batch is in the way)
-        return self.observed.drift
+        self.housekeeping.answered(report, due)
 
     # -- retries, failures, shutdown ---------------------------------------------------------------
     async def _retry(self, what: str, func: Callable[..., Awaitable[Any]], args: tuple,

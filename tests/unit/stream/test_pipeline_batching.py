@@ -24,12 +24,12 @@ def test_housekeeping_is_one_call_between_micro_batches_each_kind_on_its_own_int
         assert 4 <= sum("model" in d for d in kinds) <= 7
         assert 1 <= sum("drift" in d for d in kinds) <= 3
         assert any("ping" in d for d in kinds)  # idle: is the store still there?
-        assert h.pipeline.sink_error == "ClickHouse went away" and h.pipeline.observed.drift
+        assert h.pipeline.sink_error == "ClickHouse went away" and h.pipeline.housekeeping.observed.drift
         h.scorer.ping_error = None
         await until(lambda: h.pipeline.sink_error is None)
         # /drift wants fresher figures than the interval gives: one call brings them
         calls = len(h.scorer.housekept)
-        drift = await h.pipeline.fresh_drift(max_age=0.0)
+        drift = await h.pipeline.housekeeping.fresh_drift(max_age=0.0)
         assert drift == {"rows": len(h.scorer.housekept)} and len(h.scorer.housekept) > calls
         await h.pipeline.stop()
     run(scenario())
