@@ -141,3 +141,17 @@ def test_score_event_contract_rejects_out_of_range():
              "source": "stream"}
     with pytest.raises(ValueError):
         ScoreEvent.model_validate(event)
+
+
+def test_decode_keeps_only_the_features_a_model_reads_and_leaves_an_event_with_no_others_as_it_came():
+    carried = orjson.dumps({**VALID, "features": {"degree_in": 3, "velocity_score": None, "unread": 1.0}})
+    read_all = orjson.dumps(VALID)
+    decoded = decode_alerts(_batch(carried, read_all, orjson.dumps({**VALID, "features": None})), None,
+                            4096, feature_names=("degree_in", "velocity_score", "pagerank"))
+    trimmed, whole, none = decoded.events
+    assert trimmed.features == {"degree_in": 3.0, "velocity_score": None}  # a null stays a null
+    assert whole.features == {"degree_in": 3.0, "velocity_score": None} and none.features is None
+    untouched = decode_alerts(_batch(read_all), None, 4096).events[0]
+    assert whole == untouched  # nothing to drop: the event as decoded
+    only_unread = decode_alerts(_batch(carried), None, 4096, feature_names=("pagerank",)).events[0]
+    assert only_unread.features == {}
