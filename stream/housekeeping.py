@@ -3,7 +3,8 @@
 The pipeline's dispatcher is the only caller of the scoring process, so periodic work (model
 reloads, store pings, drift, the decision figures) is asked for between two micro-batches, all
 kinds that are due in one call. This module decides which kinds are due and keeps the answers;
-the dispatcher makes the call. Plain asyncio, no I/O: tested with the pipeline's fakes.
+the dispatcher makes the call. Plain asyncio on an injected clock, no I/O: tested without a
+broker or a scoring process (tests/unit/stream/test_housekeeping.py).
 """
 
 from __future__ import annotations
