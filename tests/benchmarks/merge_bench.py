@@ -1,6 +1,6 @@
 """What the engine's merges of the stream's parts cost in memory and CPU, with this release's
-table settings (:data:`shared.clickhouse.ddl.MERGE_MEMORY`) beside MergeTree's
-defaults, in one run: ``python -m tests.benchmarks.run merges [--alerts N]``.
+table settings (:data:`shared.clickhouse.ddl.MERGE_MEMORY` and ``MERGE_SELECTION``) beside
+MergeTree's defaults, in one run: ``python -m tests.benchmarks.run merges [--alerts N]``.
 
 Each side is a process of its own, set up as the worker's scoring process is (the engine's
 allocator returns freed pages at once, Arrow allocates from malloc), with an embedded engine on an
@@ -30,7 +30,7 @@ from tests.proc_memory import status_mb
 
 BATCH = 2_000
 STEADY_BATCH, STEADY_ALERTS = 100, 60_000
-SIDES = {"defaults": "MergeTree's defaults", "release": "this release (schema 7)"}
+SIDES = {"defaults": "MergeTree's defaults", "release": "this release (schema 8)"}
 
 
 def _micro_batch(i: int, n: int, rnd: random.Random, text: list[str]) -> tuple:
@@ -66,7 +66,7 @@ def _side(side: str, alerts: int, batch: int) -> dict[str, float]:
     return_engine_memory_at_once()
     arrow_buffers_from_malloc()
     from shared.clickhouse import connect, parse_clickhouse_url
-    from shared.clickhouse.ddl import MERGE_MEMORY
+    from shared.clickhouse.ddl import MERGE_MEMORY, MERGE_SELECTION
     from shared.clickhouse.migrations import ensure_schema
 
     # the engine may still be writing a merge when the directory goes: what it leaves is ignored
@@ -75,7 +75,7 @@ def _side(side: str, alerts: int, batch: int) -> dict[str, float]:
         ensure_schema(client, "bench")
         if side == "defaults":
             for table in ("raw_alerts", "alert_scores"):
-                client.command(f"ALTER TABLE bench.{table} RESET SETTING {', '.join(MERGE_MEMORY)}")
+                client.command(f"ALTER TABLE bench.{table} RESET SETTING {', '.join({**MERGE_MEMORY, **MERGE_SELECTION})}")
         rnd = random.Random(5)
         text = ["".join(rnd.choices(string.ascii_letters + string.digits, k=700)) for _ in range(64)]
         peak, stop = [0.0], threading.Event()

@@ -13,7 +13,7 @@ from pathlib import Path
 import pyarrow.parquet as pq
 import pytest
 
-from shared.clickhouse.ddl import MERGE_MEMORY, PART_CLEANUP
+from shared.clickhouse.ddl import MERGE_MEMORY, MERGE_SELECTION, PART_CLEANUP
 from shared.clickhouse.migrations import SCHEMA_VERSION
 from tests.stream_harness import (
     LAST,
@@ -126,13 +126,14 @@ def test_a_schema_4_database_drops_the_lookup_view_keeps_its_table_and_finds_ale
     assert chdb_client.query(f"SELECT count() FROM {db}.alert_lookup").result_rows == [(1,)]  # not written
 
 
-@pytest.mark.parametrize("version, settings", [(6, PART_CLEANUP), (7, MERGE_MEMORY)],
-                         ids=["6-part-cleanup", "7-merge-memory"])
+@pytest.mark.parametrize("version, settings", [(6, PART_CLEANUP), (7, MERGE_MEMORY), (8, MERGE_SELECTION)],
+                         ids=["6-part-cleanup", "7-merge-memory", "8-merge-selection"])
 def test_an_older_database_gets_the_table_settings_and_keeps_its_rows(chdb_client, database, version,
                                                                        settings):
     """Schema 6: replaced parts are deleted every second or two (the stream's inserts stalled on
     the default's 30 s heaps). Schema 7: merges go column by column in small blocks (a merge of
-    the stream's parts held up to 150 MB). An older table gets the settings; its rows stay."""
+    the stream's parts held up to 150 MB). Schema 8: parts up to 10× each other's size are merged
+    (fewer rewrites of each row). An older table gets the settings; its rows stay."""
     from shared.clickhouse.migrations import migrate, plan
 
     db = database
