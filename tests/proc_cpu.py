@@ -26,12 +26,18 @@ def process_tree(pid: int) -> list[int]:
     return tree
 
 
-def _process_seconds(pid: int) -> float:
+def _process_seconds(pid: int) -> tuple[float, float]:
+    """(user, system) CPU seconds of every thread of ``pid``."""
     try:
         fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     except OSError:
-        return 0.0
-    return (int(fields[11]) + int(fields[12])) / TICKS  # utime + stime, every thread
+        return 0.0, 0.0
+    return int(fields[11]) / TICKS, int(fields[12]) / TICKS
+
+
+def _tree_seconds(tree: list[int]) -> tuple[float, float]:
+    times = [_process_seconds(p) for p in tree]
+    return sum(u for u, _ in times), sum(s for _, s in times)
 
 
 def _box_busy_seconds() -> float:
@@ -44,6 +50,7 @@ def _box_busy_seconds() -> float:
 class CpuWindow:
     box_pct: float = 0.0     # the box's cores busy, in % of one core (2 cores: at most 200)
     tree_pct: float = 0.0    # the process tree's share, in % of one core
+    tree_system_pct: float = 0.0  # of which in the kernel (system calls: files, sockets, pages)
 
 
 @contextlib.contextmanager
@@ -52,11 +59,13 @@ def cpu_window(pid: int) -> Iterator[CpuWindow]:
     the worker does not fork during a run)."""
     tree = process_tree(pid)
     window = CpuWindow()
-    tree_before = sum(_process_seconds(p) for p in tree)
+    user_before, system_before = _tree_seconds(tree)
     busy_before, wall_before = _box_busy_seconds(), os.times().elapsed
     yield window
     busy_after = _box_busy_seconds()
     wall = os.times().elapsed - wall_before
     if wall > 0:
         window.box_pct = round((busy_after - busy_before) / wall * 100, 1)
-        window.tree_pct = round((sum(_process_seconds(p) for p in tree) - tree_before) / wall * 100, 1)
+        user, system = _tree_seconds(tree)
+        window.tree_pct = round((user + system - user_before - system_before) / wall * 100, 1)
+        window.tree_system_pct = round((system - system_before) / wall * 100, 1)

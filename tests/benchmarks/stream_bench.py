@@ -9,7 +9,10 @@ Quiet box, then the same with a CPU hog on the other core:
   publishes what it takes through the worker's publisher and acks it, no scoring, no store);
   each from a settled worker (all earlier events scored, then ``SETTLE_S`` quiet), every mode at
   2,000/s before any at 4,000/s; once in the worker that took the backlog, and once on a fresh
-  worker per mode warmed up with 5,000 alerts (``latency_fresh_*``);
+  worker per mode warmed up with 5,000 alerts (``latency_fresh_*``); and on a fresh worker whose
+  sink writes nothing (``latency_no_store_*``, features embedded): the latency without the
+  store's inserts and merges; beside each, the CPU of the box and of the worker, and the
+  worker's share in the kernel (``…_worker_system_cpu_pct…``: system calls, files, pages);
 - alerts/s through envelopes (``replay --envelope``) next to one alert per message;
 - RSS of the worker's process tree after the backlog (and, with --rss-events, after N events,
   with the growth between the two);
@@ -214,6 +217,7 @@ def _wait_consuming(worker: WorkerProcess, timeout: float = 60) -> None:
     raise AssertionError("the worker never started consuming")
 
 
+NULL_SINK = "tests.benchmarks.null_sink:discard"
 MODES = {"mixed": "", "embed": "_embedded", "lookup": "_lookup"}  # replay's --features → key suffix
 # Before each steady rate, everything earlier is scored and then the worker is left alone this
 # long, so the engine has merged the parts of what came before. Measured (2,000/s, features
@@ -255,6 +259,7 @@ def _session(b: str, env: dict, records, work: Path, tag: str, latency: dict | N
                 asyncio.run(paced(b, topics["alerts"], steady, rate))
             out[f"{name}_box_cpu_pct{MODES[mode]}"] = cpu.box_pct
             out[f"{name}_worker_cpu_pct{MODES[mode]}"] = cpu.tree_pct
+            out[f"{name}_worker_system_cpu_pct{MODES[mode]}"] = cpu.tree_system_pct
             done += len(steady)
             _wait_scored(worker, done)
             latencies = asyncio.run(event_to_score_latencies(b, {k for k, _ in steady}, topics["alerts"],
@@ -336,6 +341,12 @@ def run(alerts: int = 100_000, rss_events: int = 0, envelope_size: int = 500,
             fresh = _session(b, env, by_mode[mode][:5000], work, f"fresh-{mode}", {mode: by_mode[mode]},
                              1, 0, names=("latency_fresh", "latency_fresh_4k"))
             results.update({k: v for k, v in fresh.items() if k.startswith("latency_fresh")})
+        # The same on a fresh worker whose sink writes nothing (features embedded): what is
+        # left of its latency without the store's inserts and the engine's merges of their parts.
+        no_store = _session(b, {**env, "AMLSCORE_STREAM_SINK": NULL_SINK}, by_mode["embed"][:5000], work,
+                            "no-store", {"embed": by_mode["embed"]}, 1, 0,
+                            names=("latency_no_store", "latency_no_store_4k"))
+        results.update({k: v for k, v in no_store.items() if k.startswith("latency_no_store")})
         # What the scoring process holds before it scores anything (libraries, engine, models):
         # with the Faust process, the floor under the worker's RSS.
         results["scoring_process_floor_mb"] = round(memory_floor.measure(home)["models_loaded"])

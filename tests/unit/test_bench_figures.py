@@ -31,8 +31,23 @@ def test_cpu_window_counts_a_busy_child_and_not_a_sleeping_one():
         parent.kill()
         parent.wait()
     assert 50 <= busy.tree_pct <= 110      # one spinning process: about one core
+    assert busy.tree_system_pct < 20        # ... in Python, hardly ever in the kernel
     assert busy.box_pct >= busy.tree_pct - 10
     assert idle.tree_pct < 10
+
+
+def test_cpu_window_tells_the_kernels_share():
+    copying = "import os\nfd = os.open('/dev/zero', os.O_RDONLY)\nwhile True: os.read(fd, 1 << 20)"
+    child = subprocess.Popen([sys.executable, "-c", copying])
+    try:
+        time.sleep(0.3)
+        with cpu_window(child.pid) as window:
+            time.sleep(1.0)
+    finally:
+        child.kill()
+        child.wait()
+    assert window.tree_pct >= 50
+    assert window.tree_system_pct >= window.tree_pct / 2  # zeroing pages is the kernel's work
 
 
 def test_each_p99_is_printed_beside_the_floor_at_its_rate():
