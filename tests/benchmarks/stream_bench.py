@@ -46,6 +46,7 @@ from amlscore.demo import event_to_score_latencies
 from amlscore.local_broker import free_port
 from batch import replay as rp
 from batch.sot_reader import discover_batches, open_source
+from shared.clickhouse.storage import describe
 from shared.kafka_io import ensure_topics
 from tests.benchmarks import memory_floor
 from tests.benchmarks.bench_kafka import OPTIONS, broker, consume, fresh, paced, produce
@@ -317,7 +318,9 @@ def run(alerts: int = 100_000, rss_events: int = 0, envelope_size: int = 500,
     records = replayed(features)
     by_mode = {mode: records if mode == features else replayed(mode)[:4000 * 20] for mode in MODES}
     n = len(records)
-    results: dict = {"alerts": n, "features": features}
+    # Where the engine's files live decides what each insert costs (shared/clickhouse/storage.py);
+    # TMPDIR moves the run's directory, e.g. onto a filesystem with a journal.
+    results: dict = {"alerts": n, "features": features, "engine_filesystem": describe(work)}
     with broker(bootstrap, tls, work) as (b, security):
         env.update(security)  # the worker connects as every other client of the run does
         results["kafka_security"] = security.get("AMLSCORE_KAFKA_SECURITY_PROTOCOL", "PLAINTEXT")
