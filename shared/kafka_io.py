@@ -23,7 +23,6 @@ import hashlib
 import time
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, errors
@@ -31,9 +30,10 @@ from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.partitioner import DefaultPartitioner
 from aiokafka.structs import ConsumerRecord
 
+from shared.outbound import Header, OutboundRecords
+
 Record = tuple[str, bytes, bytes]  # topic, key, value
 Options = Mapping[str, Any] | None  # client security (shared.kafka_security), none for PLAINTEXT
-Header = tuple[tuple[str, bytes], ...]
 Entry = tuple[bytes | None, bytes | None, Header]
 COMPACT_HEAD_BYTES = 4096
 # A broker's default limit is 1 MiB a record batch; headers and framing must fit beside the value.
@@ -44,20 +44,6 @@ PERMANENT = (errors.TopicAuthorizationFailedError, errors.ClusterAuthorizationFa
              errors.InvalidRequiredAcksError)
 TOO_LARGE = (errors.MessageSizeTooLargeError, errors.RecordListTooLargeError)
 
-
-@dataclass
-class OutboundRecords:
-    """Records for one topic, as columns; a partition of -1 leaves the choice to the client."""
-
-    topic: str
-    keys: list[bytes | None] = field(default_factory=list)
-    values: list[bytes | None] = field(default_factory=list)
-    partitions: list[int] | None = None
-    headers: list[Header] | None = None
-    one_per_batch: bool = False  # dead letters: the broker refusing one refuses only it
-
-    def __len__(self) -> int:
-        return len(self.values)
 
 class PublishIncomplete(Exception):  # noqa: N818 - a state the caller retries
     """Some records were not acknowledged; ``remaining`` holds exactly those."""

@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from shared.kafka_io import OutboundRecords
+from shared.outbound import OutboundRecords
 from shared.read_api import ReadRequest
 
 __all__ = ["DeadLetter", "Housekeeping", "Inbound", "MicroBatch", "ModelStatus", "OutboundRecords",

@@ -61,6 +61,12 @@ def test_the_scoring_process_imports_no_training_only_library():
         "scipy.stats", "scipy.optimize", "sklearn", "matplotlib")) == []
 
 
+def test_the_scoring_process_loads_no_kafka_client():
+    """It builds the records the Faust process publishes, as plain columns (shared.outbound)."""
+    assert loaded_after_importing("stream.scoring.main, stream.scoring.service, stream.scoring.encode",
+                                  ("aiokafka", "faust", "kafka")) == []
+
+
 def _module_name(path: Path) -> str:
     parts = path.relative_to(ROOT).with_suffix("").parts
     return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
