@@ -6,8 +6,6 @@ embedded engine through clickhouse-connect's own chdb interface, so both run the
 
 from __future__ import annotations
 
-import functools
-import logging
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -18,10 +16,7 @@ import clickhouse_connect
 from clickhouse_connect.driver.client import Client
 
 from shared.clickhouse.deadline import TimedClient
-from shared.clickhouse.storage import slow_file_creation
 from shared.errors import ClickHouseUnavailable, ConfigurationError
-
-log = logging.getLogger(__name__)
 
 _IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,127}$")
 # What the embedded engine itself keeps in its directory; anything else there is someone else's.
@@ -114,14 +109,6 @@ def check_embedded_path(path: Path) -> Path:
     return resolved
 
 
-@functools.cache
-def _warn_if_slow_storage(path: Path) -> None:
-    """Once per directory and process (a process opens several clients on it)."""
-    warning = slow_file_creation(path)
-    if warning:
-        log.warning(warning)
-
-
 class ArrowOnOneThread:
     """The embedded engine's Arrow reads run on one thread. Measured here (chdb-core-lite 26.5,
     `python -m tests.benchmarks.arrow_hang`): a query answering in Arrow on more than one thread
@@ -177,7 +164,6 @@ def connect(target: ClickHouseTarget, create_database: bool = True) -> Client:
         path = check_embedded_path(target.path)
         try:
             path.mkdir(parents=True, exist_ok=True)
-            _warn_if_slow_storage(path)
             client = ArrowOnOneThread(
                 clickhouse_connect.get_client(interface="chdb", path=str(path), settings=limits,
                                               chdb_options=ENGINE_OPTIONS))

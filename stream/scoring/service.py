@@ -11,6 +11,7 @@ from shared.clickhouse.connection import connect
 from shared.clickhouse.migrations import schema_problems
 from shared.clickhouse.raw_store import RawStore
 from shared.clickhouse.score_store import ScoreStore
+from shared.clickhouse.storage import slow_file_creation
 from shared.context import Context
 from shared.drift import DriftThresholds, RollingRows, compare
 from shared.scoring import ScoringPolicy
@@ -73,6 +74,11 @@ class ScoringService:
         }
         self._decisions: dict | None = None   # the last decision figures computed, not yet reported
         self._counting: threading.Thread | None = None
+        # Said once the worker can run: its writes are what a slow filesystem slows down.
+        if target.interface == "chdb" and target.path is not None:
+            warning = slow_file_creation(target.path)
+            if warning:
+                log.warning(warning)
 
     def status(self) -> ModelStatus:
         return ModelStatus(self.holder.scoring.model_version, self.holder.networks,
