@@ -87,6 +87,6 @@ def slow_file_creation(path: Path, mountinfo: Path = MOUNTINFO, sysfs: Path = SY
         return None
     return (f"the embedded ClickHouse directory {path} is on ext4 without a journal ({mount.point}): "
             "there every new file scans the inodes freed lately, and the engine creates and "
-            "deletes files with every insert and merge (measured: 3-4x the kernel time per insert, "
+            "deletes files with every insert and merge (measured: 4-6x the kernel time per insert, "
             "worker p99 at 2,000 alerts/s 300-350 ms instead of 200-230 ms); put it on a "
             "filesystem with a journal (ext4's default, xfs) or use a ClickHouse server")
