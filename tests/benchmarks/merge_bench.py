@@ -9,7 +9,13 @@ empty directory. It writes N alerts the way the stream does, one part per table 
 the background: N alerts in micro-batches of 2,000 (a backlog), then ``STEADY_ALERTS`` in
 micro-batches of ``STEADY_BATCH`` (what natural batching makes of a steady rate). Rows carry the sizes of the stream's (a description, 300-700
 bytes of evidence, a 260-byte explanation); their text is random, as the engine's merges do not
-care what it says."""
+care what it says.
+
+The steady rate runs a third side, with the merges stopped: the store's floor, where no part is
+replaced and so none of its files deleted. Every merge deletes the files of the parts it replaced (about a
+dozen per compact part), and on ext4 without a journal each later new file costs a scan past the
+inodes freed in the last minute or more; the kernel time per micro-batch beside this side says
+what the merges cost on the filesystem under ``TMPDIR``."""
 
 from __future__ import annotations
 
@@ -31,6 +37,7 @@ from tests.proc_memory import status_mb
 BATCH = 2_000
 STEADY_BATCH, STEADY_ALERTS = 100, 60_000
 SIDES = {"defaults": "MergeTree's defaults", "release": "this release (schema 8)"}
+STOPPED = "stopped"  # steady rate only: merges stopped, no part replaced, none of its files deleted
 
 
 def _micro_batch(i: int, n: int, rnd: random.Random, text: list[str]) -> tuple:
@@ -76,6 +83,9 @@ def _side(side: str, alerts: int, batch: int) -> dict[str, float]:
         if side == "defaults":
             for table in ("raw_alerts", "alert_scores"):
                 client.command(f"ALTER TABLE bench.{table} RESET SETTING {', '.join({**MERGE_MEMORY, **MERGE_SELECTION})}")
+        if side == STOPPED:
+            for table in ("raw_alerts", "alert_scores"):
+                client.command(f"SYSTEM STOP MERGES bench.{table}")
         rnd = random.Random(5)
         text = ["".join(rnd.choices(string.ascii_letters + string.digits, k=700)) for _ in range(64)]
         peak, stop = [0.0], threading.Event()
@@ -116,6 +126,8 @@ def _side(side: str, alerts: int, batch: int) -> dict[str, float]:
     return {"largest_merge_mb": max(largest) / 2**20, "engine_tracked_max_mb": max(tracked) / 2**20,
             "anon_start_mb": start_anon, "anon_peak_mb": peak[0], "anon_end_mb": status_mb("RssAnon"),
             "cpu_s": used.ru_utime + used.ru_stime - cpu.ru_utime - cpu.ru_stime,
+            "user_ms_per_batch": (used.ru_utime - cpu.ru_utime) * 1e3 / (alerts // batch),
+            "kernel_ms_per_batch": (used.ru_stime - cpu.ru_stime) * 1e3 / (alerts // batch),
             "merge_cpu_s": merge_threads,
             "insert_p50_ms": inserts[len(inserts) // 2] * 1e3,
             "insert_p99_ms": inserts[int(len(inserts) * 0.99)] * 1e3, "active_parts": parts,
@@ -140,7 +152,7 @@ def run(alerts: int) -> dict[str, float]:
     """Keys ``{side}.*`` for the backlog's micro-batches, ``steady.{side}.*`` for the small ones."""
     out: dict[str, float] = {"alerts": alerts, "steady.alerts": STEADY_ALERTS}
     for prefix, n, batch in (("", alerts, BATCH), ("steady.", STEADY_ALERTS, STEADY_BATCH)):
-        for side in SIDES:
+        for side in [*SIDES, STOPPED] if prefix else SIDES:
             done = subprocess.run([sys.executable, "-m", "tests.benchmarks.merge_bench", side, str(n), str(batch)],
                                   check=True, capture_output=True, text=True, timeout=1800,
                                   cwd=Path(__file__).resolve().parents[2])
@@ -155,6 +167,10 @@ def report(r: dict) -> list[str]:
         lines.append(f"merges of the stream's parts, {r[f'merges.{prefix}alerts']:,} alerts in micro-batches "
                      f"of {batch:,} (2 tables); {SIDES['release']} beside {SIDES['defaults']}, same run")
         lines += _table(r, prefix)
+    lines.append(f"  the store's floor at the steady rate, merges stopped (no part replaced, none of its files deleted): kernel "
+                 f"{r['merges.steady.stopped.kernel_ms_per_batch']:.1f} ms, user "
+                 f"{r['merges.steady.stopped.user_ms_per_batch']:.1f} ms per micro-batch; "
+                 f"{r['merges.steady.stopped.active_parts']:.0f} parts left unmerged")
     return lines
 
 
@@ -164,6 +180,8 @@ def _table(r: dict, prefix: str) -> list[str]:
             "engine_tracked_max_mb"), ("process anon, peak MB", "anon_peak_mb"),
             ("process anon, after MB", "anon_end_mb"), ("CPU s (inserts and merges)", "cpu_s"),
             ("CPU s of the merge threads", "merge_cpu_s"),
+            ("kernel ms per micro-batch", "kernel_ms_per_batch"),
+            ("user ms per micro-batch", "user_ms_per_batch"),
             ("insert p50 ms", "insert_p50_ms"), ("insert p99 ms", "insert_p99_ms"),
             ("active parts, most at once", "active_parts_max"), ("active parts after", "active_parts")]
     for label, key in rows:

@@ -167,12 +167,14 @@ def _wait_scored(worker: WorkerProcess, target: float, timeout: float = 600) -> 
         time.sleep(0.2)
 
 
-def _rss_mb(pid: int) -> float:
-    """Resident memory of the worker: the Faust process plus its scoring process (the tree)."""
+def _rss_mb(pid: int, field: str = "VmRSS") -> float:
+    """Resident memory of the worker: the Faust process plus its scoring process (the tree).
+    ``RssAnon`` is its anonymous part (heaps, the engine's and Arrow's buffers); the rest is the
+    pages of the libraries' files the processes have touched."""
     total = 0.0
     for p in process_tree(pid):
         try:
-            total += status_mb("VmRSS", p)
+            total += status_mb(field, p)
         except OSError:
             continue  # it ended meanwhile
     return total
@@ -246,6 +248,7 @@ def _session(b: str, env: dict, records, work: Path, tag: str, latency: dict | N
         out["worker_e2e_alerts_s"] = round(_rate(worker, n))
         out["phases"] = phase_trace(before, _metrics(worker))
         out["worker_rss_mb_after_e2e"] = round(_rss_mb(worker.process.pid))
+        out["worker_rss_anon_mb_after_e2e"] = round(_rss_mb(worker.process.pid, "RssAnon"))
         out["worker_rss_mb_faust_process"] = round(status_mb("VmRSS", worker.process.pid))
         done = n
         # Every mode at 2,000/s, then every mode at 4,000/s: an overloaded run's aftermath (a
@@ -282,6 +285,7 @@ def _session(b: str, env: dict, records, work: Path, tag: str, latency: dict | N
         if rss_events:
             out["worker_events_total"] = int(done)
             out["worker_rss_mb_after_all"] = round(_rss_mb(worker.process.pid))
+            out["worker_rss_anon_mb_after_all"] = round(_rss_mb(worker.process.pid, "RssAnon"))
             out["worker_rss_growth_mb"] = out["worker_rss_mb_after_all"] - out["worker_rss_mb_after_e2e"]
     finally:
         worker.stop()
