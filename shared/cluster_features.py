@@ -8,9 +8,9 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import numpy as np
-import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
@@ -24,6 +24,10 @@ from shared.columns import (
     vocabulary,
 )
 from shared.features import SEVERITY_RANK
+from shared.pandas_gate import load_pandas
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 CLUSTER_NUMERIC = ("total_alerts", "total_volume_usd", "confidence_avg")
 AGGREGATES = ("max", "mean")
@@ -76,6 +80,8 @@ class ClusterMembers:
 
 def _texts(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """(the present values as text, which were present): None, NaN and '' are not."""
+    pd = load_pandas()  # cluster features are built from frames (clusters are few)
+
     present = (pd.notna(values) & (values != "")) if len(values) else np.empty(0, dtype=bool)
     kept = values[present]
     if pd.api.types.infer_dtype(kept, skipna=False) != "string":
@@ -134,6 +140,8 @@ def build_cluster_matrix(
 
     aggregated = np.full((n, len(AGGREGATES) * width), np.nan, dtype=np.float32)
     if found.any():
+        pd = load_pandas()
+
         member_frame = pd.DataFrame(alert_matrix[rows[found]].astype(np.float64))
         grouped = member_frame.groupby(cluster_index[found], sort=True)
         for k, agg in enumerate(AGGREGATES):

@@ -22,15 +22,15 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import pandas as pd
 
 from shared.columns import (
     as_floats,
     day_numbers,
     distinct,
+    is_frame,
     joint_codes,
     list_items,
     one_hot,
@@ -38,6 +38,10 @@ from shared.columns import (
     ranks,
     vocabulary,
 )
+from shared.pandas_gate import load_pandas
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 KEY_COLUMNS = ("network", "processing_date", "window_days", "address")
 ALERT_NUMERIC = ("alert_confidence_score", "volume_usd")
@@ -232,6 +236,8 @@ def spec_blocks(spec: FeatureSpec) -> list[Block]:
 
 def numeric_feature_columns(frame: pd.DataFrame) -> list[str]:
     """Numeric (or boolean) columns of a features table, keys and forbidden names excluded."""
+    pd = load_pandas()
+
     columns = []
     for name in frame.columns:
         if name in KEY_COLUMNS or name in FORBIDDEN_FEATURES or name.startswith("_"):
@@ -280,6 +286,8 @@ def _key_codes(left: Any, right: Any, name: str) -> tuple[np.ndarray, np.ndarray
 
 def _row_keys(alerts: AlertColumns, features: pd.DataFrame, keys: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
     """One integer per row, equal on both sides exactly where every key column is."""
+    pd = load_pandas()  # a keyed features frame is the batch's (the stream brings AddressRows)
+
     n, m = row_count(alerts), len(features)
     left, right = np.zeros(n, dtype=np.int64), np.zeros(m, dtype=np.int64)
     for key in keys:
@@ -295,6 +303,8 @@ def align_address_rows(alerts: AlertColumns, features: pd.DataFrame | None,
                        columns: Sequence[str], n: int) -> AddressRows:
     """Each alert's row of a keyed features frame, matched on the key columns both have; when
     the frame holds one key twice, its last row wins."""
+    pd = load_pandas()
+
     columns = tuple(columns)
     matrix = np.full((n, len(columns)), np.nan, dtype=np.float64)
     if features is None or not len(features) or not columns or not n:
@@ -315,7 +325,7 @@ def align_address_rows(alerts: AlertColumns, features: pd.DataFrame | None,
 
 
 def row_count(alerts: AlertColumns) -> int:
-    if isinstance(alerts, pd.DataFrame):
+    if is_frame(alerts):
         return len(alerts)
     return len(next(iter(alerts.values()))) if len(alerts) else 0
 
@@ -326,7 +336,7 @@ def build_alert_matrix(spec: FeatureSpec, alerts: AlertColumns,
     """Alerts (+ their address rows) → float32 matrix whose columns are ``spec.names``.
     ``threads`` > 1 builds a large frame's matrix in that many parts side by side."""
     n = row_count(alerts)
-    if (threads > 1 and n >= threads * PARALLEL_MIN_ROWS and isinstance(alerts, pd.DataFrame)
+    if (threads > 1 and n >= threads * PARALLEL_MIN_ROWS and is_frame(alerts)
             and not isinstance(address_features, AddressRows)):
         return _in_parts(spec, alerts, address_features, threads)
     if isinstance(address_features, AddressRows):

@@ -8,19 +8,22 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import orjson
-import pandas as pd
 import xgboost as xgb
 
 from shared.cluster_features import build_cluster_matrix
 from shared.columns import as_objects, day_numbers
 from shared.features import AddressRows, AlertColumns, build_alert_matrix, row_count
+from shared.pandas_gate import load_pandas
 from shared.registry import ModelBundle
 from shared.settings import Settings
 from shared.suppression import qc_sample
+
+if TYPE_CHECKING:
+    import pandas as pd  # the batch's frames; the stream's alert path passes arrays and never loads it
 
 RISK_LEVELS = np.array(["low", "medium", "high", "critical"], dtype=object)
 ALERT_SCORE_COLUMNS = [
@@ -69,6 +72,8 @@ def _key_columns(rows: Mapping[str, Any], id_column: str) -> ScoreColumns:
 
 def score_frame(columns: ScoreColumns) -> pd.DataFrame:
     """Score columns as a DataFrame (for batch callers), dates as date objects."""
+    pd = load_pandas()
+
     frame = pd.DataFrame(columns, copy=False)
     frame["processing_date"] = columns["processing_date"].astype(object)
     return frame
@@ -239,6 +244,8 @@ class RiskScoring:
         if self.bundle.cluster_scorer is None or self.bundle.cluster_spec is None:
             raise ValueError(f"model {self.model_version} has no cluster_scorer "
                              f"({self.bundle.cluster_skipped}); check scores_clusters first")
+        pd = load_pandas()  # clusters come as frames, in the stream too (they are few)
+
         matrix, found = build_cluster_matrix(
             self.bundle.cluster_spec, clusters, alert_ids, alert_matrix
         )
@@ -259,5 +266,7 @@ class RiskScoring:
         address_features: pd.DataFrame | None,
     ) -> pd.DataFrame:
         """Score clusters whose member alerts (with their address features) are given."""
+        pd = load_pandas()
+
         matrix = build_alert_matrix(self.bundle.feature_spec, member_alerts, address_features)
         return self.score_clusters(clusters, pd.Index(member_alerts["alert_id"].astype(str)), matrix)

@@ -11,15 +11,18 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import pandas as pd
 import pyarrow as pa
 from clickhouse_connect.driver.client import Client
 
 from shared.clickhouse.connection import check_identifier
 from shared.clickhouse.raw_store import RANGE_FILTER, range_params
+from shared.pandas_gate import load_pandas
 from shared.schemas import DispositionEvent
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 DISPOSITION_SOURCES = ("stream", "api", "import")
 # The latest decision wins; two made in the same millisecond: the one recorded last.
@@ -79,6 +82,8 @@ class DispositionStore:
             parameters={**range_params(networks, start, end, window_days), "as_of": _utc(as_of)})
         columns = ["network", "processing_date", "window_days", "alert_id", "disposition",
                    "sar_filed", "decided_at"]
+        pd = load_pandas()  # labels are training's (the stream only writes decisions)
+
         return pd.DataFrame(result.result_rows, columns=columns)
 
     def history(self, alert_id: str, settings: dict[str, Any] | None = None) -> list[dict[str, Any]]:

@@ -5,17 +5,21 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 import numpy as np
-import pandas as pd
 import pyarrow as pa
 from clickhouse_connect.driver.client import Client
 
 from shared.clickhouse.connection import check_identifier
 from shared.clickhouse.ddl import RAW_ALERT_COLUMNS, RAW_CLUSTER_COLUMNS
 from shared.clickhouse.rows import conform, row_version, stamp
-from shared.columns import day_numbers
+from shared.columns import day_numbers, is_frame
 from shared.features import AlertColumns, row_count
+from shared.pandas_gate import load_pandas
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 RAW_TABLES = ("raw_alerts", "raw_features", "raw_clusters", "raw_money_flows")
 BATCH_FILTER = ("network = {network:String} AND processing_date = {date:Date} "
@@ -35,7 +39,7 @@ def range_params(networks: Sequence[str], start: dt.date, end: dt.date, window_d
 def raw_alert_rows(alerts: AlertColumns, version: int) -> pa.Table:
     """Alerts (a DataFrame, or columns as lists) shaped for ``raw_alerts``."""
     wanted = ["network", "window_days", *RAW_ALERT_COLUMNS]
-    if isinstance(alerts, pd.DataFrame):
+    if is_frame(alerts):
         source = pa.Table.from_pandas(alerts[[c for c in wanted if c in alerts]], preserve_index=False)
     else:
         source = pa.Table.from_pydict({c: alerts[c] for c in wanted if c in alerts})
@@ -174,6 +178,7 @@ class RawStore:
                   else "* EXCEPT (_version, _ingested_at)")
         # Arrow from the engine, then one columnar conversion: ~3× faster than query_df, which
         # parses the native format column by column in Python.
+        load_pandas()  # pyarrow's to_pandas imports it
         return self.client.query_arrow(
             f"SELECT {select} FROM {self.db}.{table} FINAL WHERE {where} ORDER BY {order}",
             parameters=params,
@@ -242,6 +247,7 @@ class RawStore:
                            order, columns)
 
     def labels(self, networks: Sequence[str]) -> pd.DataFrame:
+        load_pandas()
         return self.client.query_df(
             f"SELECT network, address, risk_level FROM {self.db}.raw_address_labels FINAL "
             "WHERE has({networks:Array(String)}, network) ORDER BY network, address",

@@ -5,16 +5,20 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 import numpy as np
-import pandas as pd
 import pyarrow as pa
 from clickhouse_connect.driver.client import Client
 
 from shared.clickhouse.connection import check_identifier
 from shared.clickhouse.raw_store import BATCH_FILTER, RANGE_FILTER, batch_params, range_params
 from shared.columns import day_numbers
+from shared.pandas_gate import load_pandas
 from shared.sink import SHADOW_TABLE, ScoreRows
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 _KEY_TYPES = {"network": pa.string(), "processing_date": pa.date32(), "window_days": pa.uint16()}
 
@@ -82,6 +86,7 @@ class ScoreStore:
         if model_version is not None:
             where += " AND model_version = {version:String}"
             params["version"] = model_version
+        load_pandas()
         return self.client.query_df(
             f"SELECT network, processing_date, window_days, alert_id, address, model_version, score, "
             f"rank_score, risk_level, explanation, qc_sample, source FROM {self.db}.alert_scores FINAL "

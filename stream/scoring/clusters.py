@@ -7,18 +7,21 @@ from __future__ import annotations
 import datetime as dt
 import logging
 from collections.abc import Sequence
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 import numpy as np
-import pandas as pd
 
 from shared.cluster_features import member_table
+from shared.pandas_gate import load_pandas
 from stream.boundary import Reason, ScoringOutcome, ScoringRequest
 from stream.scoring.alerts import StreamConfig, dead_letters_for
 from stream.scoring.decode import Decoded, decode_clusters
 from stream.scoring.model_holder import ModelHolder
 from stream.scoring.phases import PhaseTimer, unavailable
 from stream.scoring.sinks import StreamSink, write_isolating
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 log = logging.getLogger(__name__)
 
@@ -69,6 +72,8 @@ class ClusterProcessor:
                 self._said_unscored = scoring.model_version
                 log.warning("model %s has no cluster_scorer (%s): clusters are stored unscored",
                             scoring.model_version, scoring.bundle.cluster_skipped)
+            pd = load_pandas()  # the cluster path works on frames (clusters are few)
+
             clusters = pd.DataFrame([e.model_dump() for e in decoded.events])
             reason = f"model {scoring.model_version} has no cluster_scorer: {scoring.bundle.cluster_skipped}"
             with timer("write"):
@@ -80,6 +85,8 @@ class ClusterProcessor:
                      for i, e in rejected.items()]
             outcome.unscored = len(clusters) - len(rejected)
         elif decoded.events:
+            pd = load_pandas()
+
             clusters = pd.DataFrame([e.model_dump() for e in decoded.events])
             groups = clusters.groupby(["network", "processing_date", "window_days"], sort=True).groups
             parts = []

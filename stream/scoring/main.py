@@ -18,6 +18,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from multiprocessing.connection import Connection
 from typing import Any
 
+from shared.pandas_gate import keep_pandas_out
 from stream.boundary import ScoringOutcome, ScoringRequest
 from stream.memory import (
     arrow_buffers_from_malloc,
@@ -95,6 +96,9 @@ def serve(conn: Connection, reads: Connection, overrides: dict, service_path: st
     except BaseException as exc:  # noqa: BLE001 - reported to the parent, which raises it
         conn.send(("error", portable(exc)))
         return
+    # After the service is built: a sink hook that imports pandas at its top keeps it (the
+    # gate then closes nothing); the alert path itself never needs it.
+    keep_pandas_out()
     freeze_startup_objects()
     conn.send(("ok", (os.getpid(), service.status())))
     threading.Thread(target=_serve_reads, args=(reads, service, read_threads), name="reads",

@@ -23,10 +23,9 @@ import importlib
 import re
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 import numpy as np
-import pandas as pd
 import pyarrow as pa
 
 from shared.clickhouse.migrations import schema_problems
@@ -35,6 +34,9 @@ from shared.errors import ConfigurationError
 from shared.features import AlertColumns
 from shared.sink import SHADOW_TABLE, ScoreRows, ScoreSink
 from stream.boundary import SinkUnavailable
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 # ClickHouse error codes that say "this data cannot be stored", not "the server is unwell".
 DATA_ERROR_CODES = frozenset({

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import time
+from pathlib import Path
 
 from shared.kafka_io import BatchPublisher, OutboundRecords
 from shared.kafka_security import kafka_security
@@ -25,6 +26,8 @@ app = WorkerApp(
     broker_rebalance_timeout=6, broker_heartbeat_interval=1, consumer_auto_offset_reset="earliest",
     broker_max_poll_records=2000, stream_buffer_maxsize=4096, topic_disable_leader=True,
     processing_guarantee="at_least_once",
+    # Faust's data directory beside the run's progress file, not in the directory it starts from.
+    datadir=str(Path(os.environ["BENCH_PROGRESS"]).with_suffix(".faust-data")),
 )
 app.fetch_max_wait_ms = int(os.environ.get("BENCH_FETCH_MAX_WAIT_MS", "20"))
 source = app.topic(os.environ["BENCH_TOPIC"], key_serializer="raw", value_serializer="raw")

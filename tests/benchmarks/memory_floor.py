@@ -24,8 +24,10 @@ def _child(home: str) -> dict[str, float]:
     from stream.memory import return_engine_memory_at_once
     return_engine_memory_at_once()  # as the scoring process does, before the engine loads
     from shared.clickhouse import connect, parse_clickhouse_url
+    from shared.pandas_gate import keep_pandas_out
     from shared.registry import DirectoryModelRegistry
     from shared.scoring import RiskScoring
+    keep_pandas_out()  # as the scoring process does once its service is built
     steps["imports"] = _rss_mb()
     with tempfile.TemporaryDirectory() as empty:
         client = connect(parse_clickhouse_url(f"chdb://{empty}/engine", "floor"))

@@ -16,11 +16,21 @@ import threading
 import time
 from pathlib import Path
 
+import orjson
 import pytest
 
 from batch import replay as rp
 from tests.proc_memory import status_mb
-from tests.stream_harness import LAST, home_copy, produce, renamed_copies, sot_records, stream_env
+from tests.stream_harness import (
+    LAST,
+    distinct,
+    home_copy,
+    produce,
+    read_topic,
+    renamed_copies,
+    sot_records,
+    stream_env,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -78,3 +88,32 @@ def test_a_backlog_of_envelopes_is_not_read_ahead_into_memory(prepared, broker, 
         f"the Faust process grew {peak[0] - baseline:.0f} MB ({baseline:.0f} → {peak[0]:.0f}) while "
         f"{backlog_mb:.0f} MB of envelopes waited (limit {growth_limit_mb:.0f} MB)")
     assert worker.stop() == 0
+
+
+def _libraries(pid: int) -> set[str]:
+    """The files mapped into a process: every imported C extension is one."""
+    return {line.split()[-1] for line in Path(f"/proc/{pid}/maps").read_text().splitlines()
+            if len(line.split()) >= 6}
+
+
+@pytest.mark.skipif(not Path("/proc/self/maps").exists(), reason="reads mapped files from /proc")
+def test_the_scoring_process_scores_alerts_without_loading_pandas(prepared, broker, spawn, tmp_path):
+    """pandas holds about 40 MB of a process; the alert path works on numpy columns, so the
+    scoring process loads it only when a cluster (scored on frames) arrives. Features embedded
+    and looked up, the scores are the backfill's, bit for bit."""
+    alerts, report = sot_records(broker, prepared["sot"], LAST, features="mixed", clusters=False)
+    worker = spawn(stream_env(home_copy(prepared, tmp_path / "home"), broker))
+    produce(broker.bootstrap, alerts)
+    scores = read_topic(broker.bootstrap, broker.topics["scores"], expected=report.alerts, timeout=120)
+    scoring_pid = orjson.loads(worker.get("/live")[1])["scoring_process"]["pid"]
+    libraries = _libraries(scoring_pid)
+    assert worker.stop() == 0
+    assert any("libxgboost" in f for f in libraries), "the maps read are not the scoring process's"
+    loaded = sorted(f for f in libraries if "/pandas/" in f)
+    assert loaded == [], f"the scoring process loaded pandas: {loaded[:3]}"
+    events = distinct(scores)
+    assert len(events) == report.alerts
+    for alert_id, event in events.items():
+        reference = prepared["backfill"][alert_id]
+        assert (event["score"], event["rank_score"]) == (reference["score"], reference["rank_score"])
+        assert orjson.dumps(event["explanation"]).decode() == reference["explanation"]
