@@ -3,7 +3,7 @@ none builds a DataFrame; each distinct value of a column is looked at once.
 
 A column is a pandas Series (training, backfill) or a list or numpy array (the stream). pandas is
 imported only by the callers that bring Series: the stream's scoring process never loads it (about
-40 MB of its resident memory), so these helpers recognise a Series without importing pandas
+30 MB of its resident memory), so these helpers recognise a Series without importing pandas
 (:func:`is_series`) and work on arrays with numpy alone. A helper gives the same values whichever
 form the same column comes in, which the stream = backfill guarantee rests on."""
 

@@ -1,6 +1,6 @@
 """pandas, loaded only where a process needs it.
 
-pandas and its extensions hold about 40 MB of a process. The stream's alert path works on numpy
+pandas and its extensions hold about 30 MB of a process (measured at the scoring process's floor). The stream's alert path works on numpy
 and Arrow alone, yet pyarrow imports pandas the first time it converts anything (its C++ layer
 looks up pandas' null values; its Python layer asks whether an input is a pandas object). So the
 scoring process closes a gate at startup (:func:`keep_pandas_out`): from then on an import of
@@ -27,7 +27,7 @@ class _PandasGate(importlib.abc.MetaPathFinder):
         if name.partition(".")[0] == "pandas":
             raise ModuleNotFoundError(
                 "pandas is kept out of this process until shared.pandas_gate.load_pandas() is "
-                "called (it holds about 40 MB; the alert path does not need it)", name=name)
+                "called (it holds about 30 MB; the alert path does not need it)", name=name)
 
 
 _GATE = _PandasGate()
@@ -45,12 +45,12 @@ def pandas_kept_out() -> bool:
 
 def load_pandas() -> ModuleType:
     """pandas, imported on first need (opening the gate if it was closed)."""
-    if _GATE in sys.meta_path:
+    was_kept_out = _GATE in sys.meta_path
+    if was_kept_out:
         sys.meta_path.remove(_GATE)
-        import pandas
-        _tell_libraries()
-        return pandas
     import pandas
+    if was_kept_out:
+        _tell_libraries()
     return pandas
 
 

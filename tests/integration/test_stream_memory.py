@@ -98,7 +98,7 @@ def _libraries(pid: int) -> set[str]:
 
 @pytest.mark.skipif(not Path("/proc/self/maps").exists(), reason="reads mapped files from /proc")
 def test_the_scoring_process_scores_alerts_without_loading_pandas(prepared, broker, spawn, tmp_path):
-    """pandas holds about 40 MB of a process; the alert path works on numpy columns, so the
+    """pandas holds about 30 MB of a process; the alert path works on numpy columns, so the
     scoring process loads it only when a cluster (scored on frames) arrives. Features embedded
     and looked up, the scores are the backfill's, bit for bit."""
     alerts, report = sot_records(broker, prepared["sot"], LAST, features="mixed", clusters=False)
