@@ -90,6 +90,10 @@ class Settings(BaseSettings):
     log_level: str = Field("info", description="Worker log level")
     s3_endpoint: str | None = Field(None, description="S3-compatible endpoint override for ingest")
     s3_anonymous: bool = Field(False, description="Read s3:// sources without credentials")
+    scoring_nice: int = Field(
+        5, ge=0, le=19,
+        description="Niceness the worker's scoring process adds to its own (0: none): on a box "
+                    "short of CPU the Faust process goes first and micro-batches grow")
     predict_threads: int = Field(1, ge=1, description="Threads per XGBoost predict call")
     train_threads: int = Field(2, ge=1, description="Threads for XGBoost training")
     explain_min_score: float = Field(

@@ -1,6 +1,7 @@
-"""The scoring process's entry: it gets its settings at start, ignores SIGINT and SIGTERM (the
-Faust process owns shutdown), answers calls one at a time in the order given on one pipe, answers
-read-API queries on another from a few threads of its own, and leaves when its pipes close.
+"""The scoring process's entry: it gets its settings at start, runs below the Faust process's CPU
+priority (``stream.scoring.priority``), ignores SIGINT and SIGTERM (the Faust process owns
+shutdown), answers calls one at a time in the order given on one pipe, answers read-API queries
+on another from a few threads of its own, and leaves when its pipes close.
 Started by :mod:`stream.scoring_supervisor` (the Faust process's side), which restarts it when it dies."""
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ from stream.memory import (
     limit_heap_growth,
     return_engine_memory_at_once,
 )
-from stream.scoring.reads import lower_priority
+from stream.scoring.priority import level_threads, lower_read_thread, lower_this_process
 
 log = logging.getLogger(__name__)
 # A ClickHouse call needs Python's lock several times on its way (the client's own code, and the
@@ -47,7 +48,7 @@ def portable(exc: BaseException) -> BaseException:
 
 def _serve_reads(conn: Connection, service: Any, threads: int) -> None:
     """Read requests, answered by a pool of their own as they finish (a thread of the process)."""
-    pool = ThreadPoolExecutor(threads, thread_name_prefix="read", initializer=lower_priority)
+    pool = ThreadPoolExecutor(threads, thread_name_prefix="read", initializer=lower_read_thread)
     sending = threading.Lock()
 
     def reply(number: int, future: Future) -> None:
@@ -91,8 +92,12 @@ def serve(conn: Connection, reads: Connection, overrides: dict, service_path: st
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
     try:
+        settings = load_settings(**overrides)
+        # Before the service starts the engine: its pools take the niceness of their starter.
+        niceness = lower_this_process(settings.scoring_nice)
         module, _, name = service_path.partition(":")
-        service = getattr(importlib.import_module(module), name)(load_settings(**overrides))
+        service = getattr(importlib.import_module(module), name)(settings)
+        level_threads(niceness)
     except BaseException as exc:  # noqa: BLE001 - reported to the parent, which raises it
         conn.send(("error", portable(exc)))
         return

@@ -6,7 +6,6 @@ answer says of a failure is a short reason, never the engine's text (that goes t
 from __future__ import annotations
 
 import logging
-import os
 import threading
 from collections.abc import Callable
 
@@ -18,19 +17,9 @@ from shared.clickhouse.score_reads import ScoreReads, read_limits
 from shared.read_api import NotFound, ReadRequest, answer
 from shared.settings import Settings
 from stream.boundary import SinkUnavailable
+from stream.scoring.priority import MAX_NICENESS, READ_NICENESS
 
 log = logging.getLogger(__name__)
-READ_NICENESS = 10  # reads yield the CPU to scoring when both want it
-
-
-def lower_priority() -> None:
-    """Linux schedules threads one by one: this read thread (its Python: answers made as JSON)
-    gets the CPU after the scoring thread, not beside it. The engine's threads that run the
-    query itself take the same niceness from the query's settings (``read_limits``)."""
-    try:
-        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), READ_NICENESS)
-    except (AttributeError, OSError):
-        pass  # not Linux, or not allowed: reads still run, at the same priority
 TIMEOUT_EXCEEDED, MEMORY_LIMIT_EXCEEDED = 159, 241
 
 
@@ -39,8 +28,10 @@ class ReadQueries:
                  default_version: Callable[[], str]) -> None:
         self.target = target
         self.default_version = default_version
+        # The engine's threads that run a read sit below the scoring process as its read
+        # threads do (stream.scoring.priority).
         self.limits = read_limits(settings.api_query_timeout, settings.api_max_memory_mb << 20,
-                                  READ_NICENESS)
+                                  min(MAX_NICENESS, settings.scoring_nice + READ_NICENESS))
         self.timeout = settings.api_query_timeout
         self._local = threading.local()
 

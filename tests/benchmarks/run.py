@@ -1,4 +1,4 @@
-"""`python -m tests.benchmarks.run [batch|stream|dispositions|merges] [--alerts N] [--bootstrap HOST:PORT | --tls] [--json FILE]`: print the figures
+"""`python -m tests.benchmarks.run [batch|stream|dispositions|merges|priority] [--alerts N] [--bootstrap HOST:PORT | --tls] [--json FILE]`: print the figures
 next to their limits (measured in the same run), write JSON."""
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ from pathlib import Path
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("suite", nargs="?", default="all", choices=["all", "batch", "stream", "dispositions", "merges"])
+    parser.add_argument("suite", nargs="?", default="all", choices=["all", "batch", "stream", "dispositions", "merges", "priority"])
     parser.add_argument("--alerts", type=int, default=None,
                         help="default: 1,000,000 for batch and merges, 100,000 for stream")
     parser.add_argument("--rss-events", type=int, default=0,
@@ -22,6 +22,10 @@ def main() -> None:
                         help="stream: the local Tansu behind stunnel4 with mutual TLS")
     parser.add_argument("--features", choices=["embed", "lookup", "mixed"], default="mixed",
                         help="stream: how alerts carry their features (replay's --features)")
+    parser.add_argument("--rounds", type=int, default=2,
+                        help="priority: workers per setting (the settings alternate)")
+    parser.add_argument("--nice", default="",
+                        help="priority: more AMLSCORE_SCORING_NICE values to measure, comma-separated")
     parser.add_argument("--json", type=Path, default=Path("bench-results.json"))
     args = parser.parse_args()
     results: dict = {}
@@ -48,6 +52,12 @@ def main() -> None:
         merged = {f"merges.{k}": v for k, v in merge_bench.run(args.alerts or 1_000_000).items()}
         results.update(merged)
         lines += merge_bench.report(merged)
+    if args.suite == "priority":
+        from tests.benchmarks import priority_bench
+        niced = {f"priority.{k}": v for k, v in priority_bench.run(
+            args.rounds, tuple(int(n) for n in args.nice.split(",") if n)).items()}
+        results.update(niced)
+        lines += priority_bench.report(niced)
     print("\n".join(lines))
     args.json.write_text(json.dumps(results, indent=2))
     print(f"written {args.json}")

@@ -97,17 +97,30 @@ def _libraries(pid: int) -> set[str]:
 
 
 @pytest.mark.skipif(not Path("/proc/self/maps").exists(), reason="reads mapped files from /proc")
-def test_the_scoring_process_scores_alerts_without_loading_pandas(prepared, broker, spawn, tmp_path):
+def _niceness(pid: int) -> dict[int, int]:
+    """Niceness of each thread of a process, by thread id (``/proc/<pid>/task/<tid>/stat``)."""
+    return {int(task.name): int((task / "stat").read_text().rsplit(")", 1)[1].split()[16])
+            for task in Path(f"/proc/{pid}/task").iterdir()}
+
+
+def test_the_scoring_process_scores_alerts_without_loading_pandas_below_the_faust_process(
+        prepared, broker, spawn, tmp_path):
     """pandas holds about 30 MB of a process; the alert path works on numpy columns, so the
     scoring process loads it only when a cluster (scored on frames) arrives. Features embedded
-    and looked up, the scores are the backfill's, bit for bit."""
+    and looked up, the scores are the backfill's, bit for bit. The scoring process runs at the
+    default AMLSCORE_SCORING_NICE below the Faust process, and none of the engine's threads runs
+    above the Faust process (as root the engine raises some to -20 when it opens)."""
     alerts, report = sot_records(broker, prepared["sot"], LAST, features="mixed", clusters=False)
     worker = spawn(stream_env(home_copy(prepared, tmp_path / "home"), broker))
     produce(broker.bootstrap, alerts)
     scores = read_topic(broker.bootstrap, broker.topics["scores"], expected=report.alerts, timeout=120)
     scoring_pid = orjson.loads(worker.get("/live")[1])["scoring_process"]["pid"]
     libraries = _libraries(scoring_pid)
+    faust_niceness = _niceness(worker.process.pid)[worker.process.pid]
+    scoring_threads = _niceness(scoring_pid)
     assert worker.stop() == 0
+    assert scoring_threads[scoring_pid] == min(19, faust_niceness + 5)
+    assert min(scoring_threads.values()) >= faust_niceness, scoring_threads
     assert any("libxgboost" in f for f in libraries), "the maps read are not the scoring process's"
     loaded = sorted(f for f in libraries if "/pandas/" in f)
     assert loaded == [], f"the scoring process loaded pandas: {loaded[:3]}"

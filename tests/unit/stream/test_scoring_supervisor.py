@@ -121,3 +121,27 @@ def test_reads_are_answered_beside_a_batch_bounded_in_number_and_time():
         asyncio.run(run())
     finally:
         process.stop(grace=0.5)
+
+
+
+@pytest.mark.parametrize("added", [None, 0, 7, 15])
+def test_the_scoring_process_runs_below_the_faust_process_and_its_reads_below_it(added):
+    """Every thread of the scoring process, those the service starts as it is built among them,
+    adds AMLSCORE_SCORING_NICE (default 5) to the Faust process's niceness; its read threads add
+    10 more; both capped at 19. A thread the service raised above that (as the embedded engine
+    does where it may) is put back once the service is built."""
+    from shared.read_api import ReadRequest
+
+    own = os.getpriority(os.PRIO_PROCESS, 0)
+    process = ScoringProcess({} if added is None else {"scoring_nice": added}, service=FAKE)
+    process.start()
+    try:
+        seen = orjson.loads(asyncio.run(process.read(ReadRequest(what="alert", alert_id="niceness"))))
+        every_thread = {int((task / "stat").read_text().rsplit(")", 1)[1].split()[16])
+                        for task in Path(f"/proc/{process.pid}/task").iterdir()}
+    finally:
+        process.stop(grace=0.5)
+    scoring = min(19, own + (5 if added is None else added))
+    reads = min(19, scoring + 10)
+    assert seen == {"main": scoring, "engine": scoring, "raised": scoring, "read": reads}
+    assert every_thread <= {scoring, reads}
