@@ -133,7 +133,10 @@ class ArrowOnOneThread:
 # process). Its merges run at a lower OS priority than the threads that score, read Kafka and
 # insert: merges of the stream's small parts are background work that can wait for a spare
 # moment, an insert a micro-batch waits on cannot. Measured on the 2-core box at 2,000 alerts/s:
-# merges took 15-30 % of a core at the default priority, competing with every insert.
+# merges took 15-30 % of a core at the default priority, competing with every insert. The engine
+# applies it only with CAP_SYS_NICE (root): elsewhere, as in the image's non-root user, merges run
+# at the priority of the process that opened the engine (in the worker, its scoring process,
+# which runs below its Faust process).
 # Its caches are bounded for a process that shares the machine: by default each may grow to half
 # the RAM (5 GiB marks, 5 GiB primary index here), so a long-running worker's memory would grow
 # with the data it has touched. A few tens of MB hold the marks of every table amlscore reads.
