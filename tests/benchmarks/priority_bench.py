@@ -33,12 +33,6 @@ RATE, SECONDS, WARM = 2000, 20, 5000
 DEFAULT = Settings.model_fields["scoring_nice"].default
 
 
-def _cpu_seconds(pid: int) -> float:
-    with open(f"/proc/{pid}/stat") as f:
-        fields = f.read().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
 def _one(b: str, env: dict, records: list, work: Path, tag: str, niceness: int) -> dict[str, float]:
     topics = {k: f"{tag}.{k}" for k in ("alerts", "clusters", "scores", "dlq")}
     asyncio.run(ensure_topics(b, topics.values(), 4, options=OPTIONS))
@@ -55,12 +49,8 @@ def _one(b: str, env: dict, records: list, work: Path, tag: str, niceness: int) 
         scoring = next(p for p in process_tree(faust) if p != faust)
         steady = fresh(records[WARM:WARM + RATE * SECONDS], f"-{tag}".encode())
         before = _metrics(worker)
-        cpu_before = {p: _cpu_seconds(p) for p in (faust, scoring)}
-        started = time.monotonic()
-        with cpu_window(faust) as cpu:
+        with cpu_window(faust) as worker_cpu, cpu_window(scoring) as scoring_cpu:
             asyncio.run(paced(b, topics["alerts"], steady, RATE))
-        wall = time.monotonic() - started
-        cpu_after = {p: _cpu_seconds(p) for p in (faust, scoring)}
         _wait_scored(worker, WARM + len(steady))
         after = _metrics(worker)
         latencies = asyncio.run(event_to_score_latencies(b, {k for k, _ in steady}, topics["alerts"],
@@ -70,9 +60,9 @@ def _one(b: str, env: dict, records: list, work: Path, tag: str, niceness: int) 
     key = 'amlscore_batches_total{kind="alert"}'
     scored = 'amlscore_scored_total{kind="alert"}'
     return {"p50_ms": float(np.percentile(latencies, 50)), "p99_ms": float(np.percentile(latencies, 99)),
-            "box_cpu_pct": cpu.box_pct,
-            "faust_cpu_pct": round((cpu_after[faust] - cpu_before[faust]) / wall * 100, 1),
-            "scoring_cpu_pct": round((cpu_after[scoring] - cpu_before[scoring]) / wall * 100, 1),
+            "box_cpu_pct": worker_cpu.box_pct,
+            "faust_cpu_pct": round(worker_cpu.tree_pct - scoring_cpu.tree_pct, 1),
+            "scoring_cpu_pct": scoring_cpu.tree_pct,
             "alerts_per_batch": round((after.get(scored, 0) - before.get(scored, 0))
                                       / max(1.0, after.get(key, 0) - before.get(key, 0)), 1)}
 
