@@ -1,4 +1,4 @@
-"""`python -m tests.benchmarks.run [batch|stream|dispositions|merges|priority] [--alerts N] [--bootstrap HOST:PORT | --tls] [--json FILE]`: print the figures
+"""`python -m tests.benchmarks.run [batch|stream|dispositions|merges|priority|rates] [--alerts N] [--bootstrap HOST:PORT | --tls] [--json FILE]`: print the figures
 next to their limits (measured in the same run), write JSON."""
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ from pathlib import Path
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("suite", nargs="?", default="all", choices=["all", "batch", "stream", "dispositions", "merges", "priority"])
+    parser.add_argument("suite", nargs="?", default="all", choices=["all", "batch", "stream", "dispositions", "merges", "priority", "rates"])
     parser.add_argument("--alerts", type=int, default=None,
                         help="default: 1,000,000 for batch and merges, 100,000 for stream")
     parser.add_argument("--rss-events", type=int, default=0,
@@ -26,6 +26,8 @@ def main() -> None:
                         help="priority: workers per setting (the settings alternate)")
     parser.add_argument("--nice", default="",
                         help="priority: more AMLSCORE_SCORING_NICE values to measure, comma-separated")
+    parser.add_argument("--rates", default="",
+                        help="rates: the steady alerts/s to measure, comma-separated (default 500,1000,1500,2000)")
     parser.add_argument("--json", type=Path, default=Path("bench-results.json"))
     args = parser.parse_args()
     results: dict = {}
@@ -58,6 +60,12 @@ def main() -> None:
             args.rounds, tuple(int(n) for n in args.nice.split(",") if n)).items()}
         results.update(niced)
         lines += priority_bench.report(niced)
+    if args.suite == "rates":
+        from tests.benchmarks import rates_bench
+        rated = {f"rates.{k}": v for k, v in rates_bench.run(
+            tuple(int(r) for r in args.rates.split(",") if r) or rates_bench.RATES).items()}
+        results.update(rated)
+        lines += rates_bench.report(rated)
     print("\n".join(lines))
     args.json.write_text(json.dumps(results, indent=2))
     print(f"written {args.json}")

@@ -101,7 +101,13 @@ def _faust_ceiling(bootstrap: str, topic: str, n: int, work: Path, tag: str, env
         process.wait(30)
 
 
-def _floor_latencies(bootstrap: str, records, work: Path, environment: dict) -> dict[str, float]:
+def named(stem: str) -> tuple[tuple[int, str], ...]:
+    """The issue's two steady rates with their keys' stems: ``stem`` at 2,000/s, ``stem_4k`` at 4,000/s."""
+    return ((2000, stem), (4000, f"{stem}_4k"))
+
+
+def _floor_latencies(bootstrap: str, records, work: Path, environment: dict,
+                     rates: tuple[tuple[int, str], ...] = named("floor_latency")) -> dict[str, float]:
     """The worker's path with no scoring and no store: a bare Faust agent (the worker's App class
     and fetch wait) that publishes each take through the worker's own publisher, waits for the
     broker's acknowledgement and then acks, at the same steady rates as the worker, from the same
@@ -118,7 +124,7 @@ def _floor_latencies(bootstrap: str, records, work: Path, environment: dict) -> 
         while not progress.exists() or _progress_count(progress) < len(warm):
             assert time.monotonic() < deadline and process.poll() is None, "the floor agent never consumed"
             time.sleep(0.2)
-        for rate, name in ((2000, "floor_latency"), (4000, "floor_latency_4k")):
+        for rate, name in rates:
             time.sleep(SETTLE_S / 3)
             steady = fresh(records[: rate * 20], f"-floor-{rate}".encode())
             with cpu_window(process.pid) as cpu:
@@ -230,10 +236,11 @@ SETTLE_S = 30
 
 
 def _session(b: str, env: dict, records, work: Path, tag: str, latency: dict | None,
-             envelope_size: int, rss_events: int, names: tuple[str, str] = ("latency", "latency_4k")) -> dict:
+             envelope_size: int, rss_events: int,
+             rates: tuple[tuple[int, str], ...] = named("latency")) -> dict:
     """One worker on topics of its own: backlog, then steady rates, then envelopes. ``latency``:
     the records of each feature mode to measure latency with (None: the backlog's, mixed, at
-    2,000/s only); ``names``: the keys' stems at 2,000/s and 4,000/s."""
+    the first rate only); ``rates``: each steady rate with its keys' stem, in the order run."""
     topics = {k: f"{tag}.{k}" for k in ("alerts", "clusters", "scores", "dlq")}
     asyncio.run(ensure_topics(b, topics.values(), 4, options=OPTIONS))
     n = len(records)
@@ -251,10 +258,11 @@ def _session(b: str, env: dict, records, work: Path, tag: str, latency: dict | N
         out["worker_rss_anon_mb_after_e2e"] = round(_rss_mb(worker.process.pid, "RssAnon"))
         out["worker_rss_mb_faust_process"] = round(status_mb("VmRSS", worker.process.pid))
         done = n
-        # Every mode at 2,000/s, then every mode at 4,000/s: an overloaded run's aftermath (a
-        # backlog, the engine's merges of its parts) is not the next rate's steady state.
-        runs = ([(rate, name, mode) for rate, name in zip((2000, 4000), names, strict=True) for mode in latency]
-                if latency else [(2000, names[0], "mixed")])
+        # Every mode at one rate before any at the next (2,000/s before 4,000/s): an overloaded
+        # run's aftermath (a backlog, the engine's merges of its parts) is not the next rate's
+        # steady state.
+        runs = ([(rate, name, mode) for rate, name in rates for mode in latency]
+                if latency else [(*rates[0], "mixed")])
         for rate, name, mode in runs:
             time.sleep(SETTLE_S)
             source = latency[mode] if latency else records
@@ -346,13 +354,13 @@ def run(alerts: int = 100_000, rss_events: int = 0, envelope_size: int = 500,
         # the steady state without the backlog's aftermath measured above.
         for mode in MODES:
             fresh = _session(b, env, by_mode[mode][:5000], work, f"fresh-{mode}", {mode: by_mode[mode]},
-                             1, 0, names=("latency_fresh", "latency_fresh_4k"))
+                             1, 0, rates=named("latency_fresh"))
             results.update({k: v for k, v in fresh.items() if k.startswith("latency_fresh")})
         # The same on a fresh worker whose sink writes nothing (features embedded): what is
         # left of its latency without the store's inserts and the engine's merges of their parts.
         no_store = _session(b, {**env, "AMLSCORE_STREAM_SINK": NULL_SINK}, by_mode["embed"][:5000], work,
                             "no-store", {"embed": by_mode["embed"]}, 1, 0,
-                            names=("latency_no_store", "latency_no_store_4k"))
+                            rates=named("latency_no_store"))
         results.update({k: v for k, v in no_store.items() if k.startswith("latency_no_store")})
         # What the scoring process holds before it scores anything (libraries, engine, models):
         # with the Faust process, the floor under the worker's RSS.
