@@ -6,8 +6,8 @@ shaping for a store lives in that store's implementation
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Mapping
-from typing import Any, Protocol
+from collections.abc import Mapping, Sequence
+from typing import Any, NamedTuple, Protocol
 
 ScoreRows = Mapping[str, Any]  # column name → column
 SHADOW_TABLE = "alert_scores_shadow"  # a challenger's rows: same keys and columns as alert_scores
@@ -23,6 +23,17 @@ class ScoreSink(Protocol):
         """Durably write cluster score rows; return only once they are written (or raise)."""
 
 
+class CompletedRun(NamedTuple):
+    """One batch a model version has completely scored."""
+
+    network: str
+    processing_date: dt.date
+    window_days: int
+    model_version: str
+    n_alerts: int
+    n_clusters: int
+
+
 class ScoreRuns(Protocol):
     """Backfill's resume log: which batches a model version has completely scored."""
 
@@ -30,6 +41,6 @@ class ScoreRuns(Protocol):
                          model_version: str) -> int | None:
         """Alerts the last complete run scored for the batch, or None."""
 
-    def mark_complete(self, network: str, processing_date: dt.date, window_days: int,
-                      model_version: str, n_alerts: int, n_clusters: int) -> None:
-        """Record the batch complete; called only after all its rows are written."""
+    def mark_complete(self, runs: Sequence[CompletedRun]) -> None:
+        """Record these batches complete, in one write; called only after all their rows are
+        written."""

@@ -15,7 +15,7 @@ from shared.clickhouse.connection import check_identifier
 from shared.clickhouse.raw_store import BATCH_FILTER, RANGE_FILTER, batch_params, range_params
 from shared.columns import day_numbers
 from shared.pandas_gate import load_pandas
-from shared.sink import SHADOW_TABLE, ScoreRows
+from shared.sink import SHADOW_TABLE, CompletedRun, ScoreRows
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -60,14 +60,13 @@ class ScoreStore:
                  "n_alerts_found": pa.uint32()}
         self.client.insert_arrow(f"{self.db}.cluster_scores", _arrow(scores, types, source, scored_at))
 
-    def mark_complete(self, network: str, processing_date: dt.date, window_days: int,
-                      model_version: str, n_alerts: int, n_clusters: int) -> None:
+    def mark_complete(self, runs: Sequence[CompletedRun]) -> None:
+        if not runs:
+            return
+        completed_at = dt.datetime.now(dt.UTC)
         self.client.insert(
-            f"{self.db}.score_runs",
-            [[network, processing_date, window_days, model_version, n_alerts, n_clusters,
-              dt.datetime.now(dt.UTC)]],
-            column_names=["network", "processing_date", "window_days", "model_version",
-                          "n_alerts", "n_clusters", "completed_at"],
+            f"{self.db}.score_runs", [[*run, completed_at] for run in runs],
+            column_names=[*CompletedRun._fields, "completed_at"],
         )
 
     def completed_alerts(self, network: str, processing_date: dt.date, window_days: int,

@@ -100,10 +100,10 @@ class Scoring:
 
     def score_clusters(self, clusters, ids, matrix):  # noqa: ANN001, ANN201
         assert len(ids) == len(matrix)
-        return {"cluster_id": list(clusters["cluster_id"]), "from": "matrix"}
+        return pd.DataFrame({"cluster_id": list(clusters["cluster_id"]), "from": "matrix"})
 
     def score_clusters_from_alerts(self, clusters, members, features):  # noqa: ANN001, ANN201
-        return {"cluster_id": list(clusters["cluster_id"]), "from": "members"}
+        return pd.DataFrame({"cluster_id": list(clusters["cluster_id"]), "from": "members"})
 
 
 class Sink:
@@ -112,6 +112,7 @@ class Sink:
         self.fail_on_write: int | None = None
         self.write_seconds = 0.0
         self.completed: dict[tuple, int] = {}
+        self.mark_calls: list[int] = []
 
     def write_alert_scores(self, rows, source, scored_at, table=None) -> None:  # noqa: ANN001
         if self.fail_on_write is not None and len(self.events) == self.fail_on_write:
@@ -121,11 +122,13 @@ class Sink:
         self.events.append(("alerts", table, len(rows["alert_id"])))
 
     def write_cluster_scores(self, rows, source, scored_at) -> None:  # noqa: ANN001
-        self.events.append(("clusters", rows["from"], len(rows["cluster_id"])))
+        self.events.append(("clusters", "+".join(sorted(set(rows["from"]))), len(rows["cluster_id"])))
 
-    def mark_complete(self, network, date, window, version, alerts, clusters) -> None:  # noqa: ANN001
-        self.events.append(("complete", date, alerts, clusters))
-        self.completed[(network, date, window, version)] = alerts
+    def mark_complete(self, runs) -> None:  # noqa: ANN001
+        self.mark_calls.append(len(runs))
+        for network, date, window, version, alerts, clusters in runs:
+            self.events.append(("complete", date, alerts, clusters))
+            self.completed[(network, date, window, version)] = alerts
 
     def completed_alerts(self, network, date, window, version) -> int:  # noqa: ANN001
         return self.completed.get((network, date, window, version), 0)
@@ -163,7 +166,7 @@ def test_a_batch_is_complete_only_after_its_last_row_in_order():
     assert raw.member_reads == 3
 
 
-def test_small_batches_are_read_together_and_score_their_clusters_from_that_page():
+def test_small_batches_are_read_together_and_written_together_one_insert_per_table_per_page():
     raw, sink = Raw(40, days=5, clusters=3), Sink()
     report = run(raw, sink, chunk=100, days=5)
     assert report.alerts == 200 and report.clusters == 15
@@ -171,11 +174,14 @@ def test_small_batches_are_read_together_and_score_their_clusters_from_that_page
     alert_reads = [(s, e) for t, s, e in raw.range_reads if t == "raw_alerts"]
     assert [(e - s).days + 1 for s, e in alert_reads] == [2, 2, 1]
     assert [e[2] for e in sink.events if e[0] == "alerts"] == [80, 80, 40]
-    assert sink.events.count(("clusters", "matrix", 3)) == 5 and raw.member_reads == 0
+    # each day's clusters scored from the page's matrix, the page's written in one insert
+    assert [e for e in sink.events if e[0] == "clusters"] == [("clusters", "matrix", n) for n in (6, 6, 3)]
+    assert raw.member_reads == 0
     completes = [e for e in sink.events if e[0] == "complete"]
     assert completes == [("complete", DAY + dt.timedelta(days=d), 40, 3) for d in range(5)]
+    assert sink.mark_calls == [2, 2, 1]  # a page's batches logged complete in one write
     first_complete = sink.events.index(completes[0])  # after its group's alerts and clusters
-    assert sink.events[:first_complete] == [("alerts", None, 80), *[("clusters", "matrix", 3)] * 2]
+    assert sink.events[:first_complete] == [("alerts", None, 80), ("clusters", "matrix", 6)]
 
 
 def test_a_second_run_skips_what_is_complete_and_force_rescores():
