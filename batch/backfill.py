@@ -258,10 +258,10 @@ def _read(raw: RawStore, runs: ScoreRuns, scoring: RiskScoring, cfg: BackfillCon
 
 def _write(sink: ScoreSink, runs: ScoreRuns, scoring: RiskScoring, scored_at: dt.datetime,
            work: Iterator[Scored], on_done: Callable[[BatchDone], None]) -> None:
-    # One insert per table per page, not one per batch: an insert's fixed cost in the engine is
-    # about that of 2,500 rows, and a page holds up to ten one-day batches, so per-batch cluster
-    # and completion inserts were most of the writer's time (a 1M-alert backfill: 12.5-16.4 s
-    # against 9.4-11.6 s, alternating).
+    # One insert per table per page, not one per batch: an insert has a fixed cost in the engine
+    # whatever its size, and a page holds up to ten one-day batches, so per-batch cluster and
+    # completion inserts were most of the writer's time (a 1M-alert backfill: 12.5-16.4 s against
+    # 9.4-11.6 s, alternating).
     version = scoring.model_version
     for item in work:
         if item.scores is not None and item.explanations is not None:
