@@ -271,8 +271,7 @@ def _write(sink: ScoreSink, runs: ScoreRuns, scoring: RiskScoring, scored_at: dt
             sink.write_alert_scores(item.challenger, "backfill", scored_at, table=SHADOW_TABLE)
         clusters = [scored for scored in (score() for score in item.clusters) if len(scored)]
         if clusters:
-            sink.write_cluster_scores(clusters[0] if len(clusters) == 1
-                                      else pd.concat(clusters, ignore_index=True), "backfill", scored_at)
+            sink.write_cluster_scores(pd.concat(clusters, ignore_index=True), "backfill", scored_at)
         # Every row of these batches is written: this is their resume point.
         completed = [CompletedRun(*done.batch, version, done.alerts, done.clusters)
                      for done in item.done if not done.skipped]
